@@ -1,0 +1,106 @@
+"""``create_app(settings)``: the one wiring point of routes, dependencies, errors and docs."""
+
+import logging
+from pathlib import Path
+
+import swagger_ui_bundle
+from argon2 import PasswordHasher
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+
+from backend.auth.controllers import AuthController, DeviceController, MeController, UserController
+from backend.auth.middleware import AccessTokenMiddleware
+from backend.auth.principal import Principal
+from backend.clock import Clock
+from backend.context import AppContext, build_context
+from backend.error_handlers import exception_handlers
+from backend.health import HealthController
+from backend.settings import Settings
+from backend.storage import BlobStore
+
+__all__ = ("create_app",)
+
+log = logging.getLogger("heatcrew")
+
+SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    blobs: BlobStore | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> Litestar:
+    """Build the application. ``clock``, ``blobs`` and ``password_hasher`` are for tests and tools."""
+    ctx = build_context(settings, clock=clock, blobs=blobs, password_hasher=password_hasher)
+
+    def provide_ctx() -> AppContext:
+        return ctx
+
+    def provide_principal(request: Request) -> Principal:
+        return request.user
+
+    route_handlers: list = [HealthController, AuthController, MeController, UserController, DeviceController]
+    if settings.docs_enabled:
+        route_handlers.append(
+            create_static_files_router(
+                path="/schema/assets",
+                directories=[SWAGGER_ASSETS],
+                opt={"exclude_from_auth": True},
+                include_in_schema=False,
+            )
+        )
+    return Litestar(
+        route_handlers=route_handlers,
+        dependencies={"ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False), "principal": Provide(provide_principal, sync_to_thread=False)},
+        middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=_openapi_config(settings),
+        cors_config=CORSConfig(allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"]),
+        state=State({"ctx": ctx}),
+        on_shutdown=[ctx.db.dispose],
+        debug=False,
+    )
+
+
+def _openapi_config(settings: Settings) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="HeatCrew API",
+        version=API_VERSION,
+        description=(
+            "Backend of the HeatCrew phone app for district-heating field crews. Every error answers "
+            "`{code, message, detail}` with a stable `code`."
+        ),
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/swagger",
+                js_url="/schema/assets/swagger-ui-bundle.js",
+                css_url="/schema/assets/swagger-ui.css",
+                standalone_preset_js_url="/schema/assets/swagger-ui-standalone-preset.js",
+            )
+        ]
+        if settings.docs_enabled
+        else [],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            }
+        ),
+        security=[{"bearer": []}],
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for uvicorn (``backend.app:app_from_env``), one call per worker process."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,171 @@
+"""HTTP layer of accounts and devices: thin, every call delegates to ``backend.auth.service``."""
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Request, get, post
+from litestar.params import Body
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlmodel import col, select
+
+from backend.auth import service
+from backend.auth.guards import require_roles
+from backend.auth.models import Device, Role, User
+from backend.auth.principal import Principal
+from backend.auth.schemas import DeviceRead, RevokeDevice, UserCreate, UserRead
+from backend.context import AppContext
+from backend.org.models import Company
+from mobile_contract.auth import LoginRequest, RefreshRequest, TokenPair, UserSummary
+
+__all__ = ("AuthController", "DeviceController", "UserController")
+
+PUBLIC = {"exclude_from_auth": True}
+
+
+def client_address(request: Request, ctx: AppContext) -> str:
+    if ctx.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ["auth"]
+
+    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
+    def login(self, request: Request, ctx: AppContext, data: LoginRequest) -> TokenPair:
+        """Log in on a device; registers the device to the user on first login."""
+        return service.login(ctx, request=data, address=client_address(request, ctx))
+
+    @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
+    def refresh(self, ctx: AppContext, data: RefreshRequest) -> TokenPair:
+        """Trade a refresh token for a new pair. The token is spent; reusing it ends the session."""
+        return service.refresh(ctx, request=data)
+
+    @post("/logout", status_code=HTTP_200_OK, sync_to_thread=True)
+    def logout(self, ctx: AppContext, principal: Principal) -> dict[str, bool]:
+        """End this device's session: its refresh token stops working."""
+        service.logout(ctx, principal=principal)
+        return {"ok": True}
+
+
+class MeController(Controller):
+    path = "/api/v1/me"
+    tags = ["auth"]
+
+    @get("/", sync_to_thread=True)
+    def me(self, ctx: AppContext, principal: Principal) -> UserSummary:
+        with ctx.db.session(readonly=True) as session:
+            user = service.get_user(session, user_id=principal.user_id, company_id=principal.company_id)
+            return service.user_summary(user, session.get(Company, user.company_id))
+
+
+class UserController(Controller):
+    path = "/api/v1/users"
+    tags = ["users"]
+
+    @get(
+        "/",
+        guards=[require_roles(Role.admin, Role.supervisor, Role.dispatcher)],
+        sync_to_thread=True,
+    )
+    def list_users(self, ctx: AppContext, principal: Principal, role: Role | None = None) -> list[UserRead]:
+        """The company's staff, e.g. the technicians a dispatcher can assign."""
+        with ctx.db.session(readonly=True) as session:
+            query = select(User).where(User.company_id == principal.company_id).order_by(col(User.username))
+            if role is not None:
+                query = query.where(User.role == role.value)
+            return [_user_read(user) for user in session.exec(query)]
+
+    @post("/", guards=[require_roles(Role.admin)], status_code=HTTP_201_CREATED, sync_to_thread=True)
+    def create_user(self, ctx: AppContext, principal: Principal, data: UserCreate) -> UserRead:
+        with ctx.db.session() as session:
+            user = service.create_user(
+                ctx,
+                session,
+                company_id=principal.company_id,
+                username=data.username,
+                full_name=data.full_name,
+                role=data.role,
+                password=data.password,
+                staff_number=data.staff_number,
+                phone=data.phone,
+            )
+            return _user_read(user)
+
+    @post("/{user_id:uuid}/disable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
+    def disable_user(self, ctx: AppContext, principal: Principal, user_id: uuid.UUID) -> UserRead:
+        """Locks the account out at once, on every device."""
+        with ctx.db.session() as session:
+            user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
+            return _user_read(service.disable_user(ctx, session, user=user))
+
+    @post("/{user_id:uuid}/enable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
+    def enable_user(self, ctx: AppContext, principal: Principal, user_id: uuid.UUID) -> UserRead:
+        with ctx.db.session() as session:
+            user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
+            return _user_read(service.enable_user(session, user=user))
+
+
+class DeviceController(Controller):
+    path = "/api/v1/devices"
+    tags = ["devices"]
+    guards = [require_roles(Role.admin, Role.supervisor)]
+
+    @get("/", sync_to_thread=True)
+    def list_devices(self, ctx: AppContext, principal: Principal) -> list[DeviceRead]:
+        with ctx.db.session(readonly=True) as session:
+            rows = session.exec(
+                select(Device, User)
+                .join(User, col(User.id) == Device.user_id)
+                .where(User.company_id == principal.company_id)
+                .order_by(col(Device.last_seen_at).desc())
+            )
+            return [_device_read(device, user) for device, user in rows]
+
+    @post("/{device_id:str}/revoke", status_code=HTTP_200_OK, sync_to_thread=True)
+    def revoke(
+        self,
+        ctx: AppContext,
+        principal: Principal,
+        device_id: str,
+        data: Annotated[RevokeDevice | None, Body()] = None,
+    ) -> DeviceRead:
+        """Lock a lost or stolen phone out at once; its queued work stays on the phone."""
+        with ctx.db.session() as session:
+            device = service.get_device(session, device_id=device_id, company_id=principal.company_id)
+            service.revoke_device(
+                ctx, session, device=device, by=principal.user_id, reason=data.reason if data else None
+            )
+            user = session.get(User, device.user_id)
+            assert user is not None
+            return _device_read(device, user)
+
+
+def _user_read(user: User) -> UserRead:
+    return UserRead(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        role=user.role,
+        staff_number=user.staff_number,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        disabled_at=user.disabled_at,
+    )
+
+
+def _device_read(device: Device, user: User) -> DeviceRead:
+    return DeviceRead(
+        id=device.id,
+        user_id=device.user_id,
+        username=user.username,
+        platform=device.platform,
+        app_version=device.app_version,
+        registered_at=device.registered_at,
+        last_seen_at=device.last_seen_at,
+        revoked_at=device.revoked_at,
+        revoke_reason=device.revoke_reason,
+    )

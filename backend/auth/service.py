@@ -1,0 +1,407 @@
+"""Login, refresh, logout, per-request authentication, users and devices.
+
+Plain functions over a session and typed arguments; the HTTP layer and the CLI both call them.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken, Role, User
+from backend.auth.principal import Principal
+from backend.auth.tokens import hash_refresh_token, new_refresh_token
+from backend.context import AppContext
+from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, NotFound, RateLimited
+from backend.ids import new_id
+from backend.org.models import Company
+from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
+
+__all__ = (
+    "authenticate",
+    "create_user",
+    "disable_user",
+    "enable_user",
+    "login",
+    "logout",
+    "refresh",
+    "revoke_device",
+)
+
+# A phone whose refresh answer was lost resends the same token moments later; within this
+# window that is a retry, not theft, and must not throw a crew member out of the app.
+REFRESH_RETRY_GRACE = timedelta(seconds=60)
+MIN_PASSWORD_LENGTH = 10
+# Writing last_seen_at on every request would turn every read into a write.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+    now = ctx.clock.now()
+    username = request.username.strip().lower()
+    with ctx.db.session(readonly=True) as session:
+        _check_login_rate(ctx, session, username=username, address=address, now=now)
+        user = session.exec(select(User).where(User.username == username)).first()
+    # The slow, memory-hard verification runs outside any transaction.
+    ok = ctx.passwords.verify(user.password_hash if user else None, request.password)
+    failure: HeatCrewError | None = None
+    with ctx.db.session() as session:
+        session.add(LoginAttempt(username=username, address=address[:64], at=now, succeeded=ok))
+        if not ok or user is None:
+            failure = AuthError("Wrong username or password.", code="invalid_credentials")
+        elif not user.is_active:
+            failure = AuthError("This account is disabled.", code="user_disabled")
+        else:
+            try:
+                _register_device(session, user=user, device=request.device, now=now)
+            except HeatCrewError as exc:
+                failure = exc
+    if failure is not None:
+        raise failure
+    assert user is not None
+    with ctx.db.session() as session:
+        auth_session = AuthSession(id=new_id(), user_id=user.id, device_id=request.device.id, created_at=now)
+        session.add(auth_session)
+        session.flush()
+        refresh_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
+        company = session.get(Company, user.company_id)
+        if ctx.passwords.needs_rehash(user.password_hash):
+            session.exec(
+                sa.update(User).where(col(User.id) == user.id).values(password_hash=ctx.passwords.hash(request.password))
+            )
+    return _token_pair(ctx, user=user, company=company, auth_session=auth_session, refresh_token=refresh_token, now=now)
+
+
+def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
+    now = ctx.clock.now()
+    failure: HeatCrewError | None = None
+    with ctx.db.session() as session:
+        row = session.exec(
+            select(RefreshToken, AuthSession, Device, User)
+            .join(AuthSession, col(AuthSession.id) == RefreshToken.session_id)
+            .join(Device, col(Device.id) == AuthSession.device_id)
+            .join(User, col(User.id) == AuthSession.user_id)
+            .where(RefreshToken.token_hash == hash_refresh_token(request.refresh_token))
+            .with_for_update(of=RefreshToken)
+        ).first()
+        if row is None:
+            raise AuthError("Unknown refresh token; log in again.", code="refresh_token_invalid")
+        token, auth_session, device, user = row
+        if device.revoked_at is not None:
+            failure = AuthError("This device has been revoked.", code="device_revoked")
+        elif not user.is_active:
+            failure = AuthError("This account is disabled.", code="user_disabled")
+        elif auth_session.revoked_at is not None:
+            failure = AuthError("This session has ended; log in again.", code="session_revoked")
+        elif request.device_id is not None and request.device_id != device.id:
+            _revoke_session(session, auth_session.id, now=now, reason="device_mismatch")
+            failure = AuthError("This refresh token belongs to another device.", code="device_mismatch")
+        elif token.expires_at <= now:
+            failure = AuthError("The refresh token has expired; log in again.", code="refresh_token_expired")
+        elif token.spent_at is not None:
+            if not _is_retry_within_grace(session, token, now=now):
+                _revoke_session(session, auth_session.id, now=now, reason="refresh_token_reused")
+                failure = AuthError(
+                    "This refresh token was already used; the session has been ended for safety.",
+                    code="refresh_token_reused",
+                )
+        if failure is None:
+            _spend_refresh_tokens(session, auth_session.id, now=now)
+            new_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
+            company = session.get(Company, user.company_id)
+    if failure is not None:
+        raise failure
+    return _token_pair(ctx, user=user, company=company, auth_session=auth_session, refresh_token=new_token, now=now)
+
+
+def logout(ctx: AppContext, *, principal: Principal) -> None:
+    with ctx.db.session() as session:
+        _revoke_session(session, principal.session_id, now=ctx.clock.now(), reason="logout")
+
+
+def authenticate(ctx: AppContext, *, authorization: str | None, device_header: str | None) -> Principal:
+    """Resolve the caller of one request; every revocation takes effect here, at once."""
+    if not authorization:
+        raise AuthError("Send an access token: 'Authorization: Bearer <token>'.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("The Authorization header must be 'Bearer <token>'.", code="invalid_token")
+    now = ctx.clock.now()
+    claims = ctx.tokens.read(token.strip(), now=now)
+    if device_header is not None and device_header != claims.device_id:
+        raise AuthError("This access token was issued to another device.", code="device_mismatch")
+    with ctx.db.session(readonly=True) as session:
+        row = session.exec(
+            select(AuthSession, Device, User)
+            .join(Device, col(Device.id) == AuthSession.device_id)
+            .join(User, col(User.id) == AuthSession.user_id)
+            .where(AuthSession.id == claims.session_id)
+        ).first()
+    if row is None:
+        raise AuthError("The access token is not valid.", code="invalid_token")
+    auth_session, device, user = row
+    if user.id != claims.user_id or device.id != claims.device_id:
+        raise AuthError("The access token is not valid.", code="invalid_token")
+    if device.revoked_at is not None:
+        raise AuthError("This device has been revoked.", code="device_revoked")
+    if not user.is_active:
+        raise AuthError("This account is disabled.", code="user_disabled")
+    if auth_session.revoked_at is not None:
+        raise AuthError("This session has ended; log in again.", code="session_revoked")
+    if now - device.last_seen_at > LAST_SEEN_RESOLUTION:
+        with ctx.db.session() as session:
+            session.exec(sa.update(Device).where(col(Device.id) == device.id).values(last_seen_at=now))
+    return Principal(
+        user_id=user.id,
+        company_id=user.company_id,
+        role=Role(user.role),
+        username=user.username,
+        full_name=user.full_name,
+        device_id=device.id,
+        session_id=auth_session.id,
+    )
+
+
+def create_user(
+    ctx: AppContext,
+    session: Session,
+    *,
+    company_id: uuid.UUID,
+    username: str,
+    full_name: str,
+    role: Role,
+    password: str,
+    staff_number: str | None = None,
+    phone: str | None = None,
+    is_demo: bool = False,
+) -> User:
+    username = username.strip().lower()
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
+            code="password_too_short",
+            detail={"min_length": MIN_PASSWORD_LENGTH},
+        )
+    if session.exec(select(User.id).where(User.username == username)).first() is not None:
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+    user = User(
+        id=new_id(),
+        company_id=company_id,
+        username=username,
+        full_name=full_name.strip(),
+        staff_number=staff_number,
+        role=role.value,
+        phone=phone,
+        password_hash=ctx.passwords.hash(password),
+        is_demo=is_demo,
+        created_at=ctx.clock.now(),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def disable_user(ctx: AppContext, session: Session, *, user: User) -> User:
+    """The account stops working on its next request; all its sessions end."""
+    now = ctx.clock.now()
+    user.is_active = False
+    user.disabled_at = now
+    session.add(user)
+    session.exec(
+        sa.update(AuthSession)
+        .where(col(AuthSession.user_id) == user.id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=now, revoke_reason="user_disabled")
+    )
+    return user
+
+
+def enable_user(session: Session, *, user: User) -> User:
+    user.is_active = True
+    user.disabled_at = None
+    session.add(user)
+    return user
+
+
+def revoke_device(
+    ctx: AppContext, session: Session, *, device: Device, by: uuid.UUID | None, reason: str | None
+) -> Device:
+    """A lost phone: locked out on its next request, its refresh tokens dead, login refused."""
+    now = ctx.clock.now()
+    if device.revoked_at is None:
+        device.revoked_at = now
+        device.revoked_by = by
+        device.revoke_reason = reason
+        session.add(device)
+    session.exec(
+        sa.update(AuthSession)
+        .where(col(AuthSession.device_id) == device.id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=now, revoke_reason="device_revoked")
+    )
+    return device
+
+
+def _check_login_rate(ctx: AppContext, session: Session, *, username: str, address: str, now: datetime) -> None:
+    settings = ctx.settings
+    since = now - timedelta(seconds=settings.login_window)
+    last_success = session.exec(
+        select(sa.func.max(LoginAttempt.at)).where(
+            LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(True), LoginAttempt.at >= since
+        )
+    ).one()
+    # A successful login wipes the slate: only failures after it count.
+    counted_from = max(since, last_success) if last_success else since
+    failures = session.exec(
+        select(sa.func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.username == username,
+            col(LoginAttempt.succeeded).is_(False),
+            LoginAttempt.at >= counted_from,
+        )
+    ).one()
+    retry_after = str(settings.login_window)
+    if failures >= settings.login_max_failures_per_user:
+        raise RateLimited(
+            "Too many failed logins for this account; wait before trying again.",
+            detail={"limit": settings.login_max_failures_per_user, "window_s": settings.login_window, "scope": "user"},
+            headers={"Retry-After": retry_after},
+        )
+    attempts = session.exec(
+        select(sa.func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.address == address[:64], LoginAttempt.at >= since)
+    ).one()
+    if attempts >= settings.login_max_attempts_per_address:
+        raise RateLimited(
+            "Too many login attempts from this address; wait before trying again.",
+            detail={
+                "limit": settings.login_max_attempts_per_address,
+                "window_s": settings.login_window,
+                "scope": "address",
+            },
+            headers={"Retry-After": retry_after},
+        )
+
+
+def _register_device(session: Session, *, user: User, device: DeviceInfo, now: datetime) -> Device:
+    known = session.get(Device, device.id, with_for_update=True)
+    if known is None:
+        known = Device(
+            id=device.id,
+            user_id=user.id,
+            platform=device.platform,
+            app_version=device.app_version,
+            registered_at=now,
+            last_seen_at=now,
+        )
+    elif known.revoked_at is not None:
+        raise AuthError("This device has been revoked; ask your supervisor.", code="device_revoked")
+    elif known.user_id != user.id:
+        raise Conflict(
+            "This phone is registered to another user; an admin must release it first.",
+            code="device_registered_elsewhere",
+        )
+    else:
+        known.platform = device.platform
+        known.app_version = device.app_version
+        known.last_seen_at = now
+    session.add(known)
+    return known
+
+
+def _issue_refresh_token(ctx: AppContext, session: Session, *, session_id: uuid.UUID, now: datetime) -> str:
+    token = new_refresh_token()
+    session.add(
+        RefreshToken(
+            id=new_id(),
+            session_id=session_id,
+            token_hash=hash_refresh_token(token),
+            issued_at=now,
+            expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl),
+        )
+    )
+    return token
+
+
+def _spend_refresh_tokens(session: Session, session_id: uuid.UUID, *, now: datetime) -> None:
+    session.exec(
+        sa.update(RefreshToken)
+        .where(col(RefreshToken.session_id) == session_id, col(RefreshToken.spent_at).is_(None))
+        .values(spent_at=now)
+    )
+
+
+def _is_retry_within_grace(session: Session, token: RefreshToken, *, now: datetime) -> bool:
+    """A spent token is a retry when it was spent moments ago and its successor is still unused."""
+    if token.spent_at is None or now - token.spent_at > REFRESH_RETRY_GRACE:
+        return False
+    successor_used = session.exec(
+        select(RefreshToken.id).where(
+            RefreshToken.session_id == token.session_id,
+            col(RefreshToken.issued_at) >= token.spent_at,
+            col(RefreshToken.spent_at).is_not(None),
+            RefreshToken.id != token.id,
+        )
+    ).first()
+    return successor_used is None
+
+
+def _revoke_session(session: Session, session_id: uuid.UUID, *, now: datetime, reason: str) -> None:
+    session.exec(
+        sa.update(AuthSession)
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+    )
+
+
+def _token_pair(
+    ctx: AppContext,
+    *,
+    user: User,
+    company: Company | None,
+    auth_session: AuthSession,
+    refresh_token: str,
+    now: datetime,
+) -> TokenPair:
+    return TokenPair(
+        access_token=ctx.tokens.issue(
+            user_id=user.id, session_id=auth_session.id, device_id=auth_session.device_id, now=now
+        ),
+        refresh_token=refresh_token,
+        expires_in=ctx.tokens.ttl,
+        refresh_expires_in=ctx.settings.refresh_token_ttl,
+        user=user_summary(user, company),
+        device_id=auth_session.device_id,
+    )
+
+
+def user_summary(user: User, company: Company | None) -> UserSummary:
+    return UserSummary(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        role=user.role,
+        staff_number=user.staff_number,
+        company_id=user.company_id,
+        timezone=company.timezone if company else "Asia/Shanghai",
+    )
+
+
+def get_device(session: Session, *, device_id: str, company_id: uuid.UUID) -> Device:
+    """Devices of other companies are invisible, not forbidden: their existence is not leaked."""
+    row = session.exec(
+        select(Device)
+        .join(User, col(User.id) == Device.user_id)
+        .where(Device.id == device_id, User.company_id == company_id)
+    ).first()
+    if row is None:
+        raise NotFound("No such device.")
+    return row
+
+
+def get_user(session: Session, *, user_id: uuid.UUID, company_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.company_id != company_id:
+        raise NotFound("No such user.")
+    return user

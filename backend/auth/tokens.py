@@ -1,0 +1,77 @@
+"""Access tokens (signed, short-lived, bound to one device and one session) and refresh tokens."""
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+import jwt
+import msgspec
+
+from backend.errors import AuthError
+
+__all__ = ("AccessClaims", "TokenCodec", "hash_refresh_token", "new_refresh_token")
+
+ALGORITHM = "HS256"
+
+
+class AccessClaims(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    device_id: str
+    expires_at: int
+
+
+class TokenCodec:
+    __slots__ = ("_key", "_ttl")
+
+    def __init__(self, key: str, ttl_seconds: int) -> None:
+        self._key = key
+        self._ttl = ttl_seconds
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def issue(self, *, user_id: uuid.UUID, session_id: uuid.UUID, device_id: str, now: datetime) -> str:
+        issued = int(now.timestamp())
+        claims = {
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "did": device_id,
+            "iat": issued,
+            "exp": issued + self._ttl,
+            "typ": "access",
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def read(self, token: str, *, now: datetime) -> AccessClaims:
+        """Checks signature and expiry against the injected clock, not the wall clock."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                options={"verify_exp": False, "require": ["sub", "sid", "did", "exp"]},
+            )
+            if claims.get("typ") != "access":
+                raise jwt.InvalidTokenError("not an access token")
+            parsed = AccessClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                session_id=uuid.UUID(claims["sid"]),
+                device_id=str(claims["did"]),
+                expires_at=int(claims["exp"]),
+            )
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise AuthError("The access token is not valid.", code="invalid_token") from None
+        if parsed.expires_at <= now.timestamp():
+            raise AuthError("The access token has expired; refresh it.", code="token_expired")
+        return parsed
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

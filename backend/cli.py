@@ -1,0 +1,250 @@
+"""``heatcrew``: serve, db, users, devices, demo."""
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from sqlmodel import col, select
+
+from backend.auth import service as auth_service
+from backend.auth.models import Device, Role, User
+from backend.context import AppContext, build_context
+from backend.db import migrate
+from backend.errors import HeatCrewError
+from backend.ids import new_id
+from backend.org.models import Company
+from backend.settings import Settings, SettingsError
+
+__all__ = ("main",)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers calm
+
+
+def _context(*, upgrade: bool = True) -> AppContext:
+    ctx = build_context(_settings())
+    if upgrade:
+        migrate.upgrade(ctx.db.engine)
+    return ctx
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Domain errors become one red line and exit code 1, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HeatCrewError as exc:
+            _fail(f"{exc.message} ({exc.code})", code=1)
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """HeatCrew: the backend of the field crews' phone app."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (HEATCREW_HOST).")
+@click.option("--port", type=int, default=None, help="Port (HEATCREW_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (HEATCREW_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API; upgrades the schema first unless HEATCREW_AUTO_MIGRATE=false."""
+    _serve(host=host, port=port, workers=workers)
+
+
+def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
+    import uvicorn
+
+    settings = _settings()
+    if settings.auto_migrate:
+        ctx = build_context(settings)
+        migrate.upgrade(ctx.db.engine)
+        ctx.db.dispose()
+    workers = workers or settings.workers
+    if workers > 1 and settings.is_sqlite:
+        click.secho("warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow")
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
+    uvicorn.run(
+        "backend.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=settings.trust_forwarded_for,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    ctx = _context(upgrade=False)
+    migrate.upgrade(ctx.db.engine, revision)
+    click.echo(f"schema at {migrate.current_revision(ctx.db.engine)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the newest one known."""
+    ctx = _context(upgrade=False)
+    click.echo(f"database: {migrate.current_revision(ctx.db.engine)}  newest: {migrate.head_revision()}")
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("add")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--staff-number", default=None)
+@click.option("--phone", default=None)
+@click.option("--company", "company_code", default="main", show_default=True, help="Company code.")
+@click.option("--company-name", default=None, help="Creates the company when it does not exist yet.")
+@click.password_option(envvar="HEATCREW_NEW_PASSWORD")
+@_friendly
+def users_add(
+    username: str,
+    full_name: str,
+    role: str,
+    staff_number: str | None,
+    phone: str | None,
+    company_code: str,
+    company_name: str | None,
+    password: str,
+) -> None:
+    """Add a user (the password is asked for, or read from HEATCREW_NEW_PASSWORD)."""
+    ctx = _context()
+    with ctx.db.session() as session:
+        company = session.exec(select(Company).where(Company.code == company_code)).first()
+        if company is None:
+            if not company_name:
+                _fail(f"no company {company_code!r}; give --company-name to create it")
+            company = Company(
+                id=new_id(),
+                code=company_code,
+                name=company_name,
+                timezone=ctx.settings.timezone,
+                created_at=ctx.clock.now(),
+            )
+            session.add(company)
+            session.flush()
+        user = auth_service.create_user(
+            ctx,
+            session,
+            company_id=company.id,
+            username=username,
+            full_name=full_name,
+            role=Role(role),
+            password=password,
+            staff_number=staff_number,
+            phone=phone,
+        )
+    click.echo(f"added {user.username} ({user.role}) to {company.code}")
+
+
+@users.command("disable")
+@click.argument("username")
+@_friendly
+def users_disable(username: str) -> None:
+    """Lock a user out at once, on every device."""
+    ctx = _context()
+    with ctx.db.session() as session:
+        user = session.exec(select(User).where(User.username == username.lower())).first()
+        if user is None:
+            _fail(f"no user {username!r}", code=1)
+        auth_service.disable_user(ctx, session, user=user)
+    click.echo(f"disabled {username}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users with role and state."""
+    ctx = _context()
+    with ctx.db.session(readonly=True) as session:
+        rows = session.exec(select(User, Company).join(Company).order_by(col(Company.code), col(User.username)))
+        for user, company in rows:
+            state = "active" if user.is_active else "disabled"
+            click.echo(f"{company.code:10} {user.username:16} {user.role:11} {state:8} {user.full_name}")
+
+
+@main.group()
+def devices() -> None:
+    """Phones registered to users."""
+
+
+@devices.command("list")
+def devices_list() -> None:
+    ctx = _context()
+    with ctx.db.session(readonly=True) as session:
+        rows = session.exec(select(Device, User).join(User).order_by(col(Device.last_seen_at).desc()))
+        for device, user in rows:
+            state = f"revoked {device.revoked_at:%Y-%m-%d %H:%M}" if device.revoked_at else "active"
+            click.echo(
+                f"{device.id:40} {user.username:16} {device.platform:8} {device.app_version:8} "
+                f"seen {device.last_seen_at:%Y-%m-%d %H:%M} {state}"
+            )
+
+
+@devices.command("revoke")
+@click.argument("device_id")
+@click.option("--reason", default=None)
+def devices_revoke(device_id: str, reason: str | None) -> None:
+    """Lock a lost phone out at once."""
+    ctx = _context()
+    with ctx.db.session() as session:
+        device = session.get(Device, device_id)
+        if device is None:
+            _fail(f"no device {device_id!r}", code=1)
+        auth_service.revoke_device(ctx, session, device=device, by=None, reason=reason)
+    click.echo(f"revoked {device_id}")
+
+
+@main.command()
+@click.option("--serve/--no-serve", "then_serve", default=True, help="Start the server after seeding.")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@_friendly
+def demo(then_serve: bool, host: str | None, port: int | None) -> None:
+    """Seed the demo company (users share the password 'demo-password') and serve it."""
+    from backend.demo import DEMO_PASSWORD, DEMO_USERS, seed_demo
+
+    ctx = _context()
+    with ctx.db.session() as session:
+        company = seed_demo(ctx, session)
+    ctx.db.dispose()
+    names = ", ".join(username for username, *_ in DEMO_USERS)
+    click.echo(f"demo company {company.code!r} ready: users {names}; password {DEMO_PASSWORD!r}")
+    if then_serve:
+        _serve(host=host, port=port, workers=None)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,41 @@
+"""What every request handler may reach: settings, database, blob store, clock, token codec."""
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+
+from backend.auth.passwords import Passwords
+from backend.auth.tokens import TokenCodec
+from backend.clock import Clock, SystemClock
+from backend.db import Database
+from backend.settings import Settings
+from backend.storage import BlobStore, build_blob_store
+
+__all__ = ("AppContext", "build_context")
+
+
+@dataclass(slots=True, frozen=True)
+class AppContext:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    clock: Clock
+    passwords: Passwords
+    tokens: TokenCodec
+
+
+def build_context(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    blobs: BlobStore | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> AppContext:
+    return AppContext(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        blobs=blobs if blobs is not None else build_blob_store(settings),
+        clock=clock or SystemClock(),
+        passwords=Passwords(password_hasher),
+        tokens=TokenCodec(settings.signing_key(), settings.access_token_ttl),
+    )

@@ -1,0 +1,10 @@
+"""Imports every table module so that ``SQLModel.metadata`` is complete (migrations, tests)."""
+
+from sqlmodel import SQLModel
+
+from backend.auth import models as auth_models
+from backend.org import models as org_models
+
+__all__ = ("auth_models", "metadata", "org_models")
+
+metadata = SQLModel.metadata

@@ -1,0 +1,112 @@
+"""One error hierarchy with stable machine codes.
+
+Every failure a client can cause is a subclass of :class:`HeatCrewError` carrying an HTTP
+status, a stable ``code`` (documented, never renamed) and a human message. ``backend.app``
+maps them once to ``{"code", "message", "detail"}``.
+"""
+
+from typing import Any, ClassVar
+
+__all__ = (
+    "AuthError",
+    "BlobHashMismatch",
+    "BlobNotFound",
+    "BlobStoreUnavailable",
+    "BlobTooLarge",
+    "Conflict",
+    "Forbidden",
+    "HeatCrewError",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+)
+
+
+class HeatCrewError(Exception):
+    """Base of every error with a stable code."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        detail: Any = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+        self.detail = detail
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def to_body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+
+class InvalidInput(HeatCrewError):
+    status = 400
+    code = "invalid_input"
+    default_message = "The request body or parameters are not valid."
+
+
+class AuthError(HeatCrewError):
+    """401: the caller is not (or no longer) authenticated."""
+
+    status = 401
+    code = "not_authenticated"
+    default_message = "Authentication is required."
+
+
+class Forbidden(HeatCrewError):
+    status = 403
+    code = "forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class NotFound(HeatCrewError):
+    status = 404
+    code = "not_found"
+    default_message = "No such resource."
+
+
+class Conflict(HeatCrewError):
+    status = 409
+    code = "conflict"
+    default_message = "The resource is not in a state that allows this."
+
+
+class RateLimited(HeatCrewError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many attempts; try again later."
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+    default_message = "No blob with that hash is stored."
+
+
+class BlobHashMismatch(HeatCrewError):
+    status = 422
+    code = "blob_hash_mismatch"
+    default_message = "The uploaded bytes do not hash to the SHA-256 named in the URL."
+
+
+class BlobTooLarge(HeatCrewError):
+    status = 413
+    code = "blob_too_large"
+    default_message = "The blob is larger than the limit."
+
+
+class BlobStoreUnavailable(HeatCrewError):
+    status = 503
+    code = "blob_store_unavailable"
+    default_message = "The blob store cannot be reached."

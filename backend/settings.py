@@ -1,0 +1,182 @@
+"""Settings read once from the environment, validated, then frozen.
+
+Every field is documented here and in the README's configuration table. A bad value stops the
+service at start with a message naming the variable, never later with a stack trace.
+"""
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ("Settings", "SettingsError")
+
+PREFIX = "HEATCREW_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    var_dir: Path = Path("./var")
+    """Where the embedded defaults live: the SQLite file, local blobs and the generated secret key."""
+
+    database_url: str = ""
+    """SQLAlchemy URL. Empty means ``sqlite:///<var_dir>/heatcrew.db``. PostgreSQL:
+    ``postgresql+psycopg://user@host:5432/dbname``."""
+
+    auto_migrate: bool = True
+    """``heatcrew serve`` upgrades the schema before it starts serving."""
+
+    blob_backend: str = "local"
+    """``local`` (a directory) or ``s3`` (any S3-compatible store through boto3)."""
+
+    blob_dir: Path | None = None
+    """Directory of the local blob store; default ``<var_dir>/blobs``."""
+
+    s3_endpoint_url: str | None = None
+    """S3 endpoint (MinIO, OSS, moto_server); unset means AWS itself."""
+
+    s3_bucket: str | None = None
+    """Bucket holding the blobs; required with ``blob_backend=s3``."""
+
+    s3_region: str | None = None
+    """Region of the bucket."""
+
+    s3_access_key_id: str | None = None
+    """Access key; unset means boto3's usual credential chain."""
+
+    s3_secret_access_key: str | None = None
+    """Secret key paired with the access key."""
+
+    secret_key: str = ""
+    """Signing key of access tokens. Unset: generated once into ``<var_dir>/secret_key``. Every
+    worker of one deployment must share it."""
+
+    access_token_ttl: int = 900
+    """Seconds an access token lives. Short, because a stolen phone must stop working soon."""
+
+    refresh_token_ttl: int = 30 * 24 * 3600
+    """Seconds a refresh token lives: long enough for a crew member a week or more offline."""
+
+    login_window: int = 900
+    """Seconds over which login attempts are counted for rate limiting."""
+
+    login_max_failures_per_user: int = 5
+    """Failed logins for one username within the window before it is refused with 429."""
+
+    login_max_attempts_per_address: int = 30
+    """Login attempts from one client address within the window before it is refused with 429."""
+
+    trust_forwarded_for: bool = False
+    """Take the client address from ``X-Forwarded-For`` (only behind a trusted load balancer)."""
+
+    max_body_bytes: int = 2_000_000
+    """Largest JSON request body accepted; larger answers 413 with the limit."""
+
+    timezone: str = "Asia/Shanghai"
+    """Default zone of a new company; times are stored in UTC and shown in this zone."""
+
+    host: str = "127.0.0.1"
+    """Address ``heatcrew serve`` listens on."""
+
+    port: int = 8000
+    """Port ``heatcrew serve`` listens on."""
+
+    workers: int = 1
+    """Worker processes for ``heatcrew serve`` (use PostgreSQL when more than one)."""
+
+    log_level: str = "info"
+    """Log level of the server."""
+
+    docs_enabled: bool = True
+    """Serve the interactive API docs page at ``/schema/swagger``."""
+
+    _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.blob_dir is None:
+            object.__setattr__(self, "blob_dir", self.var_dir / "blobs")
+        if self.blob_backend not in ("local", "s3"):
+            raise SettingsError(f"{PREFIX}BLOB_BACKEND must be 'local' or 's3', not {self.blob_backend!r}")
+        if self.blob_backend == "s3" and not self.s3_bucket:
+            raise SettingsError(f"{PREFIX}S3_BUCKET is required when {PREFIX}BLOB_BACKEND=s3")
+        url = self.effective_database_url
+        if not url.startswith(("sqlite", "postgresql")):
+            raise SettingsError(f"{PREFIX}DATABASE_URL must be a sqlite:// or postgresql:// URL, not {url!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{PREFIX}TIMEZONE is not a known IANA zone: {self.timezone!r}") from None
+        for name in ("access_token_ttl", "refresh_token_ttl", "login_window", "max_body_bytes", "workers"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
+        if self.access_token_ttl >= self.refresh_token_ttl:
+            raise SettingsError(f"{PREFIX}ACCESS_TOKEN_TTL must be shorter than {PREFIX}REFRESH_TOKEN_TTL")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'heatcrew.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The token signing key; generated once into the var directory when not configured."""
+        if self.secret_key:
+            return self.secret_key
+        if "secret_key" not in self._resolved:
+            path = self.var_dir / "secret_key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
+            self._resolved["secret_key"] = path.read_text().strip()
+        return self._resolved["secret_key"]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from ``HEATCREW_*`` variables; ``overrides`` win (used by tests)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name.startswith("_"):
+                continue
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(name: str, annotation: Any, raw: str) -> Any:
+    var = PREFIX + name.upper()
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    text = str(annotation)
+    if "bool" in text or kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{var} must be true or false, not {raw!r}")
+    if "int" in text or kind == "int":
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise SettingsError(f"{var} must be a whole number, not {raw!r}") from None
+    if "Path" in text:
+        return Path(raw)
+    return raw
