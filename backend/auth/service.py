@@ -250,15 +250,11 @@ def _check_login_rate(ctx: AppContext, session: Session, *, username: str, addre
         )
     ).one()
     # A successful login wipes the slate: only failures after it count.
-    counted_from = max(since, last_success) if last_success else since
+    counted = LoginAttempt.at > last_success if last_success else LoginAttempt.at >= since
     failures = session.exec(
         select(sa.func.count())
         .select_from(LoginAttempt)
-        .where(
-            LoginAttempt.username == username,
-            col(LoginAttempt.succeeded).is_(False),
-            LoginAttempt.at >= counted_from,
-        )
+        .where(LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(False), counted)
     ).one()
     retry_after = str(settings.login_window)
     if failures >= settings.login_max_failures_per_user:

@@ -1,0 +1,153 @@
+"""Blob store on a local (or mounted) filesystem.
+
+Layout: ``root/ab/cd/<sha256>`` for blobs (sharded so no directory grows huge) and ``root/tmp/``
+for in-flight uploads. Uploads are written to a temp file on the same filesystem, fsynced and then
+``os.replace``d into place, so a reader never sees a half-written or unverified blob.
+"""
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from backend.errors import BlobNotFound, BlobStoreUnavailable
+from backend.storage.base import CHUNK_SIZE, BlobInfo, hash_stream, require_sha256
+
+__all__ = ("LocalBlobStore",)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist directory entries (a rename is only durable once its directory is synced)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories; durability is best effort there
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _fs_errors(what: str) -> Iterator[None]:
+    """Report filesystem failures (disk full, root gone, EIO) as the store being unavailable."""
+    try:
+        yield
+    except OSError as exc:
+        raise BlobStoreUnavailable(f"Blob directory {what} failed: {exc}") from exc
+
+
+def _read_chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(CHUNK_SIZE):
+            yield chunk
+
+
+class LocalBlobStore:
+    """Content-addressed blobs under ``root``; safe for concurrent writers of the same blob."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp_dir = self.root / "tmp"
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"Cannot create blob directory {self.root}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore(root={str(self.root)!r})"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob lives (whether or not it exists); validates the name first."""
+        require_sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, sha256: str, chunks: Iterable[bytes], *, max_size: int | None = None) -> BlobInfo:
+        """Verify-then-rename upload; an already stored blob is only verified, never rewritten."""
+        final = self.path_for(sha256)
+        if final.is_file():
+            size = hash_stream(sha256, chunks, None, max_size=max_size)
+            return BlobInfo(sha256=sha256, size=size)
+
+        with _fs_errors("write"):
+            fd, tmp_name = tempfile.mkstemp(prefix=f"{sha256[:16]}.", suffix=".part", dir=self.tmp_dir)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+
+                def write(chunk: bytes) -> None:
+                    with _fs_errors("write"):
+                        f.write(chunk)
+
+                # Errors raised by ``chunks`` itself (client went away, ...) propagate unchanged.
+                size = hash_stream(sha256, chunks, write, max_size=max_size)
+                with _fs_errors("write"):
+                    f.flush()
+                    os.fsync(f.fileno())
+            with _fs_errors("write"):
+                os.chmod(tmp, 0o644)
+                self._make_shard_dir(final.parent)
+                os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(final.parent)
+        return BlobInfo(sha256=sha256, size=size)
+
+    def _make_shard_dir(self, shard: Path) -> None:
+        if shard.is_dir():
+            return
+        shard.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(shard.parent)
+        _fsync_dir(self.root)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def stat(self, sha256: str) -> BlobInfo | None:
+        try:
+            st = self.path_for(sha256).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return BlobInfo(sha256=sha256, size=st.st_size)
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        """Open eagerly (so absence raises now and a later delete cannot cut the stream short)."""
+        path = self.path_for(sha256)
+        try:
+            f = path.open("rb")
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise BlobNotFound(detail={"sha256": sha256}) from exc
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"Cannot read blob directory: {exc}") from exc
+        return _read_chunks(f)
+
+    def delete(self, sha256: str) -> None:
+        # Shard directories are left in place: removing them would race with a concurrent put.
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            self.path_for(sha256).unlink()
+
+    def presigned_get_url(self, sha256: str, *, expires_in: int) -> str | None:
+        """Local files have no direct URL; callers stream through the app instead."""
+        require_sha256(sha256)
+        return None
+
+    def check(self) -> None:
+        """Prove we can create, sync and remove a file where uploads are staged."""
+        try:
+            if not self.root.is_dir():
+                raise NotADirectoryError(f"{self.root} is not a directory")
+            fd, name = tempfile.mkstemp(prefix="check.", dir=self.tmp_dir)
+            try:
+                os.write(fd, b"ok")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"Blob directory is not writable: {exc}") from exc

@@ -1,0 +1,64 @@
+"""Fixtures shared by every suite: databases, blob stores, a controllable clock, the app."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backend.app import create_app
+from backend.clock import ManualClock
+from backend.context import AppContext
+from backend.demo import seed_demo
+from backend.settings import Settings
+
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.s3"]
+
+# Real Argon2id, with a small cost so that the suite is not dominated by hashing; the
+# production parameters are asserted separately.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+WINTER_MORNING = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai, a Monday
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(WINTER_MORNING)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=database_url,
+        secret_key="test-signing-key-not-for-production-0123456789",
+        auto_migrate=False,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> Iterator[Litestar]:
+    application = create_app(settings, clock=clock, password_hasher=FAST_HASHER)
+    yield application
+    application.state.ctx.db.dispose()
+
+
+@pytest.fixture
+def ctx(app: Litestar) -> AppContext:
+    return app.state.ctx
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def demo(ctx: AppContext) -> AppContext:
+    """The demo company of SPEC.md, seeded into the test database."""
+    with ctx.db.session() as session:
+        seed_demo(ctx, session)
+    return ctx
