@@ -88,6 +88,8 @@ def _openapi_config(settings: Settings) -> OpenAPIConfig:
                 js_url="/schema/assets/swagger-ui-bundle.js",
                 css_url="/schema/assets/swagger-ui.css",
                 standalone_preset_js_url="/schema/assets/swagger-ui-standalone-preset.js",
+                # Crews' networks and CI reach no CDN: every asset is served by us.
+                favicon="<link rel='icon' type='image/png' href='/schema/assets/favicon-32x32.png'>",
             )
         ]
         if settings.docs_enabled

@@ -4,7 +4,7 @@ from litestar import Controller, get
 from litestar.response import Response
 from litestar.utils.sync import sync_to_thread
 
-from backend.context import AppContext
+from backend.deps import Ctx
 
 __all__ = ("HealthController",)
 
@@ -20,7 +20,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", opt=PUBLIC)
-    async def ready(self, ctx: AppContext) -> Response[dict[str, object]]:
+    async def ready(self, ctx: Ctx) -> Response[dict[str, object]]:
         """Ready only when the database and the blob store both answer; 503 otherwise."""
         checks: dict[str, str] = {}
         for name, probe in (("database", ctx.db.ping), ("blob_store", ctx.blobs.check)):

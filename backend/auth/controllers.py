@@ -1,19 +1,17 @@
 """HTTP layer of accounts and devices: thin, every call delegates to ``backend.auth.service``."""
 
 import uuid
-from typing import Annotated
-
 from litestar import Controller, Request, get, post
-from litestar.params import Body
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel import col, select
 
 from backend.auth import service
 from backend.auth.guards import require_roles
 from backend.auth.models import Device, Role, User
-from backend.auth.principal import Principal
 from backend.auth.schemas import DeviceRead, RevokeDevice, UserCreate, UserRead
 from backend.context import AppContext
+from backend.deps import Caller, Ctx
 from backend.org.models import Company
 from mobile_contract.auth import LoginRequest, RefreshRequest, TokenPair, UserSummary
 
@@ -35,17 +33,17 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
-    def login(self, request: Request, ctx: AppContext, data: LoginRequest) -> TokenPair:
+    def login(self, request: Request, ctx: Ctx, data: JSONBody[LoginRequest]) -> TokenPair:
         """Log in on a device; registers the device to the user on first login."""
         return service.login(ctx, request=data, address=client_address(request, ctx))
 
     @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
-    def refresh(self, ctx: AppContext, data: RefreshRequest) -> TokenPair:
+    def refresh(self, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenPair:
         """Trade a refresh token for a new pair. The token is spent; reusing it ends the session."""
         return service.refresh(ctx, request=data)
 
     @post("/logout", status_code=HTTP_200_OK, sync_to_thread=True)
-    def logout(self, ctx: AppContext, principal: Principal) -> dict[str, bool]:
+    def logout(self, ctx: Ctx, principal: Caller) -> dict[str, bool]:
         """End this device's session: its refresh token stops working."""
         service.logout(ctx, principal=principal)
         return {"ok": True}
@@ -56,7 +54,7 @@ class MeController(Controller):
     tags = ["auth"]
 
     @get("/", sync_to_thread=True)
-    def me(self, ctx: AppContext, principal: Principal) -> UserSummary:
+    def me(self, ctx: Ctx, principal: Caller) -> UserSummary:
         with ctx.db.session(readonly=True) as session:
             user = service.get_user(session, user_id=principal.user_id, company_id=principal.company_id)
             return service.user_summary(user, session.get(Company, user.company_id))
@@ -71,7 +69,7 @@ class UserController(Controller):
         guards=[require_roles(Role.admin, Role.supervisor, Role.dispatcher)],
         sync_to_thread=True,
     )
-    def list_users(self, ctx: AppContext, principal: Principal, role: Role | None = None) -> list[UserRead]:
+    def list_users(self, ctx: Ctx, principal: Caller, role: FromQuery[Role | None] = None) -> list[UserRead]:
         """The company's staff, e.g. the technicians a dispatcher can assign."""
         with ctx.db.session(readonly=True) as session:
             query = select(User).where(User.company_id == principal.company_id).order_by(col(User.username))
@@ -80,7 +78,7 @@ class UserController(Controller):
             return [_user_read(user) for user in session.exec(query)]
 
     @post("/", guards=[require_roles(Role.admin)], status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def create_user(self, ctx: AppContext, principal: Principal, data: UserCreate) -> UserRead:
+    def create_user(self, ctx: Ctx, principal: Caller, data: JSONBody[UserCreate]) -> UserRead:
         with ctx.db.session() as session:
             user = service.create_user(
                 ctx,
@@ -96,14 +94,14 @@ class UserController(Controller):
             return _user_read(user)
 
     @post("/{user_id:uuid}/disable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
-    def disable_user(self, ctx: AppContext, principal: Principal, user_id: uuid.UUID) -> UserRead:
+    def disable_user(self, ctx: Ctx, principal: Caller, user_id: FromPath[uuid.UUID]) -> UserRead:
         """Locks the account out at once, on every device."""
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
             return _user_read(service.disable_user(ctx, session, user=user))
 
     @post("/{user_id:uuid}/enable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
-    def enable_user(self, ctx: AppContext, principal: Principal, user_id: uuid.UUID) -> UserRead:
+    def enable_user(self, ctx: Ctx, principal: Caller, user_id: FromPath[uuid.UUID]) -> UserRead:
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
             return _user_read(service.enable_user(session, user=user))
@@ -115,7 +113,7 @@ class DeviceController(Controller):
     guards = [require_roles(Role.admin, Role.supervisor)]
 
     @get("/", sync_to_thread=True)
-    def list_devices(self, ctx: AppContext, principal: Principal) -> list[DeviceRead]:
+    def list_devices(self, ctx: Ctx, principal: Caller) -> list[DeviceRead]:
         with ctx.db.session(readonly=True) as session:
             rows = session.exec(
                 select(Device, User)
@@ -128,10 +126,10 @@ class DeviceController(Controller):
     @post("/{device_id:str}/revoke", status_code=HTTP_200_OK, sync_to_thread=True)
     def revoke(
         self,
-        ctx: AppContext,
-        principal: Principal,
-        device_id: str,
-        data: Annotated[RevokeDevice | None, Body()] = None,
+        ctx: Ctx,
+        principal: Caller,
+        device_id: FromPath[str],
+        data: JSONBody[RevokeDevice | None] = None,
     ) -> DeviceRead:
         """Lock a lost or stolen phone out at once; its queued work stays on the phone."""
         with ctx.db.session() as session:
