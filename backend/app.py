@@ -61,12 +61,17 @@ def create_app(
         )
     return Litestar(
         route_handlers=route_handlers,
-        dependencies={"ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False), "principal": Provide(provide_principal, sync_to_thread=False)},
+        dependencies={
+            "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
         middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings),
-        cors_config=CORSConfig(allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"]),
+        cors_config=CORSConfig(
+            allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"]
+        ),
         state=State({"ctx": ctx}),
         on_shutdown=[ctx.db.dispose],
         debug=False,

@@ -78,7 +78,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         ctx.db.dispose()
     workers = workers or settings.workers
     if workers > 1 and settings.is_sqlite:
-        click.secho("warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow")
+        click.secho(
+            "warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow"
+        )
     host = host or settings.host
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
@@ -188,7 +190,9 @@ def users_list() -> None:
     """List users with role and state."""
     ctx = _context()
     with ctx.db.session(readonly=True) as session:
-        rows = session.exec(select(User, Company).join(Company).order_by(col(Company.code), col(User.username)))
+        rows = session.exec(
+            select(User, Company).join(Company).order_by(col(Company.code), col(User.username))
+        )
         for user, company in rows:
             state = "active" if user.is_active else "disabled"
             click.echo(f"{company.code:10} {user.username:16} {user.role:11} {state:8} {user.full_name}")
@@ -203,7 +207,11 @@ def devices() -> None:
 def devices_list() -> None:
     ctx = _context()
     with ctx.db.session(readonly=True) as session:
-        rows = session.exec(select(Device, User).join(User).order_by(col(Device.last_seen_at).desc()))
+        rows = session.exec(
+            select(Device, User)
+            .join(User, col(User.id) == Device.user_id)
+            .order_by(col(Device.last_seen_at).desc())
+        )
         for device, user in rows:
             state = f"revoked {device.revoked_at:%Y-%m-%d %H:%M}" if device.revoked_at else "active"
             click.echo(

@@ -32,7 +32,9 @@ def seed_demo(ctx: AppContext, session: Session) -> Company:
     real_user = session.exec(select(User.username).where(col(User.is_demo).is_(False))).first()
     if real_user is not None:
         raise Conflict(
-            "This database has real users; the demo refuses to seed it.", code="demo_refused", detail={"user": real_user}
+            "This database has real users; the demo refuses to seed it.",
+            code="demo_refused",
+            detail={"user": real_user},
         )
     company = session.exec(select(Company).where(Company.code == DEMO_COMPANY_CODE)).first()
     if company is None:

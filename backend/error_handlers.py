@@ -22,7 +22,9 @@ __all__ = ("exception_handlers",)
 log = logging.getLogger("heatcrew.errors")
 
 
-def _body(status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
+def _body(
+    status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         {"code": code, "message": message, "detail": detail},
         status_code=status,

@@ -30,4 +30,6 @@ class HealthController(Controller):
             except Exception as exc:  # a probe reports any failure; it must never crash
                 checks[name] = f"unavailable: {type(exc).__name__}"
         ready = all(v == "ok" for v in checks.values())
-        return Response({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+        return Response(
+            {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+        )

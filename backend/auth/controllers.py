@@ -1,6 +1,7 @@
 """HTTP layer of accounts and devices: thin, every call delegates to ``backend.auth.service``."""
 
 import uuid
+
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -93,14 +94,24 @@ class UserController(Controller):
             )
             return _user_read(user)
 
-    @post("/{user_id:uuid}/disable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{user_id:uuid}/disable",
+        guards=[require_roles(Role.admin)],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
     def disable_user(self, ctx: Ctx, principal: Caller, user_id: FromPath[uuid.UUID]) -> UserRead:
         """Locks the account out at once, on every device."""
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
             return _user_read(service.disable_user(ctx, session, user=user))
 
-    @post("/{user_id:uuid}/enable", guards=[require_roles(Role.admin)], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{user_id:uuid}/enable",
+        guards=[require_roles(Role.admin)],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
     def enable_user(self, ctx: Ctx, principal: Caller, user_id: FromPath[uuid.UUID]) -> UserRead:
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)

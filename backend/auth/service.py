@@ -68,9 +68,13 @@ def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
         company = session.get(Company, user.company_id)
         if ctx.passwords.needs_rehash(user.password_hash):
             session.exec(
-                sa.update(User).where(col(User.id) == user.id).values(password_hash=ctx.passwords.hash(request.password))
+                sa.update(User)
+                .where(col(User.id) == user.id)
+                .values(password_hash=ctx.passwords.hash(request.password))
             )
-    return _token_pair(ctx, user=user, company=company, auth_session=auth_session, refresh_token=refresh_token, now=now)
+    return _token_pair(
+        ctx, user=user, company=company, auth_session=auth_session, refresh_token=refresh_token, now=now
+    )
 
 
 def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
@@ -99,20 +103,21 @@ def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
             failure = AuthError("This refresh token belongs to another device.", code="device_mismatch")
         elif token.expires_at <= now:
             failure = AuthError("The refresh token has expired; log in again.", code="refresh_token_expired")
-        elif token.spent_at is not None:
-            if not _is_retry_within_grace(session, token, now=now):
-                _revoke_session(session, auth_session.id, now=now, reason="refresh_token_reused")
-                failure = AuthError(
-                    "This refresh token was already used; the session has been ended for safety.",
-                    code="refresh_token_reused",
-                )
+        elif token.spent_at is not None and not _is_retry_within_grace(session, token, now=now):
+            _revoke_session(session, auth_session.id, now=now, reason="refresh_token_reused")
+            failure = AuthError(
+                "This refresh token was already used; the session has been ended for safety.",
+                code="refresh_token_reused",
+            )
         if failure is None:
             _spend_refresh_tokens(session, auth_session.id, now=now)
             new_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
             company = session.get(Company, user.company_id)
     if failure is not None:
         raise failure
-    return _token_pair(ctx, user=user, company=company, auth_session=auth_session, refresh_token=new_token, now=now)
+    return _token_pair(
+        ctx, user=user, company=company, auth_session=auth_session, refresh_token=new_token, now=now
+    )
 
 
 def logout(ctx: AppContext, *, principal: Principal) -> None:
@@ -241,7 +246,9 @@ def revoke_device(
     return device
 
 
-def _check_login_rate(ctx: AppContext, session: Session, *, username: str, address: str, now: datetime) -> None:
+def _check_login_rate(
+    ctx: AppContext, session: Session, *, username: str, address: str, now: datetime
+) -> None:
     settings = ctx.settings
     since = now - timedelta(seconds=settings.login_window)
     last_success = session.exec(
@@ -260,7 +267,11 @@ def _check_login_rate(ctx: AppContext, session: Session, *, username: str, addre
     if failures >= settings.login_max_failures_per_user:
         raise RateLimited(
             "Too many failed logins for this account; wait before trying again.",
-            detail={"limit": settings.login_max_failures_per_user, "window_s": settings.login_window, "scope": "user"},
+            detail={
+                "limit": settings.login_max_failures_per_user,
+                "window_s": settings.login_window,
+                "scope": "user",
+            },
             headers={"Retry-After": retry_after},
         )
     attempts = session.exec(

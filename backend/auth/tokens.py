@@ -52,7 +52,12 @@ class TokenCodec:
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["sub", "sid", "did", "exp"]},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["sub", "sid", "did", "exp"],
+                },
             )
             if claims.get("typ") != "access":
                 raise jwt.InvalidTokenError("not an access token")

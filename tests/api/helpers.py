@@ -17,7 +17,11 @@ def login(
         json={
             "username": username,
             "password": password,
-            "device": {"id": device_id or f"phone-of-{username}", "platform": "android", "app_version": "1.0.0"},
+            "device": {
+                "id": device_id or f"phone-of-{username}",
+                "platform": "android",
+                "app_version": "1.0.0",
+            },
         },
     )
     assert response.status_code == 200, response.text

@@ -104,7 +104,9 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client: TestClient, 
     assert_error(replay, 401, "refresh_token_reused")
     # Every token of the family is dead: the newest refresh token and the live access token.
     assert_error(
-        client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}), 401, "session_revoked"
+        client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}),
+        401,
+        "session_revoked",
     )
     assert_error(client.get("/api/v1/me", headers=auth(second)), 401, "session_revoked")
     # A login on another device of the same user is a different family and is untouched.
@@ -149,7 +151,9 @@ def test_revoked_device_is_locked_out_on_its_next_request(client: TestClient) ->
 
     assert_error(client.get("/api/v1/me", headers=auth(phone)), 401, "device_revoked")
     assert_error(
-        client.post("/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]}), 401, "device_revoked"
+        client.post("/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]}),
+        401,
+        "device_revoked",
     )
     again = client.post(
         "/api/v1/auth/login",
@@ -174,7 +178,9 @@ def test_disabled_user_is_locked_out_at_once(client: TestClient) -> None:
     assert disabled.json()["is_active"] is False
     assert_error(client.get("/api/v1/me", headers=auth(tech)), 401, "user_disabled")
     assert_error(
-        client.post("/api/v1/auth/refresh", json={"refresh_token": tech["refresh_token"]}), 401, "user_disabled"
+        client.post("/api/v1/auth/refresh", json={"refresh_token": tech["refresh_token"]}),
+        401,
+        "user_disabled",
     )
     response = client.post(
         "/api/v1/auth/login",
@@ -194,7 +200,9 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     assert client.post("/api/v1/auth/logout", headers=auth(tokens)).status_code == 200
     assert_error(client.get("/api/v1/me", headers=auth(tokens)), 401, "session_revoked")
     assert_error(
-        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401, "session_revoked"
+        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+        401,
+        "session_revoked",
     )
 
 
@@ -225,13 +233,17 @@ def test_missing_or_malformed_tokens(client: TestClient, header: str | None, cod
     assert_error(client.get("/api/v1/me", headers=headers), 401, code)
 
 
-def test_token_signed_with_another_key_is_refused(client: TestClient, ctx: AppContext, clock: ManualClock) -> None:
+def test_token_signed_with_another_key_is_refused(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
     real = login(client, "tech1")
     claims = ctx.tokens.read(real["access_token"], now=clock.now())
     forged = TokenCodec("someone-elses-key-0123456789abcdef", 900).issue(
         user_id=claims.user_id, session_id=claims.session_id, device_id=claims.device_id, now=clock.now()
     )
-    assert_error(client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
+    assert_error(
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token"
+    )
 
 
 def test_login_is_rate_limited_per_user(client: TestClient, ctx: AppContext, clock: ManualClock) -> None:
@@ -274,7 +286,9 @@ def test_login_is_rate_limited_per_address(client: TestClient) -> None:
     assert assert_error(limited, 429, "rate_limited")["detail"]["scope"] == "address"
 
 
-def test_a_successful_login_clears_earlier_failures(client: TestClient, ctx: AppContext, clock: ManualClock) -> None:
+def test_a_successful_login_clears_earlier_failures(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
     bad = {
         "username": "tech1",
         "password": "guess",

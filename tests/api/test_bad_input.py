@@ -34,15 +34,33 @@ def test_malformed_json_is_a_400_and_records_nothing(client: TestClient, ctx: Ap
 @pytest.mark.parametrize(
     "body",
     [
-        {"username": 42, "password": "x", "device": {"id": "phone-0001", "platform": "android", "app_version": "1"}},
+        {
+            "username": 42,
+            "password": "x",
+            "device": {"id": "phone-0001", "platform": "android", "app_version": "1"},
+        },
         {"username": "tech1", "password": "x"},
-        {"username": "tech1", "password": "x", "device": {"id": "short", "platform": "android", "app_version": "1"}},
-        {"username": "tech1", "password": "x", "device": {"id": "bad id with spaces", "platform": "a", "app_version": "1"}},
-        {"username": "", "password": "x", "device": {"id": "phone-0001", "platform": "android", "app_version": "1"}},
+        {
+            "username": "tech1",
+            "password": "x",
+            "device": {"id": "short", "platform": "android", "app_version": "1"},
+        },
+        {
+            "username": "tech1",
+            "password": "x",
+            "device": {"id": "bad id with spaces", "platform": "a", "app_version": "1"},
+        },
+        {
+            "username": "",
+            "password": "x",
+            "device": {"id": "phone-0001", "platform": "android", "app_version": "1"},
+        },
         [1, 2, 3],
     ],
 )
-def test_wrong_types_and_missing_fields_are_400_invalid_body(client: TestClient, ctx: AppContext, body: object) -> None:
+def test_wrong_types_and_missing_fields_are_400_invalid_body(
+    client: TestClient, ctx: AppContext, body: object
+) -> None:
     response = client.post("/api/v1/auth/login", json=body)
     error = assert_error(response, 400, "invalid_body")
     assert error["detail"], "the client is told which field failed"
@@ -50,7 +68,9 @@ def test_wrong_types_and_missing_fields_are_400_invalid_body(client: TestClient,
     assert count_rows(ctx, "device") == 0
 
 
-def test_unknown_fields_are_refused_where_strict(client: TestClient, ctx: AppContext, admin: dict[str, str]) -> None:
+def test_unknown_fields_are_refused_where_strict(
+    client: TestClient, ctx: AppContext, admin: dict[str, str]
+) -> None:
     users_before = count_rows(ctx, "app_user")
     response = client.post(
         "/api/v1/users",
@@ -68,11 +88,15 @@ def test_unknown_fields_are_refused_where_strict(client: TestClient, ctx: AppCon
     assert count_rows(ctx, "app_user") == users_before
 
 
-def test_oversized_body_is_413_with_the_limit(client: TestClient, ctx: AppContext, admin: dict[str, str]) -> None:
+def test_oversized_body_is_413_with_the_limit(
+    client: TestClient, ctx: AppContext, admin: dict[str, str]
+) -> None:
     users_before = count_rows(ctx, "app_user")
     limit = ctx.settings.max_body_bytes
     big = b'{"username": "x", "full_name": "' + b"a" * (limit + 10) + b'"}'
-    response = client.post("/api/v1/users", content=big, headers={**admin, "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/users", content=big, headers={**admin, "Content-Type": "application/json"}
+    )
     error = assert_error(response, 413, "body_too_large")
     assert error["detail"] == {"limit": limit}
     assert count_rows(ctx, "app_user") == users_before
@@ -107,7 +131,12 @@ def test_short_password_and_taken_username_write_nothing(
     assert assert_error(short, 400, "password_too_short")["detail"] == {"min_length": 10}
     taken = client.post(
         "/api/v1/users",
-        json={"username": "tech1", "full_name": "Dup", "role": "technician", "password": "long-enough-password"},
+        json={
+            "username": "tech1",
+            "full_name": "Dup",
+            "role": "technician",
+            "password": "long-enough-password",
+        },
         headers=admin,
     )
     assert_error(taken, 409, "username_taken")

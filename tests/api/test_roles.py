@@ -52,7 +52,12 @@ def test_listing_users(client: TestClient, username: str, allowed: bool) -> None
 def test_only_admin_creates_users(client: TestClient, username: str) -> None:
     response = client.post(
         "/api/v1/users",
-        json={"username": f"new-{username}", "full_name": "N", "role": "technician", "password": "long-enough-pw"},
+        json={
+            "username": f"new-{username}",
+            "full_name": "N",
+            "role": "technician",
+            "password": "long-enough-pw",
+        },
         headers=auth(login(client, username)),
     )
     if username == "admin":
@@ -81,14 +86,22 @@ def test_devices_of_another_company_are_invisible(
     client: TestClient, username: str, other_company_device: str
 ) -> None:
     headers = auth(login(client, username))
-    assert other_company_device not in {d["id"] for d in client.get("/api/v1/devices", headers=headers).json()}
-    assert_error(client.post(f"/api/v1/devices/{other_company_device}/revoke", headers=headers), 404, "not_found")
+    assert other_company_device not in {
+        d["id"] for d in client.get("/api/v1/devices", headers=headers).json()
+    }
+    assert_error(
+        client.post(f"/api/v1/devices/{other_company_device}/revoke", headers=headers), 404, "not_found"
+    )
 
 
-def test_users_of_another_company_are_invisible(client: TestClient, ctx: AppContext, other_company_device: str) -> None:
+def test_users_of_another_company_are_invisible(
+    client: TestClient, ctx: AppContext, other_company_device: str
+) -> None:
     headers = auth(login(client, "admin"))
     assert "north-tech" not in {u["username"] for u in client.get("/api/v1/users", headers=headers).json()}
-    north_users = client.get("/api/v1/users", headers=auth(login(client, "north-tech", password="north-password-1")))
+    north_users = client.get(
+        "/api/v1/users", headers=auth(login(client, "north-tech", password="north-password-1"))
+    )
     assert_error(north_users, 403, "forbidden")
     with ctx.db.session(readonly=True) as session:
         from sqlmodel import select

@@ -1,0 +1,70 @@
+"""Configuration read from the environment: defaults, parsing, clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from backend.settings import Settings, SettingsError
+
+
+def test_embedded_defaults_need_no_configuration() -> None:
+    settings = Settings.from_env({})
+    assert settings.effective_database_url == "sqlite:///var/heatcrew.db"
+    assert settings.blob_backend == "local"
+    assert settings.blob_dir == Path("var/blobs")
+    assert settings.access_token_ttl == 900
+    assert settings.timezone == "Asia/Shanghai"
+
+
+def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "HEATCREW_VAR_DIR": str(tmp_path),
+            "HEATCREW_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/heatcrew",
+            "HEATCREW_BLOB_BACKEND": "s3",
+            "HEATCREW_S3_BUCKET": "evidence",
+            "HEATCREW_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "HEATCREW_ACCESS_TOKEN_TTL": "600",
+            "HEATCREW_TRUST_FORWARDED_FOR": "yes",
+            "HEATCREW_MAX_BODY_BYTES": "1_000_000",
+        }
+    )
+    assert settings.effective_database_url.startswith("postgresql")
+    assert settings.blob_dir == tmp_path / "blobs"
+    assert settings.s3_bucket == "evidence"
+    assert settings.access_token_ttl == 600
+    assert settings.trust_forwarded_for is True
+    assert settings.max_body_bytes == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("environ", "names"),
+    [
+        ({"HEATCREW_PORT": "eighty"}, "HEATCREW_PORT"),
+        ({"HEATCREW_PORT": "70000"}, "HEATCREW_PORT"),
+        ({"HEATCREW_AUTO_MIGRATE": "maybe"}, "HEATCREW_AUTO_MIGRATE"),
+        ({"HEATCREW_BLOB_BACKEND": "ftp"}, "HEATCREW_BLOB_BACKEND"),
+        ({"HEATCREW_BLOB_BACKEND": "s3"}, "HEATCREW_S3_BUCKET"),
+        ({"HEATCREW_DATABASE_URL": "mysql://x"}, "HEATCREW_DATABASE_URL"),
+        ({"HEATCREW_TIMEZONE": "Mars/Olympus"}, "HEATCREW_TIMEZONE"),
+        ({"HEATCREW_ACCESS_TOKEN_TTL": "0"}, "HEATCREW_ACCESS_TOKEN_TTL"),
+        ({"HEATCREW_ACCESS_TOKEN_TTL": "99999999"}, "HEATCREW_ACCESS_TOKEN_TTL"),
+    ],
+)
+def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env(environ)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+def test_signing_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = Settings(var_dir=tmp_path).signing_key()
+    second = Settings(var_dir=tmp_path).signing_key()
+    assert first == second and len(first) >= 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert Settings(var_dir=tmp_path, secret_key="configured-key").signing_key() == "configured-key"
