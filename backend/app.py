@@ -3,7 +3,6 @@
 import logging
 from pathlib import Path
 
-import swagger_ui_bundle
 from argon2 import PasswordHasher
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
@@ -14,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
+from openapi_ui_bundles import swagger_ui
 
 from backend.auth.controllers import AuthController, DeviceController, MeController, UserController
 from backend.auth.middleware import AccessTokenMiddleware
@@ -29,7 +29,7 @@ __all__ = ("create_app",)
 
 log = logging.getLogger("heatcrew")
 
-SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+SWAGGER_ASSETS = Path(swagger_ui.static_path)  # Swagger UI 5: renders OpenAPI 3.1
 API_VERSION = "1.0.0"
 
 
