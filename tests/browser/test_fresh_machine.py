@@ -39,7 +39,9 @@ def test_demo_answers_health_ready_and_logs_a_phone_in(demo_server: str) -> None
         },
     )
     assert login.status_code == 200, login.text
-    me = httpx.get(f"{demo_server}/api/v1/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    me = httpx.get(
+        f"{demo_server}/api/v1/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+    )
     assert me.json()["username"] == "tech1"
 
 
@@ -68,6 +70,11 @@ def test_docs_page_lists_the_endpoints_in_chromium(demo_server: str, tmp_path: P
         finally:
             browser.close()
     assert "HeatCrew API" in title
-    for path in ("/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/devices/{device_id}/revoke", "/ready"):
+    for path in (
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/devices/{device_id}/revoke",
+        "/ready",
+    ):
         assert path in paths, sorted(paths)
     assert not failed_requests, failed_requests
