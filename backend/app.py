@@ -24,6 +24,13 @@ from backend.error_handlers import exception_handlers
 from backend.health import HealthController
 from backend.settings import Settings
 from backend.storage import BlobStore
+from backend.work_orders.controllers import (
+    HouseholdController,
+    ReferenceController,
+    RevisitController,
+    SlaController,
+    WorkOrderController,
+)
 
 __all__ = ("create_app",)
 
@@ -49,7 +56,18 @@ def create_app(
     def provide_principal(request: Request) -> Principal:
         return request.user
 
-    route_handlers: list = [HealthController, AuthController, MeController, UserController, DeviceController]
+    route_handlers: list = [
+        HealthController,
+        AuthController,
+        MeController,
+        UserController,
+        DeviceController,
+        WorkOrderController,
+        HouseholdController,
+        RevisitController,
+        SlaController,
+        ReferenceController,
+    ]
     if settings.docs_enabled:
         route_handlers.append(
             create_static_files_router(

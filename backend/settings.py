@@ -100,6 +100,7 @@ class Settings:
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "var_dir", Path(self.var_dir))
         if self.blob_dir is None:
             object.__setattr__(self, "blob_dir", self.var_dir / "blobs")
         if self.blob_backend not in ("local", "s3"):

@@ -31,6 +31,7 @@ class User(SQLModel, table=True):
     staff_number: str | None = Field(default=None, max_length=32)
     role: str = Field(max_length=16)
     phone: str | None = Field(default=None, max_length=32)
+    team_id: uuid.UUID | None = Field(default=None, foreign_key="team.id", index=True)
     password_hash: str = Field(max_length=255)
     is_active: bool = Field(default=True)
     is_demo: bool = Field(default=False)

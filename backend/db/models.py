@@ -4,7 +4,8 @@ from sqlmodel import SQLModel
 
 from backend.auth import models as auth_models
 from backend.org import models as org_models
+from backend.work_orders import models as work_order_models
 
-__all__ = ("auth_models", "metadata", "org_models")
+__all__ = ("auth_models", "metadata", "org_models", "work_order_models")
 
 metadata = SQLModel.metadata

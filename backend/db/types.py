@@ -4,8 +4,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import SQLModel
 
 __all__ = ("UTCDateTime",)
+
+# Named constraints, so that migrations can drop and alter them on SQLite (batch mode) too.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

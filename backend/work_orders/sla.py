@@ -1,0 +1,104 @@
+"""SLA clocks: due times from the company's policy, met when the field says so (corrected time)."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlmodel import Session, col, select
+
+from backend.ids import new_id
+from backend.org.models import Company
+from backend.work_orders.calendar import add_working_days
+from backend.work_orders.models import SlaClock, WorkOrder
+from mobile_contract.reference import ClockName, ClockTarget, SlaPolicy
+
+__all__ = ("clock_status", "load_policy", "meet_clock", "start_clocks", "start_revisit_clock")
+
+
+def load_policy(company: Company) -> SlaPolicy:
+    if company.sla_policy is None:
+        return SlaPolicy()
+    return msgspec.convert(company.sla_policy, SlaPolicy)
+
+
+def _describe(target: ClockTarget) -> str:
+    if target.working_days is not None:
+        return f"{target.working_days} working days"
+    minutes = target.minutes or 0
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)} d"
+    if minutes % 60 == 0 and minutes >= 120:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
+def targets_for(order: WorkOrder, policy: SlaPolicy) -> dict[ClockName, ClockTarget]:
+    targets = dict(policy.kinds.get(order.kind, {}))  # type: ignore[call-overload]
+    if order.forwarded:
+        targets[ClockName.accept] = ClockTarget(minutes=policy.forwarded_accept_minutes)
+    if order.urgent:
+        current = targets.get(ClockName.resolve)
+        if current is None or current.minutes is None or current.minutes > policy.urgent_resolve_minutes:
+            targets[ClockName.resolve] = ClockTarget(minutes=policy.urgent_resolve_minutes)
+    return targets
+
+
+def start_clocks(session: Session, *, order: WorkOrder, policy: SlaPolicy, zone: ZoneInfo) -> list[SlaClock]:
+    clocks = []
+    for name, target in targets_for(order, policy).items():
+        estimated = False
+        if target.working_days is not None:
+            due = add_working_days(order.received_at, target.working_days, zone)
+            due_at, estimated = due.due_at, due.estimated
+        else:
+            due_at = order.received_at + timedelta(minutes=target.minutes or 0)
+        clock = SlaClock(
+            id=new_id(),
+            order_id=order.id,
+            clock=name.value,
+            started_at=order.received_at,
+            due_at=due_at,
+            target=_describe(target),
+            calendar_estimated=estimated,
+        )
+        session.add(clock)
+        clocks.append(clock)
+    return clocks
+
+
+def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime, minutes: int) -> SlaClock:
+    assert order.completed_at is not None
+    clock = SlaClock(
+        id=new_id(),
+        order_id=order.id,
+        clock=ClockName.revisit.value,
+        started_at=order.completed_at,
+        due_at=due_at,
+        target=_describe(ClockTarget(minutes=minutes)),
+    )
+    session.add(clock)
+    return clock
+
+
+def meet_clock(session: Session, *, order_id: object, clocks: tuple[ClockName, ...], at: datetime) -> None:
+    """Stop the named clocks at ``at`` (the corrected field time); a clock is met once, first time wins."""
+    rows = session.exec(
+        select(SlaClock).where(
+            SlaClock.order_id == order_id,
+            col(SlaClock.clock).in_([c.value for c in clocks]),
+            col(SlaClock.met_at).is_(None),
+        )
+    )
+    for clock in rows:
+        clock.met_at = at
+        session.add(clock)
+
+
+def clock_status(clock: SlaClock, *, now: datetime, stopped_at: datetime | None = None) -> str:
+    """met / missed / running / stopped (the order was cancelled before the clock ran out)."""
+    if clock.met_at is not None:
+        return "met" if clock.met_at <= clock.due_at else "missed"
+    until = min(now, stopped_at) if stopped_at is not None else now
+    if until > clock.due_at:
+        return "missed"
+    return "stopped" if stopped_at is not None else "running"
