@@ -234,6 +234,51 @@ def devices_revoke(device_id: str, reason: str | None) -> None:
     click.echo(f"revoked {device_id}")
 
 
+@main.group("import")
+def import_group() -> None:
+    """Bulk import from CSV: every row is checked first; any error and nothing is written."""
+
+
+def _run_import(kind: str, path: str, company_code: str) -> None:
+    from pathlib import Path
+
+    from backend.org import importer
+
+    ctx = _context()
+    run = importer.import_households if kind == "households" else importer.import_staff
+    try:
+        with ctx.db.session() as session:
+            company = session.exec(select(Company).where(Company.code == company_code)).first()
+            if company is None:
+                _fail(f"no company {company_code!r}", code=1)
+            report = run(ctx, session, company_id=company.id, path=Path(path))
+            if not report.ok:
+                raise importer.ImportRejected(detail=[str(e) for e in report.errors])
+    except importer.ImportRejected as exc:
+        click.secho(f"{path}: {exc.message}", fg="red", err=True)
+        detail = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+        for line in detail:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    click.echo(f"{kind}: {report.created} created, {report.updated} updated")
+
+
+@import_group.command("households")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--company", "company_code", required=True)
+def import_households(path: str, company_code: str) -> None:
+    """Households by account number (created or updated), with their buildings and stations."""
+    _run_import("households", path, company_code)
+
+
+@import_group.command("staff")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--company", "company_code", required=True)
+def import_staff(path: str, company_code: str) -> None:
+    """Staff accounts with their teams (columns include initial_password)."""
+    _run_import("staff", path, company_code)
+
+
 @main.command()
 @click.option("--serve/--no-serve", "then_serve", default=True, help="Start the server after seeding.")
 @click.option("--host", default=None)

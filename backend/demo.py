@@ -1,13 +1,17 @@
 """The demo company of SPEC.md: for trying the app locally, never for a real database."""
 
+from datetime import timedelta
+
 from sqlmodel import Session, col, select
 
 from backend.auth import service as auth_service
 from backend.auth.models import Role, User
+from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.errors import Conflict
 from backend.ids import new_id
-from backend.org.models import Company
+from backend.org.models import Building, Company, Household, Station, Team
+from backend.work_orders import service as orders
 
 __all__ = ("DEMO_PASSWORD", "DEMO_USERS", "seed_demo")
 
@@ -49,10 +53,12 @@ def seed_demo(ctx: AppContext, session: Session) -> Company:
         session.add(company)
         session.flush()
     existing = set(session.exec(select(User.username).where(User.company_id == company.id)))
+    if existing:
+        return company
+    teams = _seed_places(ctx, session, company)
+    users: dict[str, User] = {}
     for username, full_name, role, staff_number in DEMO_USERS:
-        if username in existing:
-            continue
-        auth_service.create_user(
+        users[username] = auth_service.create_user(
             ctx,
             session,
             company_id=company.id,
@@ -64,4 +70,124 @@ def seed_demo(ctx: AppContext, session: Session) -> Company:
             phone="13800000000",
             is_demo=True,
         )
+    users["tech1"].team_id = teams["T1"].id
+    users["tech2"].team_id = teams["T2"].id
+    session.flush()
+    _seed_orders(ctx, session, company, users)
     return company
+
+
+# account number, building index, unit, m², resident, phone, key customer
+_HOUSEHOLDS = (
+    ("100101", 0, "1-2-201", 86.5, "赵建国", "13912340001", False),
+    ("100102", 0, "1-3-302", 92.0, "钱淑芬", "13912340002", False),
+    ("100103", 0, "2-1-101", 110.2, "孙立新", "13912340003", True),
+    ("100201", 1, "1-5-502", 78.0, "李秀兰", "13912340004", False),
+    ("100202", 1, "3-2-202", 65.3, "周海涛", "13912340005", False),
+    ("100203", 1, "3-6-601", 120.0, "吴春梅", "13912340006", False),
+    ("200101", 2, "1-1-102", 88.8, "郑志强", "13912340007", False),
+    ("200102", 2, "2-4-401", 95.5, "王桂英", "13912340008", False),
+    ("200103", 2, "2-7-702", 70.0, "冯德胜", "13912340009", False),
+    ("200201", 3, "1-3-301", 101.0, "陈玉珍", "13912340010", True),
+    ("200202", 3, "4-2-201", 83.4, "褚文杰", "13912340011", False),
+    ("200203", 3, "4-5-503", 76.9, "卫红霞", "13912340012", False),
+)
+_BUILDINGS = (
+    ("S01", "和平区南京北街 12 号", 41.7968, 123.4245),
+    ("S01", "和平区十一纬路 8 号", 41.7941, 123.4189),
+    ("S02", "沈河区文化路 35 号", 41.7712, 123.4395),
+    ("S02", "沈河区青年大街 120 号", 41.7789, 123.4371),
+)
+
+
+def _seed_places(ctx: AppContext, session: Session, company: Company) -> dict[str, Team]:
+    stations = {
+        code: Station(id=new_id(), company_id=company.id, code=code, name=name)
+        for code, name in (("S01", "南京街换热站"), ("S02", "文化路换热站"))
+    }
+    session.add_all(stations.values())
+    session.flush()  # no ORM relationships: parents are flushed before their children by hand
+    teams = {
+        "T1": Team(
+            id=new_id(), company_id=company.id, code="T1", name="南京街维修班", station_id=stations["S01"].id
+        ),
+        "T2": Team(
+            id=new_id(), company_id=company.id, code="T2", name="文化路维修班", station_id=stations["S02"].id
+        ),
+    }
+    session.add_all(teams.values())
+    session.flush()
+    buildings = [
+        Building(
+            id=new_id(),
+            company_id=company.id,
+            station_id=stations[code].id,
+            address=address,
+            lat=lat,
+            lon=lon,
+        )
+        for code, address, lat, lon in _BUILDINGS
+    ]
+    session.add_all(buildings)
+    session.flush()
+    for account, building, unit, area, name, phone, key in _HOUSEHOLDS:
+        session.add(
+            Household(
+                id=new_id(),
+                company_id=company.id,
+                building_id=buildings[building].id,
+                account_number=account,
+                unit=unit,
+                heated_area_m2=area,
+                resident_name=name,
+                resident_phone=phone,
+                is_key_customer=key,
+                created_at=ctx.clock.now(),
+            )
+        )
+    session.flush()
+    return teams
+
+
+# assignee, household account, kind, source, description, minutes since the call
+_ORDERS = (
+    ("tech1", "100101", "leak", "hotline", "卫生间暖气片接口滴水", 10),
+    ("tech1", "100102", "repair", "hotline", "卧室暖气不热，需排气", 45),
+    ("tech1", "100201", "routine_maintenance", "internal", "单元立管阀门检查", 90),
+    ("tech2", "200101", "leak", "mayor_hotline", "厨房暖气管道漏水 (12345 转办)", 5),
+    ("tech2", "200102", "repair", "hotline", "客厅暖气片上热下凉", 30),
+    ("tech2", "200201", "meter_service", "internal", "热量表校验", 120),
+    ("inspector1", "100103", "temperature_complaint", "complaint", "住户反映室温 16°C", 60),
+    (None, "200203", "complaint", "hotline", "投诉维修人员未按约定时间上门", 20),
+)
+
+
+def _seed_orders(ctx: AppContext, session: Session, company: Company, users: dict[str, User]) -> None:
+    dispatcher = users["dispatcher1"]
+    actor = Principal(
+        user_id=dispatcher.id,
+        company_id=company.id,
+        role=Role.dispatcher,
+        username=dispatcher.username,
+        full_name=dispatcher.full_name,
+        device_id="demo-seed",
+        session_id=new_id(),
+    )
+    households = {
+        h.account_number: h for h in session.exec(select(Household).where(Household.company_id == company.id))
+    }
+    now = ctx.clock.now()
+    for assignee, account, kind, source, description, minutes_ago in _ORDERS:
+        orders.create_order(
+            session,
+            actor=actor,
+            now=now,
+            kind=kind,
+            household_id=households[account].id,
+            source=source,
+            description=description,
+            received_at=now - timedelta(minutes=minutes_ago),
+            forwarded=source == "mayor_hotline",
+            urgent=source == "mayor_hotline",
+            assignee_id=users[assignee].id if assignee else None,
+        )

@@ -654,12 +654,13 @@ def _fact(
         flags.append("after_reassignment")
     before = State(order.state)
     after: State | None = None
-    if move is not None and not reassigned:
+    if before in _SETTLED:
+        flags.append(f"after_{before.value}")
+    elif move is not None and not reassigned:
         try:
             after = next_state(before, move)
         except IllegalTransition:
-            if before in _SETTLED:
-                flags.append(f"after_{before.value}")
+            pass  # e.g. a second check-in at the same door: recorded, the order stays put
     if after is not None:
         order.state = after.value
     return _record(

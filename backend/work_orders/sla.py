@@ -33,7 +33,8 @@ def _describe(target: ClockTarget) -> str:
 
 
 def targets_for(order: WorkOrder, policy: SlaPolicy) -> dict[ClockName, ClockTarget]:
-    targets = dict(policy.kinds.get(order.kind, {}))  # type: ignore[call-overload]
+    # Keys are enums when decoded from JSON, plain strings in the built-in defaults.
+    targets = {ClockName(name): target for name, target in policy.kinds.get(order.kind, {}).items()}  # type: ignore[call-overload]
     if order.forwarded:
         targets[ClockName.accept] = ClockTarget(minutes=policy.forwarded_accept_minutes)
     if order.urgent:
