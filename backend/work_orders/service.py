@@ -23,7 +23,7 @@ from backend.ids import new_id
 from backend.org.models import Building, Company, Household
 from backend.work_orders import sla
 from backend.work_orders.models import Appointment, Arrival, Revisit, WorkOrder, WorkOrderEvent
-from backend.work_orders.states import IllegalTransition, Move, State, next_state
+from backend.work_orders.states import IllegalTransition, Move, State, allowed_moves, next_state
 from mobile_contract.reference import ClockName, SlaPolicy
 
 __all__ = (
@@ -656,11 +656,9 @@ def _fact(
     after: State | None = None
     if before in _SETTLED:
         flags.append(f"after_{before.value}")
-    elif move is not None and not reassigned:
-        try:
-            after = next_state(before, move)
-        except IllegalTransition:
-            pass  # e.g. a second check-in at the same door: recorded, the order stays put
+    elif move is not None and not reassigned and move.value in allowed_moves(before):
+        # Otherwise (e.g. a second check-in at the same door) it is recorded and the order stays put.
+        after = next_state(before, move)
     if after is not None:
         order.state = after.value
     return _record(

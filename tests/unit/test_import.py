@@ -8,7 +8,10 @@ from click.testing import CliRunner
 
 from backend.cli import main
 
-HOUSEHOLD_HEADER = "account_number,station_code,station_name,address,unit,heated_area_m2,resident_name,resident_phone,is_key_customer,lat,lon"
+HOUSEHOLD_HEADER = (
+    "account_number,station_code,station_name,address,unit,heated_area_m2,"
+    "resident_name,resident_phone,is_key_customer,lat,lon"
+)
 GOOD_ROWS = [
     "300101,S09,北站换热站,铁西区北一路 5 号,1-1-101,88.5,韩梅梅,13700000001,否,41.80,123.35",
     "300102,S09,北站换热站,铁西区北一路 5 号,1-2-201,90,李雷,13700000002,是,,",
