@@ -21,9 +21,11 @@ from backend.auth.principal import Principal
 from backend.clock import Clock
 from backend.context import AppContext, build_context
 from backend.error_handlers import exception_handlers
+from backend.evidence.blobs import BlobController
 from backend.health import HealthController
 from backend.settings import Settings
 from backend.storage import BlobStore
+from backend.sync.controllers import SyncController
 from backend.work_orders.controllers import (
     HouseholdController,
     ReferenceController,
@@ -67,6 +69,8 @@ def create_app(
         RevisitController,
         SlaController,
         ReferenceController,
+        SyncController,
+        BlobController,
     ]
     if settings.docs_enabled:
         route_handlers.append(

@@ -59,7 +59,11 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        self._readonly_engine = self.engine.execution_options(readonly=True)
+        options: dict[str, object] = {"readonly": True}
+        if self.engine.dialect.name == "postgresql":
+            # One snapshot for every statement of a read: a pull's cursor and data agree.
+            options["isolation_level"] = "REPEATABLE READ"
+        self._readonly_engine = self.engine.execution_options(**options)
 
     @property
     def dialect(self) -> str:

@@ -15,6 +15,7 @@ from backend.auth.models import Role
 from backend.deps import Caller, Ctx
 from backend.errors import InvalidInput, NotFound
 from backend.org.models import Company, Household, Station, Team
+from backend.sync import changes
 from backend.work_orders import service, views
 from backend.work_orders.models import Revisit
 from backend.work_orders.schemas import (
@@ -319,6 +320,9 @@ class SlaController(Controller):
             assert company is not None
             company.sla_policy = msgspec.to_builtins(data)
             session.add(company)
+            changes.touch(
+                session, company_id=company.id, entity="reference", entity_id="sla_policy", users=[None]
+            )
         return data
 
 

@@ -21,6 +21,7 @@ from backend.auth.principal import Principal
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household
+from backend.sync import changes
 from backend.work_orders import sla
 from backend.work_orders.models import Appointment, Arrival, Revisit, WorkOrder, WorkOrderEvent
 from backend.work_orders.states import IllegalTransition, Move, State, allowed_moves, next_state
@@ -37,6 +38,8 @@ __all__ = (
     "create_order",
     "depart",
     "get_order_for_update",
+    "has_order_at",
+    "late_fact_flags",
     "note",
     "online",
     "record_arrival",
@@ -45,6 +48,7 @@ __all__ = (
     "record_revisit_outcome",
     "refuse_return",
     "request_return",
+    "require_field_involvement",
     "set_appointment",
     "start_work",
 )
@@ -207,6 +211,7 @@ def assign(
         data={"assignee_id": str(assignee_id), "previous_assignee_id": str(previous) if previous else None},
     )
     order.assignee_id = assignee_id
+    _touch(session, order)
     if assignee.team_id is not None:
         order.team_id = assignee.team_id
     order.return_reason = None
@@ -373,7 +378,7 @@ def request_return(
 def record_contact(
     session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime, outcome: str, note: str | None
 ) -> WorkOrderEvent:
-    _require_field_involvement(session, order, actor)
+    require_field_involvement(session, order, actor)
     event = _fact(
         session,
         order,
@@ -389,7 +394,7 @@ def record_contact(
 
 
 def depart(session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime) -> WorkOrderEvent:
-    _require_field_involvement(session, order, actor)
+    require_field_involvement(session, order, actor)
     return _fact(session, order, "departed", Move.depart, actor=actor, when=when)
 
 
@@ -407,7 +412,7 @@ def record_arrival(
     badge_shown: bool,
 ) -> Arrival:
     """A door check-in. Made offline it is accepted as it is, and marked verified or not by distance."""
-    _require_field_involvement(session, order, actor)
+    require_field_involvement(session, order, actor)
     policy = sla.load_policy(_company(session, order.company_id))
     distance = _distance_to_household(session, order, lat, lon)
     verified: bool | None = None
@@ -468,7 +473,7 @@ def record_no_access(
     attempts: list[dict[str, Any]],
     note: str | None,
 ) -> WorkOrderEvent:
-    _require_field_involvement(session, order, actor)
+    require_field_involvement(session, order, actor)
     return _fact(
         session,
         order,
@@ -483,7 +488,7 @@ def record_no_access(
 def note(
     session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime, text: str
 ) -> WorkOrderEvent:
-    _require_field_involvement(session, order, actor)
+    require_field_involvement(session, order, actor)
     return _fact(session, order, "note", None, actor=actor, when=when, data={"text": text})
 
 
@@ -585,7 +590,31 @@ def _require_assignee(order: WorkOrder, actor: Principal) -> None:
         )
 
 
-def _require_field_involvement(session: Session, order: WorkOrder, actor: Principal) -> None:
+def late_fact_flags(order: WorkOrder, actor: Principal) -> list[str]:
+    """What a supervisor must know about evidence that arrives for an order that moved on."""
+    flags = []
+    if actor.role in FIELD_ROLES and order.assignee_id != actor.user_id:
+        flags.append("after_reassignment")
+    if State(order.state) in _SETTLED:
+        flags.append(f"after_{order.state}")
+    return flags
+
+
+def has_order_at(session: Session, *, actor: Principal, household_id: uuid.UUID) -> bool:
+    """Office roles may record anywhere in their company; field staff where they hold an order."""
+    if actor.role not in FIELD_ROLES:
+        return True
+    return (
+        session.exec(
+            select(WorkOrder.id).where(
+                WorkOrder.household_id == household_id, WorkOrder.assignee_id == actor.user_id
+            )
+        ).first()
+        is not None
+    )
+
+
+def require_field_involvement(session: Session, order: WorkOrder, actor: Principal) -> None:
     """A fact comes from someone who holds, or once held, the order; anyone else is refused."""
     if actor.role not in FIELD_ROLES or order.assignee_id == actor.user_id:
         return
@@ -718,7 +747,14 @@ def _record(
     order.updated_at = when.received_at
     order.version += 1
     session.add(order)
+    _touch(session, order)
     return event
+
+
+def _touch(session: Session, order: WorkOrder) -> None:
+    """The assignee's phone learns of the change on its next pull."""
+    users = [order.assignee_id] if order.assignee_id else []
+    changes.touch(session, company_id=order.company_id, entity="work_order", entity_id=order.id, users=users)
 
 
 # A fact arriving for an order in one of these states is news the supervisor must see.

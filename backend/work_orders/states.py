@@ -92,11 +92,30 @@ class IllegalTransition(Conflict):
     code = "illegal_transition"
 
 
-def allowed_moves(state: State) -> list[str]:
-    moves = [move.value for move, (sources, _) in TRANSITIONS.items() if state in sources]
+# The moves a phone can make; the rest are the dispatcher's and the supervisor's.
+FIELD_MOVES = frozenset(
+    {
+        Move.accept,
+        Move.contact,
+        Move.set_appointment,
+        Move.depart,
+        Move.arrive,
+        Move.arrive_no_access,
+        Move.no_access,
+        Move.start,
+        Move.complete,
+        Move.request_return,
+    }
+)
+
+
+def allowed_moves(state: State, *, field_only: bool = False) -> list[str]:
+    moves = [move for move, (sources, _) in TRANSITIONS.items() if state in sources]
     if state in RESCHEDULE_FROM:
-        moves.append(Move.set_appointment.value)
-    return sorted(set(moves))
+        moves.append(Move.set_appointment)
+    if field_only:
+        moves = [m for m in moves if m in FIELD_MOVES]
+    return sorted({m.value for m in moves})
 
 
 def next_state(state: State | str, move: Move, *, previous: State | str | None = None) -> State:

@@ -1,0 +1,103 @@
+"""Evidence from the field: photos, measurements, signatures, meter readings, and uploaded blobs.
+
+No ``from __future__ import annotations`` here (SQLModel).
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from backend.db.types import UTCDateTime
+
+__all__ = ("Blob", "Measurement", "MeterReading", "Photo", "Signature")
+
+
+class Blob(SQLModel, table=True):
+    """An upload, known by its SHA-256; the bytes live in the blob store.
+
+    Keyed per company, so that one company cannot learn whether another holds a given file.
+    """
+
+    __tablename__ = "blob"
+
+    company_id: uuid.UUID = Field(foreign_key="company.id", primary_key=True)
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_type=sa.BigInteger)
+    content_type: str | None = Field(default=None, max_length=64)
+    uploaded_by: uuid.UUID = Field(foreign_key="app_user.id", index=True)
+    uploaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class FieldRecord(SQLModel):
+    """Who recorded it, from which phone, and the three clocks."""
+
+    user_id: uuid.UUID = Field(foreign_key="app_user.id")
+    device_id: str | None = Field(default=None, max_length=64)
+    action_id: uuid.UUID | None = Field(default=None, description="The sync action that brought it.")
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    corrected_at: datetime = Field(sa_type=UTCDateTime)
+    flags: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+class Photo(FieldRecord, table=True):
+    __tablename__ = "photo"
+
+    id: uuid.UUID = Field(primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id")
+    order_id: uuid.UUID | None = Field(default=None, foreign_key="work_order.id", index=True)
+    measurement_id: uuid.UUID | None = Field(default=None, index=True)
+    blob_sha256: str = Field(max_length=64)
+    purpose: str = Field(max_length=16)
+    taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Measurement(FieldRecord, table=True):
+    """An indoor-temperature record (测温); the id is made on the phone."""
+
+    __tablename__ = "measurement"
+
+    id: uuid.UUID = Field(primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id")
+    household_id: uuid.UUID = Field(foreign_key="household.id", index=True)
+    order_id: uuid.UUID | None = Field(default=None, foreign_key="work_order.id", index=True)
+    instrument_id: str = Field(max_length=64)
+    rooms: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    outdoor_c: float | None = None
+    closed_minutes: int | None = None
+    measured_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, max_length=2000)
+    result: str | None = Field(default=None, max_length=16)
+
+
+class Signature(FieldRecord, table=True):
+    __tablename__ = "signature"
+    __table_args__ = (sa.Index("ix_signature_document", "document_type", "document_id"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id")
+    document_type: str = Field(max_length=16)
+    document_id: uuid.UUID
+    signer_name: str = Field(max_length=100)
+    signer_role: str = Field(max_length=16)
+    content_sha256: str = Field(max_length=64)
+    blob_sha256: str | None = Field(default=None, max_length=64)
+    strokes: list[Any] | None = Field(default=None, sa_type=sa.JSON)
+    refused_reason: str | None = Field(default=None, max_length=500)
+    lat: float | None = None
+    lon: float | None = None
+
+
+class MeterReading(FieldRecord, table=True):
+    __tablename__ = "meter_reading"
+
+    id: uuid.UUID = Field(primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id")
+    order_id: uuid.UUID = Field(foreign_key="work_order.id", index=True)
+    meter_id: str = Field(max_length=64)
+    value: float
+    phase: str = Field(max_length=8)
+    blob_sha256: str | None = Field(default=None, max_length=64)

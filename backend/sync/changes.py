@@ -1,0 +1,110 @@
+"""The change feed's write side: every transaction that changes what phones see records it here.
+
+Services call :func:`touch` as they change things; just before the transaction commits, the
+buffered touches get one new version from the company's counter and land in ``change_log``. The
+counter row stays locked from that bump to the commit, so versions become visible in order: a
+reader can never see version N+1 while N is still in flight, and a cursor never skips a change.
+"""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col
+
+from backend.sync.models import ChangeLog, SyncCounter
+
+__all__ = ("bump_epoch", "ensure_counter", "touch")
+
+_PENDING = "heatcrew.changes"
+
+
+def touch(
+    session: Session,
+    *,
+    company_id: uuid.UUID,
+    entity: str,
+    entity_id: object,
+    users: Iterable[uuid.UUID | None],
+) -> None:
+    """Note that ``entity`` changed for ``users`` (``None``: everyone in the company)."""
+    pending: set[tuple[uuid.UUID, uuid.UUID | None, str, str]] = session.info.setdefault(_PENDING, set())
+    for user in users:
+        pending.add((company_id, user, entity, str(entity_id)))
+
+
+def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:
+    counter = session.get(SyncCounter, company_id)
+    if counter is None:
+        counter = SyncCounter(company_id=company_id, version=0, epoch=secrets.token_hex(8))
+        session.add(counter)
+        session.flush()
+    return counter
+
+
+def bump_epoch(session: Session, company_id: uuid.UUID) -> str:
+    """After a restore from backup: every phone's cursor is reset to a full snapshot."""
+    counter = ensure_counter(session, company_id)
+    counter.epoch = secrets.token_hex(8)
+    session.add(counter)
+    return counter.epoch
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _write_change_log(session: OrmSession) -> None:
+    pending: set[tuple[uuid.UUID, uuid.UUID | None, str, str]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    by_company: dict[uuid.UUID, list[tuple[uuid.UUID | None, str, str]]] = {}
+    for company_id, user, entity, entity_id in pending:
+        by_company.setdefault(company_id, []).append((user, entity, entity_id))
+    for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
+        version = _bump(session, company_id)
+        session.execute(
+            sa.insert(ChangeLog),
+            [
+                {
+                    "company_id": company_id,
+                    "version": version,
+                    "user_id": user,
+                    "entity": entity,
+                    "entity_id": entity_id,
+                }
+                for user, entity, entity_id in sorted(by_company[company_id], key=str)
+            ],
+        )
+
+
+def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
+    table = SyncCounter.__table__
+    version = session.execute(
+        sa.update(table)
+        .where(table.c.company_id == company_id)
+        .values(version=table.c.version + 1)
+        .returning(table.c.version)
+    ).scalar_one_or_none()
+    if version is None:
+        session.add(SyncCounter(company_id=company_id, version=1, epoch=secrets.token_hex(8)))
+        session.flush()
+        version = 1
+    return version
+
+
+def current_version(session: Session, company_id: uuid.UUID) -> SyncCounter:
+    return ensure_counter(session, company_id)
+
+
+def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int:
+    """Drop change-log rows below a version; cursors older than that get a full snapshot."""
+    counter = ensure_counter(session, company_id)
+    result = session.execute(
+        sa.delete(ChangeLog).where(
+            col(ChangeLog.company_id) == company_id, col(ChangeLog.version) < below_version
+        )
+    )
+    counter.pruned_below = max(counter.pruned_below, below_version)
+    session.add(counter)
+    return result.rowcount or 0

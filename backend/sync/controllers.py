@@ -1,0 +1,70 @@
+"""HTTP layer of sync: push, pull, and the device's own record of refused actions."""
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+from sqlmodel import col, select
+
+from backend.deps import Caller, Ctx
+from backend.sync import pull as pull_feed
+from backend.sync import push as push_batch
+from backend.sync.models import SyncAction, SyncDevice
+from mobile_contract.sync import PullResponse, PushRequest, PushResponse
+
+__all__ = ("SyncController",)
+
+
+class SyncController(Controller):
+    path = "/api/v1/sync"
+    tags = ["sync"]
+
+    @post("/push", status_code=HTTP_200_OK, sync_to_thread=True)
+    def push(self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest]) -> PushResponse:
+        """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
+        return push_batch.push(ctx, principal=principal, request=data)
+
+    @get("/pull", sync_to_thread=True)
+    def pull(
+        self,
+        ctx: Ctx,
+        principal: Caller,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=pull_feed.MAX_LIMIT)] = pull_feed.DEFAULT_LIMIT,
+    ) -> PullResponse:
+        """Changes in your scope since `cursor`; without one (or with a stale one) a full snapshot."""
+        return pull_feed.pull(ctx, principal=principal, cursor=cursor, limit=limit)
+
+    @get("/status", sync_to_thread=True)
+    def status(self, ctx: Ctx, principal: Caller) -> dict[str, object]:
+        """This device's counter and its refused actions, so the phone can always say why."""
+        with ctx.db.session(readonly=True) as session:
+            device = session.get(SyncDevice, principal.device_id)
+            refused = session.exec(
+                select(SyncAction)
+                .where(
+                    SyncAction.device_id == principal.device_id,
+                    col(SyncAction.status).in_(["rejected", "conflict"]),
+                )
+                .order_by(col(SyncAction.seq).desc())
+                .limit(100)
+            ).all()
+            return {
+                "device_id": principal.device_id,
+                "last_applied_seq": device.last_applied_seq if device else 0,
+                "refused": [
+                    {
+                        "id": str(a.action_id),
+                        "seq": a.seq,
+                        "type": a.type,
+                        "v": a.v,
+                        "status": a.status,
+                        "code": a.code,
+                        "message": a.message,
+                        "current": a.current,
+                        "occurred_at": a.occurred_at.isoformat(),
+                    }
+                    for a in refused
+                ],
+            }

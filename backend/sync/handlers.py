@@ -1,0 +1,338 @@
+"""One handler per action type and version, each declaring itself a fact or an intent.
+
+A handler checks everything it needs *before* it changes anything and raises a
+:class:`~backend.errors.HeatCrewError` to refuse; the push loop relies on that to skip a
+savepoint per action. An unexpected exception sends the batch down the careful path instead.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+from sqlmodel import Session
+
+from backend.auth.principal import Principal
+from backend.errors import Forbidden, InvalidInput, NotFound
+from backend.evidence.models import Measurement, MeterReading, Photo, Signature
+from backend.ids import new_id
+from backend.org.models import Household
+from backend.work_orders import service
+from backend.work_orders.models import Revisit, WorkOrder
+from backend.work_orders.service import FieldTime
+from mobile_contract import actions as a
+
+__all__ = ("CATALOGUE", "Applying", "Handler")
+
+Kind = Literal["fact", "intent"]
+
+
+@dataclass(slots=True)
+class Applying:
+    """What a handler gets besides its payload."""
+
+    session: Session
+    actor: Principal
+    when: FieldTime
+    action_id: uuid.UUID
+
+    def order(self, order_id: uuid.UUID) -> WorkOrder:
+        return service.get_order_for_update(self.session, order_id=order_id, company_id=self.actor.company_id)
+
+    def record(self) -> dict[str, Any]:
+        """The common columns of every evidence row."""
+        return {
+            "company_id": self.actor.company_id,
+            "user_id": self.actor.user_id,
+            "device_id": self.actor.device_id,
+            "action_id": self.action_id,
+            "occurred_at": self.when.occurred_at,
+            "received_at": self.when.received_at,
+            "corrected_at": self.when.corrected_at,
+            "flags": ["clock_skew"] if self.when.skew_flagged else [],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    type: str
+    version: int
+    kind: Kind
+    payload: type[a.Payload]
+    apply: Callable[[Applying, Any], None]
+
+    def decode(self, payload: Any) -> Any:
+        """The payload struct for this version; raises ``msgspec.ValidationError`` when it does not fit."""
+        if not isinstance(payload, dict):
+            raise msgspec.ValidationError("payload must be a JSON object")
+        return msgspec.convert(payload, self.payload)
+
+
+def blobs_of(payload: Any) -> list[str]:
+    """The uploads an action refers to: it waits until they are all there."""
+    found = [getattr(payload, "blob", None)]
+    return [b for b in found if b]
+
+
+def order_id_of(payload: Any) -> uuid.UUID | None:
+    return getattr(payload, "work_order_id", None)
+
+
+# ------------------------------------------------------------------ work orders
+
+
+def _accept(ap: Applying, p: a.AcceptV1) -> None:
+    service.accept(ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when)
+
+
+def _contact(ap: Applying, p: a.ContactV1) -> None:
+    service.record_contact(
+        ap.session,
+        actor=ap.actor,
+        order=ap.order(p.work_order_id),
+        when=ap.when,
+        outcome=p.outcome,
+        note=p.note,
+    )
+
+
+def _appointment(ap: Applying, p: a.AppointmentV1) -> None:
+    service.set_appointment(
+        ap.session,
+        actor=ap.actor,
+        order=ap.order(p.work_order_id),
+        when=ap.when,
+        window_start=p.window_start,
+        window_end=p.window_end,
+        reason=p.reason,
+        requested_by=p.requested_by,
+    )
+
+
+def _depart(ap: Applying, p: a.DepartV1) -> None:
+    service.depart(ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when)
+
+
+def _attempts(attempts: list[a.DoorAttempt]) -> list[dict[str, Any]]:
+    return [{"method": x.method, "at": x.at.isoformat()} for x in attempts]
+
+
+def _arrive(ap: Applying, p: a.ArriveV1) -> None:
+    service.record_arrival(
+        ap.session,
+        actor=ap.actor,
+        order=ap.order(p.work_order_id),
+        when=ap.when,
+        lat=p.lat,
+        lon=p.lon,
+        accuracy_m=p.accuracy_m,
+        attempts=_attempts(p.attempts),
+        outcome=p.outcome,
+        badge_shown=p.badge_shown,
+    )
+
+
+def _no_access(ap: Applying, p: a.NoAccessV1) -> None:
+    service.record_no_access(
+        ap.session,
+        actor=ap.actor,
+        order=ap.order(p.work_order_id),
+        when=ap.when,
+        attempts=_attempts(p.attempts),
+        note=p.note,
+    )
+
+
+def _start(ap: Applying, p: a.StartV1) -> None:
+    service.start_work(ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when)
+
+
+def _note(ap: Applying, p: a.NoteV1) -> None:
+    service.note(ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when, text=p.text)
+
+
+def _complete(ap: Applying, p: a.CompleteV1) -> None:
+    # v1 has no note: it is upgraded to v2 with an empty one.
+    service.complete(
+        ap.session,
+        actor=ap.actor,
+        order=ap.order(p.work_order_id),
+        when=ap.when,
+        result=p.result,
+        satisfaction=p.satisfaction,
+        note=getattr(p, "note", None),
+    )
+
+
+def _return_request(ap: Applying, p: a.ReturnRequestV1) -> None:
+    service.request_return(
+        ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when, reason=p.reason
+    )
+
+
+def _revisit_outcome(ap: Applying, p: a.RevisitOutcomeV1) -> None:
+    revisit = ap.session.get(Revisit, p.revisit_id, with_for_update=True)
+    if revisit is None or revisit.company_id != ap.actor.company_id:
+        raise NotFound("No such revisit.")
+    order = ap.order(revisit.order_id)
+    if ap.actor.user_id not in (revisit.assignee_id, order.assignee_id):
+        raise Forbidden("This revisit is not yours.")
+    service.record_revisit_outcome(
+        ap.session,
+        actor=ap.actor,
+        revisit=revisit,
+        when=ap.when,
+        channel=p.channel,
+        outcome=p.outcome,
+        satisfaction=p.satisfaction,
+        note=p.note,
+    )
+
+
+# ------------------------------------------------------------------ evidence (facts)
+
+
+def _involved_order(ap: Applying, order_id: uuid.UUID) -> WorkOrder:
+    order = ap.order(order_id)
+    service.require_field_involvement(ap.session, order, ap.actor)
+    return order
+
+
+def _photo(ap: Applying, p: a.PhotoV1) -> None:
+    if p.work_order_id is not None:
+        order = _involved_order(ap, p.work_order_id)
+        flags = service.late_fact_flags(order, ap.actor)
+    else:
+        measurement = ap.session.get(Measurement, p.measurement_id)
+        if measurement is None or measurement.company_id != ap.actor.company_id:
+            raise NotFound("No such measurement: record it before its photos.", code="unknown_measurement")
+        flags = []
+    record = ap.record()
+    record["flags"] = [*record["flags"], *flags]
+    ap.session.add(
+        Photo(
+            id=new_id(),
+            order_id=p.work_order_id,
+            measurement_id=p.measurement_id,
+            blob_sha256=p.blob,
+            purpose=p.purpose.value,
+            taken_at=p.taken_at,
+            **record,
+        )
+    )
+
+
+def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
+    household = ap.session.get(Household, p.household_id)
+    if household is None or household.company_id != ap.actor.company_id:
+        raise NotFound("No such household.", code="unknown_household")
+    if p.work_order_id is not None:
+        order = _involved_order(ap, p.work_order_id)
+        if order.household_id != p.household_id:
+            raise InvalidInput("The order is for another household.", code="household_mismatch")
+    elif not service.has_order_at(ap.session, actor=ap.actor, household_id=p.household_id):
+        raise Forbidden("You have no order at this household.")
+    rooms = [msgspec.to_builtins(room) for room in p.rooms]
+    existing = ap.session.get(Measurement, p.measurement_id)
+    if existing is not None:
+        # The same record from a second device (or a resend under a new seq): one record, not two.
+        if existing.household_id == p.household_id and existing.rooms == rooms:
+            return
+        raise InvalidInput(
+            "A different measurement with this id exists; a correction is a new record.",
+            code="measurement_exists",
+        )
+    ap.session.add(
+        Measurement(
+            id=p.measurement_id,
+            household_id=p.household_id,
+            order_id=p.work_order_id,
+            instrument_id=p.instrument_id,
+            rooms=rooms,
+            outdoor_c=p.outdoor_c,
+            closed_minutes=p.closed_minutes,
+            measured_at=p.measured_at,
+            note=p.note,
+            **ap.record(),
+        )
+    )
+
+
+def _signature(ap: Applying, p: a.SignatureV1) -> None:
+    doc = p.document
+    if doc.type == "measurement":
+        measurement = ap.session.get(Measurement, doc.id)
+        if measurement is None or measurement.company_id != ap.actor.company_id:
+            raise NotFound("No such measurement: record it before it is signed.", code="unknown_document")
+    else:
+        _involved_order(ap, doc.id)
+    ap.session.add(
+        Signature(
+            id=new_id(),
+            document_type=doc.type,
+            document_id=doc.id,
+            signer_name=p.signer_name,
+            signer_role=p.signer_role,
+            content_sha256=p.content_sha256,
+            blob_sha256=p.blob,
+            strokes=[list(map(list, stroke)) for stroke in p.strokes] if p.strokes else None,
+            refused_reason=p.refused_reason,
+            lat=p.lat,
+            lon=p.lon,
+            **ap.record(),
+        )
+    )
+
+
+def _meter_reading(ap: Applying, p: a.MeterReadingV1) -> None:
+    order = _involved_order(ap, p.work_order_id)
+    record = ap.record()
+    record["flags"] = [*record["flags"], *service.late_fact_flags(order, ap.actor)]
+    ap.session.add(
+        MeterReading(
+            id=new_id(),
+            order_id=p.work_order_id,
+            meter_id=p.meter_id,
+            value=p.value,
+            phase=p.phase,
+            blob_sha256=p.blob,
+            **record,
+        )
+    )
+
+
+_APPLY: dict[tuple[str, int], tuple[Kind, Callable[[Applying, Any], None]]] = {
+    ("work_order.accept", 1): ("intent", _accept),
+    ("work_order.contact", 1): ("fact", _contact),
+    ("work_order.appointment", 1): ("intent", _appointment),
+    ("work_order.depart", 1): ("fact", _depart),
+    ("work_order.arrive", 1): ("fact", _arrive),
+    ("work_order.no_access", 1): ("fact", _no_access),
+    ("work_order.start", 1): ("intent", _start),
+    ("work_order.note", 1): ("fact", _note),
+    ("evidence.photo", 1): ("fact", _photo),
+    ("measurement.record", 1): ("fact", _measurement),
+    ("evidence.signature", 1): ("fact", _signature),
+    ("meter.reading", 1): ("fact", _meter_reading),
+    ("work_order.complete", 1): ("intent", _complete),
+    ("work_order.complete", 2): ("intent", _complete),
+    ("work_order.return_request", 1): ("intent", _return_request),
+    ("revisit.outcome", 1): ("fact", _revisit_outcome),
+}
+
+CATALOGUE: dict[tuple[str, int], Handler] = {
+    key: Handler(
+        type=key[0],
+        version=key[1],
+        kind=kind,
+        payload=a.ACTION_TYPES[key],
+        apply=apply,
+    )
+    for key, (kind, apply) in _APPLY.items()
+}
+assert set(CATALOGUE) == set(a.ACTION_TYPES), "every contract action has exactly one handler"
+
+
+def known_versions(action_type: str) -> list[int]:
+    return sorted(v for t, v in CATALOGUE if t == action_type)

@@ -1,0 +1,341 @@
+"""Pull: what changed in the user's scope since their cursor, read in one snapshot with the cursor.
+
+The cursor is opaque to the phone: the company's epoch, the user it was issued to, and a position
+``(version, row)`` in the change log. An unknown, foreign, pruned or future cursor, or one from
+another epoch (a restore), answers ``reset`` with a full snapshot of the scope.
+
+Scope of a field user: their open orders with the current appointment and SLA clocks, those
+orders' households (minimal, phone masked unless an order there is active) with the last visits
+at the address, revisits assigned to them, and the company's reference data.
+"""
+
+import base64
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+import msgspec
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from backend.auth.principal import Principal
+from backend.context import AppContext
+from backend.org.models import Building, Company, Household
+from backend.sync import changes
+from backend.sync.models import ChangeLog, SyncCounter
+from backend.work_orders.models import Appointment, Revisit, SlaClock, WorkOrder
+from backend.work_orders.sla import load_policy
+from backend.work_orders.states import ACTIVE_STATES, TERMINAL_STATES, State, allowed_moves
+from backend.work_orders.views import mask_phone, order_ref
+from mobile_contract.reference import Source, WorkOrderKind
+from mobile_contract.sync import Change, PullResponse
+from mobile_contract.views import (
+    AppointmentView,
+    ClockView,
+    HouseholdView,
+    PastVisit,
+    RevisitView,
+    WorkOrderView,
+)
+
+__all__ = ("DEFAULT_LIMIT", "MAX_LIMIT", "pull")
+
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 1000
+PAST_VISITS = 3
+# Position "after every row of this version".
+WHOLE_VERSION = 2**62
+
+
+class Cursor(msgspec.Struct, array_like=True, frozen=True):
+    epoch: str
+    user: uuid.UUID
+    version: int
+    row: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Cursor)
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(_encoder.encode(cursor)).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> Cursor | None:
+    if not text:
+        return None
+    try:
+        return _decoder.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def pull(
+    ctx: AppContext, *, principal: Principal, cursor: str | None, limit: int = DEFAULT_LIMIT
+) -> PullResponse:
+    now = ctx.clock.now()
+    with ctx.db.session(readonly=True) as session:
+        counter = session.get(SyncCounter, principal.company_id)
+    if counter is None:
+        with ctx.db.session() as session:
+            counter = changes.ensure_counter(session, principal.company_id)
+    with ctx.db.session(readonly=True) as session:
+        counter = session.get(SyncCounter, principal.company_id)
+        assert counter is not None
+        parsed = decode_cursor(cursor)
+        if (
+            parsed is None
+            or parsed.epoch != counter.epoch
+            or parsed.user != principal.user_id
+            or parsed.version < counter.pruned_below
+            or parsed.version > counter.version
+        ):
+            return _snapshot(session, principal, counter, now)
+        return _delta(session, principal, counter, parsed, limit, now)
+
+
+def _snapshot(session: Session, principal: Principal, counter: SyncCounter, now: datetime) -> PullResponse:
+    orders = _scope_orders(session, principal)
+    version = counter.version
+    changes_out = _order_changes(session, principal, orders, version)
+    changes_out += _household_changes(session, principal, {o.household_id for o in orders}, orders, version)
+    changes_out += _revisit_changes(session, principal, version)
+    changes_out += _reference_changes(session, principal, version)
+    cursor = Cursor(epoch=counter.epoch, user=principal.user_id, version=version, row=WHOLE_VERSION)
+    return PullResponse(cursor=encode_cursor(cursor), has_more=False, reset=True, changes=changes_out)
+
+
+def _delta(
+    session: Session, principal: Principal, counter: SyncCounter, cursor: Cursor, limit: int, now: datetime
+) -> PullResponse:
+    position = sa.or_(
+        col(ChangeLog.version) > cursor.version,
+        sa.and_(col(ChangeLog.version) == cursor.version, col(ChangeLog.id) > cursor.row),
+    )
+    rows = session.exec(
+        select(ChangeLog.version, ChangeLog.id, ChangeLog.entity, ChangeLog.entity_id)
+        .where(
+            ChangeLog.company_id == principal.company_id,
+            sa.or_(ChangeLog.user_id == principal.user_id, col(ChangeLog.user_id).is_(None)),
+            position,
+            col(ChangeLog.version) <= counter.version,
+        )
+        .order_by(col(ChangeLog.version), col(ChangeLog.id))
+        .limit(limit + 1)
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if has_more:
+        last_version, last_row = rows[-1][0], rows[-1][1]
+        next_cursor = Cursor(epoch=counter.epoch, user=principal.user_id, version=last_version, row=last_row)
+    else:
+        next_cursor = Cursor(
+            epoch=counter.epoch, user=principal.user_id, version=counter.version, row=WHOLE_VERSION
+        )
+    if not rows:
+        return PullResponse(cursor=encode_cursor(next_cursor), has_more=False, reset=False, changes=[])
+
+    latest: dict[tuple[str, str], int] = {}
+    for version, _, entity, entity_id in rows:
+        latest[(entity, entity_id)] = version
+    scope = _scope_orders(session, principal)
+    in_scope = {o.id: o for o in scope}
+    changed_orders = [uuid.UUID(i) for (e, i) in latest if e == "work_order"]
+    out: list[Change] = []
+    upserts = [in_scope[i] for i in changed_orders if i in in_scope]
+    out += _order_changes(session, principal, upserts, None, versions=latest)
+    out += [
+        Change(entity="work_order", id=str(i), op="remove", version=latest[("work_order", str(i))])
+        for i in changed_orders
+        if i not in in_scope
+    ]
+    # A household follows its orders: its phone mask or its presence may have changed with them.
+    touched_households = set(
+        session.exec(select(WorkOrder.household_id).where(col(WorkOrder.id).in_(changed_orders))).all()
+    ) | {uuid.UUID(i) for (e, i) in latest if e == "household"}
+    if touched_households:
+        version = max(latest.values())
+        visible = touched_households & {o.household_id for o in scope}
+        out += _household_changes(session, principal, visible, scope, version)
+        out += [
+            Change(entity="household", id=str(h), op="remove", version=version)
+            for h in touched_households - visible
+        ]
+    if any(e == "revisit" for e, _ in latest):
+        out += _revisit_changes(session, principal, max(latest.values()))
+    if any(e == "reference" for e, _ in latest):
+        out += _reference_changes(session, principal, max(latest.values()))
+    return PullResponse(cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out)
+
+
+def _scope_orders(session: Session, principal: Principal) -> list[WorkOrder]:
+    return list(
+        session.exec(
+            select(WorkOrder).where(
+                WorkOrder.company_id == principal.company_id,
+                WorkOrder.assignee_id == principal.user_id,
+                col(WorkOrder.state).not_in([s.value for s in TERMINAL_STATES]),
+            )
+        )
+    )
+
+
+def _order_changes(
+    session: Session,
+    principal: Principal,
+    orders: list[WorkOrder],
+    version: int | None,
+    *,
+    versions: dict[tuple[str, str], int] | None = None,
+) -> list[Change]:
+    if not orders:
+        return []
+    ids = [o.id for o in orders]
+    clocks: dict[uuid.UUID, list[ClockView]] = defaultdict(list)
+    for clock in session.exec(
+        select(SlaClock).where(col(SlaClock.order_id).in_(ids)).order_by(col(SlaClock.due_at))
+    ):
+        clocks[clock.order_id].append(ClockView(clock=clock.clock, due_at=clock.due_at, met_at=clock.met_at))
+    appointments = {
+        a.order_id: AppointmentView(window_start=a.window_start, window_end=a.window_end, reason=a.reason)
+        for a in session.exec(
+            select(Appointment).where(
+                col(Appointment.order_id).in_(ids), col(Appointment.replaced_at).is_(None)
+            )
+        )
+    }
+    out = []
+    for order in orders:
+        view = WorkOrderView(
+            id=order.id,
+            ref=order_ref(order.id),
+            kind=order.kind,
+            source=order.source,
+            state=order.state,
+            urgent=order.urgent,
+            household_id=order.household_id,
+            description=order.description,
+            received_at=order.received_at,
+            allowed_moves=allowed_moves(State(order.state), field_only=True),
+            clocks=clocks[order.id],
+            appointment=appointments.get(order.id),
+            version=order.version,
+        )
+        change_version = versions[("work_order", str(order.id))] if versions else version
+        out.append(
+            Change(
+                entity="work_order",
+                id=str(order.id),
+                op="upsert",
+                version=change_version or 0,
+                data=msgspec.to_builtins(view),
+            )
+        )
+    return out
+
+
+def _household_changes(
+    session: Session,
+    principal: Principal,
+    household_ids: Iterable[uuid.UUID],
+    scope: list[WorkOrder],
+    version: int,
+) -> list[Change]:
+    ids = sorted(set(household_ids))
+    if not ids:
+        return []
+    active = {o.household_id for o in scope if State(o.state) in ACTIVE_STATES}
+    rows = session.exec(
+        select(Household, Building)
+        .join(Building, col(Building.id) == Household.building_id)
+        .where(col(Household.id).in_(ids))
+    ).all()
+    visits: dict[uuid.UUID, list[PastVisit]] = defaultdict(list)
+    for order in session.exec(
+        select(WorkOrder)
+        .where(col(WorkOrder.household_id).in_(ids), col(WorkOrder.completed_at).is_not(None))
+        .order_by(col(WorkOrder.household_id), col(WorkOrder.completed_at).desc())
+    ):
+        if len(visits[order.household_id]) < PAST_VISITS:
+            assert order.completed_at is not None
+            visits[order.household_id].append(
+                PastVisit(
+                    order_ref=order_ref(order.id),
+                    kind=order.kind,
+                    completed_at=order.completed_at,
+                    result=order.result,
+                )
+            )
+    out = []
+    for household, building in rows:
+        view = HouseholdView(
+            id=household.id,
+            account_number=household.account_number,
+            address=building.address,
+            unit=household.unit,
+            resident_name=household.resident_name,
+            resident_phone=household.resident_phone
+            if household.id in active
+            else mask_phone(household.resident_phone),
+            is_key_customer=household.is_key_customer,
+            lat=household.lat if household.lat is not None else building.lat,
+            lon=household.lon if household.lon is not None else building.lon,
+            last_visits=visits[household.id],
+        )
+        out.append(
+            Change(
+                entity="household",
+                id=str(household.id),
+                op="upsert",
+                version=version,
+                data=msgspec.to_builtins(view),
+            )
+        )
+    return out
+
+
+def _revisit_changes(session: Session, principal: Principal, version: int) -> list[Change]:
+    rows = session.exec(
+        select(Revisit).where(Revisit.assignee_id == principal.user_id, Revisit.state == "due")
+    )
+    return [
+        Change(
+            entity="revisit",
+            id=str(r.id),
+            op="upsert",
+            version=version,
+            data=msgspec.to_builtins(
+                RevisitView(
+                    id=r.id, order_id=r.order_id, household_id=r.household_id, due_at=r.due_at, state=r.state
+                )
+            ),
+        )
+        for r in rows
+    ]
+
+
+def _reference_changes(session: Session, principal: Principal, version: int) -> list[Change]:
+    company = session.get(Company, principal.company_id)
+    assert company is not None
+    return [
+        Change(
+            entity="reference",
+            id="sla_policy",
+            op="upsert",
+            version=version,
+            data=msgspec.to_builtins(load_policy(company)),
+        ),
+        Change(
+            entity="reference",
+            id="catalogue",
+            op="upsert",
+            version=version,
+            data={
+                "kinds": [k.value for k in WorkOrderKind],
+                "sources": [s.value for s in Source],
+                "timezone": company.timezone,
+            },
+        ),
+    ]

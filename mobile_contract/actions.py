@@ -1,0 +1,226 @@
+"""The action catalogue: what a phone queues while offline, one versioned payload per type.
+
+A payload is decoded by its ``(type, v)``; the server accepts the current and the previous
+version of each type. Field names named in SPEC.md §3 are fixed; the rest are ours.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import msgspec
+
+from mobile_contract.types import Sha256Hex
+
+__all__ = (
+    "ACTION_TYPES",
+    "CURRENT_VERSIONS",
+    "AcceptV1",
+    "AppointmentV1",
+    "ArriveV1",
+    "CompleteV1",
+    "CompleteV2",
+    "ContactV1",
+    "DepartV1",
+    "DocumentRef",
+    "DoorAttempt",
+    "MeasurementV1",
+    "MeterReadingV1",
+    "NoAccessV1",
+    "NoteV1",
+    "PhotoV1",
+    "ReturnRequestV1",
+    "RevisitOutcomeV1",
+    "Room",
+    "SignatureV1",
+    "StartV1",
+)
+
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+Metres = Annotated[float, msgspec.Meta(ge=0, le=100_000)]
+Satisfaction = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class Payload(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
+    """Unknown fields are ignored, so a newer app's extra field does not break an older server."""
+
+
+class OrderPayload(Payload, kw_only=True):
+    work_order_id: uuid.UUID
+
+
+# ------------------------------------------------------------------ intents
+
+
+class AcceptV1(OrderPayload, kw_only=True):
+    pass
+
+
+class AppointmentV1(OrderPayload, kw_only=True):
+    window_start: datetime
+    window_end: datetime
+    reason: ShortText | None = None
+    requested_by: Literal["resident", "technician", "dispatcher"] = "resident"
+
+
+class StartV1(OrderPayload, kw_only=True):
+    pass
+
+
+class CompleteV1(OrderPayload, kw_only=True):
+    result: Literal["fixed", "temporary_fix", "not_fixed", "answered", "no_fault_found"]
+    satisfaction: Satisfaction | None = None
+
+
+class CompleteV2(CompleteV1, kw_only=True):
+    """v2 adds what was done, for the receipt; v1 actions are upgraded with an empty note."""
+
+    note: Text | None = None
+    parts_used: list[Annotated[str, msgspec.Meta(max_length=100)]] = msgspec.field(default_factory=list)
+
+
+class ReturnRequestV1(OrderPayload, kw_only=True):
+    reason: ShortText
+
+
+# ------------------------------------------------------------------ facts
+
+
+class ContactV1(OrderPayload, kw_only=True):
+    outcome: Literal["reached", "no_answer", "wrong_number"]
+    note: Text | None = None
+
+
+class DepartV1(OrderPayload, kw_only=True):
+    pass
+
+
+class DoorAttempt(msgspec.Struct, forbid_unknown_fields=False):
+    method: Literal["knock", "ring", "phone", "intercom"]
+    at: datetime
+
+
+class ArriveV1(OrderPayload, kw_only=True):
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    accuracy_m: Metres | None = None
+    attempts: Annotated[list[DoorAttempt], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
+    outcome: Literal["admitted", "no_answer", "refused"]
+    badge_shown: bool = False
+
+
+class NoAccessV1(OrderPayload, kw_only=True):
+    attempts: Annotated[list[DoorAttempt], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
+    note: Text | None = None
+
+
+class NoteV1(OrderPayload, kw_only=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class PhotoPurpose(StrEnum):
+    before = "before"
+    after = "after"
+    leak = "leak"
+    meter = "meter"
+    seal = "seal"
+    thermometer = "thermometer"
+    damage = "damage"
+    site_cleared = "site_cleared"
+
+
+class PhotoV1(Payload, kw_only=True):
+    work_order_id: uuid.UUID | None = None
+    measurement_id: uuid.UUID | None = None
+    blob: Sha256Hex
+    purpose: PhotoPurpose
+    taken_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.work_order_id is None) == (self.measurement_id is None):
+            raise ValueError("give exactly one of work_order_id or measurement_id")
+
+
+class Room(msgspec.Struct, forbid_unknown_fields=False):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    kind: Literal["bedroom", "living_room", "kitchen", "bathroom", "other"]
+    readings_c: Annotated[
+        list[Annotated[float, msgspec.Meta(ge=-40, le=60)]], msgspec.Meta(min_length=1, max_length=10)
+    ]
+    height_m: Annotated[float, msgspec.Meta(ge=0.1, le=3)] | None = None
+
+
+class MeasurementV1(Payload, kw_only=True):
+    measurement_id: uuid.UUID
+    household_id: uuid.UUID
+    work_order_id: uuid.UUID | None = None
+    instrument_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    rooms: Annotated[list[Room], msgspec.Meta(min_length=1, max_length=20)]
+    outdoor_c: Annotated[float, msgspec.Meta(ge=-60, le=50)] | None = None
+    closed_minutes: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] | None = None
+    measured_at: datetime | None = None
+    note: Text | None = None
+
+
+class DocumentRef(msgspec.Struct, forbid_unknown_fields=False):
+    type: Literal["receipt", "damage_slip", "measurement", "meter", "stop_resume"]
+    id: uuid.UUID
+
+
+class SignatureV1(Payload, kw_only=True):
+    document: DocumentRef
+    signer_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    signer_role: Literal["resident", "technician", "inspector"]
+    content_sha256: Sha256Hex
+    blob: Sha256Hex | None = None
+    strokes: Annotated[list[list[tuple[float, float, int]]], msgspec.Meta(max_length=500)] | None = None
+    refused_reason: ShortText | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    def __post_init__(self) -> None:
+        if self.refused_reason is None and self.blob is None and not self.strokes:
+            raise ValueError("a signature needs a blob or strokes, or a refused_reason")
+
+
+class MeterReadingV1(OrderPayload, kw_only=True):
+    meter_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    value: Annotated[float, msgspec.Meta(ge=0)]
+    blob: Sha256Hex | None = None
+    phase: Literal["before", "after", "single"] = "single"
+
+
+class RevisitOutcomeV1(Payload, kw_only=True):
+    revisit_id: uuid.UUID
+    channel: Literal["phone", "visit"]
+    outcome: Literal["satisfied", "unsatisfied", "fault_persists", "unreachable"]
+    satisfaction: Satisfaction | None = None
+    note: Text | None = None
+
+
+# (type, version) -> payload struct
+ACTION_TYPES: dict[tuple[str, int], type[Payload]] = {
+    ("work_order.accept", 1): AcceptV1,
+    ("work_order.contact", 1): ContactV1,
+    ("work_order.appointment", 1): AppointmentV1,
+    ("work_order.depart", 1): DepartV1,
+    ("work_order.arrive", 1): ArriveV1,
+    ("work_order.no_access", 1): NoAccessV1,
+    ("work_order.start", 1): StartV1,
+    ("work_order.note", 1): NoteV1,
+    ("evidence.photo", 1): PhotoV1,
+    ("measurement.record", 1): MeasurementV1,
+    ("evidence.signature", 1): SignatureV1,
+    ("meter.reading", 1): MeterReadingV1,
+    ("work_order.complete", 1): CompleteV1,
+    ("work_order.complete", 2): CompleteV2,
+    ("work_order.return_request", 1): ReturnRequestV1,
+    ("revisit.outcome", 1): RevisitOutcomeV1,
+}
+CURRENT_VERSIONS: dict[str, int] = {}
+for _type, _version in ACTION_TYPES:
+    CURRENT_VERSIONS[_type] = max(_version, CURRENT_VERSIONS.get(_type, 0))

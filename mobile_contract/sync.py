@@ -1,0 +1,96 @@
+"""Push and pull: the envelope of queued actions and the change feed (SPEC.md §3)."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from mobile_contract.types import DeviceId
+
+__all__ = (
+    "ActionEnvelope",
+    "ActionResult",
+    "Change",
+    "PullResponse",
+    "PushRequest",
+    "PushResponse",
+    "Status",
+)
+
+ActionType = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
+
+
+class Status(StrEnum):
+    applied = "applied"
+    """Done now; its effects and the device's counter committed together."""
+    duplicate = "duplicate"
+    """Seen before; nothing changed. ``code``/``message``/``current`` are the original answer's."""
+    rejected = "rejected"
+    """Permanently refused (bad payload, unknown version, not allowed); the queue moves past it."""
+    conflict = "conflict"
+    """An intent that no longer applies to the order as it is now (see ``current``); permanent."""
+    waiting = "waiting"
+    """Transient: something it needs is not there yet (``blob_missing``). The batch stops here."""
+    out_of_order = "out_of_order"
+    """Its ``seq`` is past a gap; resend from ``last_applied_seq + 1``."""
+
+
+class ActionEnvelope(msgspec.Struct, forbid_unknown_fields=False):
+    id: uuid.UUID
+    """Made by the phone when the action is queued; never changes."""
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    """The device's counter: 1, 2, 3… in the order the actions were taken."""
+    type: ActionType
+    v: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    occurred_at: datetime
+    """The phone's clock when it happened."""
+    payload: Any
+    """A JSON object, checked by ``(type, v)`` on the server, so one bad payload never spoils the batch."""
+
+
+class PushRequest(msgspec.Struct, forbid_unknown_fields=False):
+    device_id: DeviceId
+    sent_at: datetime
+    """The phone's clock when it sent this batch: with the server's clock it gives the skew."""
+    actions: list[ActionEnvelope]
+
+
+class ActionResult(msgspec.Struct, omit_defaults=True):
+    id: uuid.UUID
+    seq: int
+    status: Status
+    code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    current: dict[str, Any] | None = None
+    """The order as it is now, when the answer is ``conflict``."""
+    missing: list[str] | None = None
+    """The blob hashes to upload first, when the answer is ``waiting`` / ``blob_missing``."""
+    original_status: Status | None = None
+    """With ``duplicate``: what the first delivery answered."""
+
+
+class PushResponse(msgspec.Struct):
+    last_applied_seq: int
+    server_time: datetime
+    server_epoch: str
+    results: list[ActionResult]
+
+
+class Change(msgspec.Struct):
+    entity: str
+    id: str
+    op: Literal["upsert", "remove"]
+    version: int
+    data: dict[str, Any] | None = None
+
+
+class PullResponse(msgspec.Struct):
+    cursor: str
+    """Opaque; send it back as is."""
+    has_more: bool
+    reset: bool
+    """True: drop the local store and take ``changes`` as the full snapshot."""
+    changes: list[Change]
