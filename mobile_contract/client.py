@@ -416,6 +416,7 @@ class OutboxClient:
 
     def pull(self) -> PullReport:
         report = PullReport()
+        reset = False
         with self._lock:
             while True:
                 params: dict[str, Any] = {"limit": 500}
@@ -431,6 +432,7 @@ class OutboxClient:
                 try:
                     if page.reset:
                         report.resets += 1
+                        reset = True
                         self.db.execute("DELETE FROM store")
                     for change in page.changes:
                         report.changes += 1
@@ -455,7 +457,22 @@ class OutboxClient:
                     self.db.execute("ROLLBACK")
                     raise
                 if not page.has_more:
-                    return report
+                    break
+            if reset:
+                self._reconcile()
+        return report
+
+    def _reconcile(self) -> None:
+        """After a reset the server may have been restored: resend what it no longer has."""
+        response = self._send("GET", "/api/v1/sync/status")
+        if response.status_code != 200:
+            return
+        server_last = int(response.json()["last_applied_seq"])
+        if server_last < self.last_applied_seq:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("UPDATE outbox SET done = 0, acked_at = NULL WHERE seq > ?", (server_last,))
+            self._set("last_applied_seq", str(server_last))
+            self.db.execute("COMMIT")
 
     def local(self, entity: str) -> dict[str, dict[str, Any]]:
         """The offline copy: what the phone shows without a network."""
