@@ -45,7 +45,7 @@ def last_applied(ctx: AppContext, device_id: str) -> int:
         return device.last_applied_seq if device else 0
 
 
-def work_a_visit(phone, order_id: str) -> list[str]:  # noqa: ANN001
+def work_a_visit(phone, order_id: str) -> list[str]:
     ids = [
         phone.enqueue("work_order.accept", {"work_order_id": order_id})[0],
         phone.enqueue("work_order.depart", {"work_order_id": order_id})[0],
@@ -161,7 +161,7 @@ def test_a_crash_mid_batch_leaves_all_or_nothing(
     real_remember = push._remember
     calls = {"n": 0}
 
-    def dies_on_the_fourth(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def dies_on_the_fourth(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("power cut")
@@ -261,13 +261,13 @@ def test_cancelled_while_offline(make_phone, client: TestClient, ctx: AppContext
 
 def test_an_action_that_always_fails_does_not_block_the_queue(
     make_phone, ctx: AppContext, monkeypatch
-) -> None:  # noqa: ANN001
+) -> None:
     phone = make_phone("tech1")
     phone.pull()
     order_id = first_order(phone)
     real = handlers.CATALOGUE[("work_order.note", 1)]
 
-    def broken(applying, payload):  # noqa: ANN001, ANN202
+    def broken(applying, payload):
         raise RuntimeError("a bug in the note handler")
 
     monkeypatch.setitem(
@@ -443,7 +443,7 @@ def test_offline_longer_than_the_change_log_is_kept(make_phone, client: TestClie
     assert len(phone.local("work_order")) == 2
 
 
-def test_a_server_restored_from_backup(make_phone, ctx: AppContext, database_url: str, tmp_path) -> None:  # noqa: ANN001
+def test_a_server_restored_from_backup(make_phone, ctx: AppContext, database_url: str, tmp_path) -> None:
     phone = make_phone("tech1")
     phone.pull()
     order_id = first_order(phone)
@@ -468,7 +468,7 @@ def test_a_server_restored_from_backup(make_phone, ctx: AppContext, database_url
     assert order_state(ctx, order_id).state == "en_route"
 
 
-def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:  # noqa: ANN001
+def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:
     ctx.db.engine.dispose()
     if database_url.startswith("sqlite"):
         import shutil
