@@ -38,7 +38,13 @@ class Applying:
     action_id: uuid.UUID
 
     def order(self, order_id: uuid.UUID) -> WorkOrder:
-        return service.get_order_for_update(self.session, order_id=order_id, company_id=self.actor.company_id)
+        """The order, if this user holds or once held it; otherwise it does not exist for them."""
+        order = service.get_order_for_update(self.session, order_id=order_id, company_id=self.actor.company_id)
+        try:
+            service.require_field_involvement(self.session, order, self.actor)
+        except Forbidden:
+            raise NotFound("No such work order.") from None
+        return order
 
     def record(self) -> dict[str, Any]:
         """The common columns of every evidence row."""

@@ -1,0 +1,251 @@
+"""The sync endpoints' edges: scope of the feed, paging, cursors, limits and bad input."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from litestar.testing import TestClient
+
+from backend.context import AppContext
+from backend.sync.push import MAX_BATCH
+from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.field import new_order, principal
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+
+def pull(client: TestClient, tokens: dict, cursor: str | None = None, limit: int | None = None) -> dict:
+    params: dict = {}
+    if cursor:
+        params["cursor"] = cursor
+    if limit:
+        params["limit"] = limit
+    response = client.get("/api/v1/sync/pull", params=params, headers=auth(tokens))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def by_entity(page: dict, entity: str) -> dict[str, dict]:
+    return {c["id"]: c for c in page["changes"] if c["entity"] == entity}
+
+
+def test_the_day_pack_holds_the_users_scope_and_nothing_else(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech1")
+    page = pull(client, tokens)
+    assert page["reset"] is True and page["has_more"] is False
+    orders = by_entity(page, "work_order")
+    tech1 = str(principal(ctx, "tech1").user_id)
+    mine = client.get("/api/v1/work-orders", headers=auth(tokens)).json()
+    assert set(orders) == {o["id"] for o in mine}
+    assert all(o["assignee_id"] == tech1 for o in mine)
+    households = by_entity(page, "household")
+    assert set(households) == {o["data"]["household_id"] for o in orders.values()}
+    sample = next(iter(households.values()))["data"]
+    assert set(sample) == {
+        "id",
+        "account_number",
+        "address",
+        "unit",
+        "resident_name",
+        "resident_phone",
+        "is_key_customer",
+        "lat",
+        "lon",
+        "last_visits",
+    }
+    leak = next(o["data"] for o in orders.values() if o["data"]["kind"] == "leak")
+    assert {c["clock"] for c in leak["clocks"]} == {"arrive", "resolve"}
+    assert leak["allowed_moves"] == ["accept", "request_return"]
+    assert {c["id"] for c in page["changes"] if c["entity"] == "reference"} == {"sla_policy", "catalogue"}
+
+
+def test_an_empty_delta_and_the_own_writes_in_the_next_pull(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech1", device_id="feed-phone-1")
+    first = pull(client, tokens)
+    empty = pull(client, tokens, first["cursor"])
+    assert empty == {"cursor": empty["cursor"], "has_more": False, "reset": False, "changes": []}
+    order_id = next(iter(by_entity(first, "work_order")))
+    push = client.post(
+        "/api/v1/sync/push",
+        json={
+            "device_id": "feed-phone-1",
+            "sent_at": datetime(2026, 12, 7, 0, 30, tzinfo=UTC).isoformat(),
+            "actions": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "seq": 1,
+                    "type": "work_order.accept",
+                    "v": 1,
+                    "occurred_at": "2026-12-07T00:29:00Z",
+                    "payload": {"work_order_id": order_id},
+                }
+            ],
+        },
+        headers=auth(tokens),
+    )
+    assert push.json()["results"][0]["status"] == "applied"
+    delta = pull(client, tokens, empty["cursor"])
+    assert delta["reset"] is False
+    assert by_entity(delta, "work_order")[order_id]["data"]["state"] == "accepted"
+    assert pull(client, tokens, delta["cursor"])["changes"] == []
+
+
+def test_reassignment_moves_the_order_between_phones(client: TestClient, ctx: AppContext) -> None:
+    tech1, tech2 = login(client, "tech1"), login(client, "tech2")
+    c1, c2 = pull(client, tech1)["cursor"], pull(client, tech2)["cursor"]
+    order = new_order(ctx, assignee="tech1", account="100203")
+    after_create = pull(client, tech1, c1)
+    assert after_create["changes"][0]["op"] == "upsert"
+    household = str(order.household_id)
+    assert by_entity(after_create, "household")[household]["data"]["resident_phone"] == "13912340006"
+    client.post(
+        f"/api/v1/work-orders/{order.id}/assign",
+        json={"user_id": str(principal(ctx, "tech2").user_id)},
+        headers=auth(login(client, "dispatcher1")),
+    )
+    old = pull(client, tech1, after_create["cursor"])
+    assert by_entity(old, "work_order")[str(order.id)]["op"] == "remove"
+    assert by_entity(old, "household")[household]["op"] == "remove"
+    new = pull(client, tech2, c2)
+    assert by_entity(new, "work_order")[str(order.id)]["op"] == "upsert"
+    assert by_entity(new, "household")[household]["op"] == "upsert"
+    # Other technicians hear nothing of it.
+    inspector = login(client, "inspector1")
+    c3 = pull(client, inspector)["cursor"]
+    new_order(ctx, assignee="tech2", account="200202")
+    assert pull(client, inspector, c3)["changes"] == []
+
+
+def test_paging_with_has_more(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech2")
+    cursor = pull(client, tokens)["cursor"]
+    created = {str(new_order(ctx, assignee="tech2", account="200203").id) for _ in range(7)}
+    seen: set[str] = set()
+    pages = 0
+    while True:
+        page = pull(client, tokens, cursor, limit=3)
+        pages += 1
+        seen |= set(by_entity(page, "work_order"))
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    assert created <= seen
+    assert pages >= 3
+
+
+def test_a_policy_change_reaches_every_phone(client: TestClient) -> None:
+    tokens = login(client, "tech1")
+    cursor = pull(client, tokens)["cursor"]
+    admin = auth(login(client, "admin"))
+    policy = client.get("/api/v1/sla/policy", headers=admin).json()
+    policy["kinds"]["leak"]["arrive"] = {"minutes": 25}
+    client.put("/api/v1/sla/policy", json=policy, headers=admin)
+    page = pull(client, tokens, cursor)
+    assert by_entity(page, "reference")["sla_policy"]["data"]["kinds"]["leak"]["arrive"] == {"minutes": 25}
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "AAAA", "x" * 300])
+def test_an_unknown_cursor_resets(client: TestClient, cursor: str) -> None:
+    page = pull(client, login(client, "tech1"), cursor)
+    assert page["reset"] is True
+    assert by_entity(page, "work_order")
+
+
+def test_a_foreign_cursor_resets(client: TestClient) -> None:
+    theirs = pull(client, login(client, "tech2"))["cursor"]
+    mine = pull(client, login(client, "tech1"), theirs)
+    assert mine["reset"] is True
+    assert mine["cursor"] != theirs
+
+
+# ---------------------------------------------------------------- push input
+
+
+def test_a_batch_over_the_limit_is_413_with_the_limit(client: TestClient) -> None:
+    tokens = login(client, "tech1", device_id="big-batch-01")
+    actions = [
+        {
+            "id": str(uuid.uuid4()),
+            "seq": i + 1,
+            "type": "work_order.note",
+            "v": 1,
+            "occurred_at": "2026-12-07T00:00:00Z",
+            "payload": {"work_order_id": str(uuid.uuid4()), "text": "x"},
+        }
+        for i in range(MAX_BATCH + 1)
+    ]
+    response = client.post(
+        "/api/v1/sync/push",
+        json={"device_id": "big-batch-01", "sent_at": "2026-12-07T00:00:00Z", "actions": actions},
+        headers=auth(tokens),
+    )
+    assert assert_error(response, 413, "batch_too_large")["detail"] == {"limit": MAX_BATCH}
+
+
+def test_a_body_over_the_limit_is_413(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech1", device_id="big-body-01")
+    body = b'{"device_id": "big-body-01", "sent_at": "2026-12-07T00:00:00Z", "actions": [], "pad": "'
+    body += b"x" * ctx.settings.max_body_bytes + b'"}'
+    response = client.post(
+        "/api/v1/sync/push", content=body, headers={**auth(tokens), "Content-Type": "application/json"}
+    )
+    assert assert_error(response, 413, "body_too_large")["detail"] == {"limit": ctx.settings.max_body_bytes}
+
+
+def test_pushing_for_another_device_is_refused(client: TestClient) -> None:
+    tokens = login(client, "tech1", device_id="own-phone-01")
+    response = client.post(
+        "/api/v1/sync/push",
+        json={"device_id": "someone-elses-phone", "sent_at": "2026-12-07T00:00:00Z", "actions": []},
+        headers=auth(tokens),
+    )
+    assert_error(response, 403, "device_mismatch")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"device_id": "own-phone-01", "sent_at": "yesterday", "actions": []},
+        {"device_id": "own-phone-01", "sent_at": "2026-12-07T00:00:00Z", "actions": [{"seq": 0}]},
+        {"device_id": "own-phone-01", "actions": []},
+    ],
+)
+def test_a_malformed_envelope_is_400(client: TestClient, body: dict) -> None:
+    tokens = login(client, "tech1", device_id="own-phone-01")
+    assert_error(client.post("/api/v1/sync/push", json=body, headers=auth(tokens)), 400, "invalid_body")
+
+
+def test_a_technician_cannot_act_on_anothers_order(client: TestClient, ctx: AppContext) -> None:
+    theirs = new_order(ctx, assignee="tech2")
+    tokens = login(client, "tech1", device_id="nosy-phone-01")
+    response = client.post(
+        "/api/v1/sync/push",
+        json={
+            "device_id": "nosy-phone-01",
+            "sent_at": "2026-12-07T00:30:00Z",
+            "actions": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "seq": 1,
+                    "type": "work_order.note",
+                    "v": 1,
+                    "occurred_at": "2026-12-07T00:30:00Z",
+                    "payload": {"work_order_id": str(theirs.id), "text": "peek"},
+                },
+                {
+                    "id": str(uuid.uuid4()),
+                    "seq": 2,
+                    "type": "work_order.accept",
+                    "v": 1,
+                    "occurred_at": "2026-12-07T00:30:00Z",
+                    "payload": {"work_order_id": str(theirs.id)},
+                },
+            ],
+        },
+        headers=auth(tokens),
+    ).json()
+    note, accept = response["results"]
+    # Another technician's order does not exist for this phone: nothing about it is told.
+    assert (note["status"], note["code"]) == ("rejected", "not_found")
+    assert (accept["status"], accept["code"]) == ("rejected", "not_found")
+    assert "current" not in accept
