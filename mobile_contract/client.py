@@ -163,6 +163,8 @@ class OutboxClient:
             "device": {"id": self.device_id, "platform": self.platform, "app_version": self.app_version},
         }
         response = self._send("POST", "/api/v1/auth/login", json=body, authenticated=False)
+        if response.status_code != 200:
+            raise LockedOut(_code(response), _message(response))
         tokens = response.json()
         self._set("access_token", tokens["access_token"])
         self._set("refresh_token", tokens["refresh_token"])
@@ -178,6 +180,8 @@ class OutboxClient:
             json={"refresh_token": token, "device_id": self.device_id},
             authenticated=False,
         )
+        if response.status_code != 200:
+            raise LockedOut(_code(response), _message(response))
         tokens = response.json()
         self._set("access_token", tokens["access_token"])
         self._set("refresh_token", tokens["refresh_token"])
