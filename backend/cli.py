@@ -234,6 +234,78 @@ def devices_revoke(device_id: str, reason: str | None) -> None:
     click.echo(f"revoked {device_id}")
 
 
+@main.command()
+@click.option(
+    "--url", default="http://127.0.0.1:8000", show_default=True, help="A running server with the demo data."
+)
+@click.option("--phones", default=4, show_default=True)
+@click.option("--orders-per-user", default=3, show_default=True)
+@click.option("--rounds", default=12, show_default=True, help="Sync attempts per phone during the day.")
+@click.option("--offline-rate", default=0.2, show_default=True)
+@click.option(
+    "--loss-rate", default=0.2, show_default=True, help="Share of push answers lost on the way back."
+)
+@click.option("--seed", default=1, show_default=True)
+def simulate(
+    url: str, phones: int, orders_per_user: int, rounds: int, offline_rate: float, loss_rate: float, seed: int
+) -> None:
+    """Simulated phones work a day against a running server over a bad network, then it is audited."""
+    from rich.console import Console
+
+    from backend.simulate import print_summary
+    from backend.simulate import simulate as run_simulation
+
+    console = Console()
+    result = run_simulation(
+        url,
+        phones=phones,
+        orders_per_user=orders_per_user,
+        rounds=rounds,
+        offline_rate=offline_rate,
+        loss_rate=loss_rate,
+        seed=seed,
+        console=console,
+    )
+    print_summary(result, console)
+    sys.exit(0 if result.ok else 1)
+
+
+@main.group("sync")
+def sync_group() -> None:
+    """The change feed's upkeep."""
+
+
+@sync_group.command("new-epoch")
+@click.option("--company", "company_code", default=None, help="One company; default all.")
+def sync_new_epoch(company_code: str | None) -> None:
+    """After restoring a backup: every phone's next pull is a full snapshot, and it resends what was lost."""
+    from backend.sync import changes
+
+    ctx = _context()
+    with ctx.db.session() as session:
+        query = select(Company)
+        if company_code:
+            query = query.where(Company.code == company_code)
+        for company in session.exec(query):
+            click.echo(f"{company.code}: epoch {changes.bump_epoch(session, company.id)}")
+
+
+@sync_group.command("prune")
+@click.option("--keep-days", default=30, show_default=True, help="Keep this many days of the change feed.")
+def sync_prune(keep_days: int) -> None:
+    """Drop old change-feed rows; a phone offline for longer gets a full snapshot."""
+    from datetime import timedelta
+
+    from backend.sync import changes
+
+    ctx = _context()
+    cutoff = ctx.clock.now() - timedelta(days=keep_days)
+    with ctx.db.session() as session:
+        for company in session.exec(select(Company)):
+            removed = changes.prune_before(session, company_id=company.id, before=cutoff)
+            click.echo(f"{company.code}: {removed} change rows removed")
+
+
 @main.group("import")
 def import_group() -> None:
     """Bulk import from CSV: every row is checked first; any error and nothing is written."""

@@ -31,11 +31,12 @@ def build_context(
     blobs: BlobStore | None = None,
     password_hasher: PasswordHasher | None = None,
 ) -> AppContext:
+    clock = clock or SystemClock()
     return AppContext(
         settings=settings,
-        db=Database(settings.effective_database_url),
+        db=Database(settings.effective_database_url, clock),
         blobs=blobs if blobs is not None else build_blob_store(settings),
-        clock=clock or SystemClock(),
+        clock=clock,
         passwords=Passwords(password_hasher),
         tokens=TokenCodec(settings.signing_key(), settings.access_token_ttl),
     )

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from backend.clock import Clock, SystemClock
+
 __all__ = ("Database", "make_engine")
 
 
@@ -55,10 +57,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
 class Database:
     """The engine plus the one way the service opens sessions."""
 
-    __slots__ = ("_readonly_engine", "engine")
+    __slots__ = ("_readonly_engine", "clock", "engine")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
         self.engine = make_engine(url)
+        self.clock = clock or SystemClock()
         options: dict[str, object] = {"readonly": True}
         if self.engine.dialect.name == "postgresql":
             # One snapshot for every statement of a read: a pull's cursor and data agree.
@@ -73,7 +76,7 @@ class Database:
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
         """A session whose transaction commits when the block ends and rolls back on error."""
         bind = self._readonly_engine if readonly else self.engine
-        with Session(bind, expire_on_commit=False) as session:
+        with Session(bind, expire_on_commit=False, info={"clock": self.clock}) as session:
             try:
                 yield session
                 session.commit()

@@ -9,6 +9,7 @@ reader can never see version N+1 while N is still in flight, and a cursor never 
 import secrets
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -61,6 +62,8 @@ def _write_change_log(session: OrmSession) -> None:
     by_company: dict[uuid.UUID, list[tuple[uuid.UUID | None, str, str]]] = {}
     for company_id, user, entity, entity_id in pending:
         by_company.setdefault(company_id, []).append((user, entity, entity_id))
+    # Bookkeeping for pruning by age only; the order of changes comes from the counter.
+    at = session.info["clock"].now() if "clock" in session.info else datetime.now(UTC)
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
         version = _bump(session, company_id)
         session.execute(
@@ -72,6 +75,7 @@ def _write_change_log(session: OrmSession) -> None:
                     "user_id": user,
                     "entity": entity,
                     "entity_id": entity_id,
+                    "at": at,
                 }
                 for user, entity, entity_id in sorted(by_company[company_id], key=str)
             ],
@@ -108,3 +112,15 @@ def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int
     counter.pruned_below = max(counter.pruned_below, below_version)
     session.add(counter)
     return result.rowcount or 0
+
+
+def prune_before(session: Session, *, company_id: uuid.UUID, before: datetime) -> int:
+    """Drop whole versions committed before ``before``."""
+    newest_old = session.execute(
+        sa.select(sa.func.max(ChangeLog.version)).where(
+            col(ChangeLog.company_id) == company_id, col(ChangeLog.at) < before
+        )
+    ).scalar_one_or_none()
+    if newest_old is None:
+        return 0
+    return prune(session, company_id=company_id, below_version=newest_old + 1)

@@ -39,7 +39,9 @@ class Applying:
 
     def order(self, order_id: uuid.UUID) -> WorkOrder:
         """The order, if this user holds or once held it; otherwise it does not exist for them."""
-        order = service.get_order_for_update(self.session, order_id=order_id, company_id=self.actor.company_id)
+        order = service.get_order_for_update(
+            self.session, order_id=order_id, company_id=self.actor.company_id
+        )
         try:
             service.require_field_involvement(self.session, order, self.actor)
         except Forbidden:

@@ -86,3 +86,4 @@ class ChangeLog(SQLModel, table=True):
     user_id: uuid.UUID | None = Field(default=None)
     entity: str = Field(max_length=32)
     entity_id: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime, description="Commit time (server clock), for pruning by age.")

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 17:37:48.717919
+Create Date: 2026-11-22 17:53:37.338224
 """
 
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), nullable=True),
         sa.Column("entity", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("entity_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("at", backend.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["company_id"], ["company.id"], name=op.f("fk_change_log_company_id_company")
         ),
