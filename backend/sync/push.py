@@ -14,17 +14,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from backend.auth.principal import Principal
 from backend.context import AppContext
+from backend.db import buffer
 from backend.errors import Conflict, HeatCrewError
 from backend.evidence.models import Blob
 from backend.sync import changes
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncDevice
+from backend.work_orders import service
 from backend.work_orders.models import WorkOrder
 from backend.work_orders.service import FieldTime
 from backend.work_orders.states import State, allowed_moves
@@ -39,6 +42,7 @@ SKEW_FLAG = timedelta(minutes=5)
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
+ANSWERS = SyncAction.__table__
 
 
 class BatchTooLarge(HeatCrewError):
@@ -177,13 +181,28 @@ def _lock_device(session: Session, batch: _Batch) -> SyncDevice:
     return device
 
 
-def _answers_for(session: Session, device_id: str, seqs: list[int]) -> dict[int, SyncAction]:
+class _Answer(msgspec.Struct, frozen=True):
+    action_id: uuid.UUID
+    status: str
+    code: str | None
+    message: str | None
+    current: dict[str, Any] | None
+
+
+def _answers_for(session: Session, device_id: str, seqs: list[int]) -> dict[int, _Answer]:
+    """The first answers to a resent batch, read as plain rows (a replay must be cheap)."""
     if not seqs:
         return {}
-    rows = session.exec(
-        select(SyncAction).where(SyncAction.device_id == device_id, col(SyncAction.seq).in_(seqs))
+    table = ANSWERS
+    rows = session.execute(
+        sa.select(
+            table.c.seq, table.c.action_id, table.c.status, table.c.code, table.c.message, table.c.current
+        ).where(table.c.device_id == device_id, table.c.seq.in_(seqs))
     )
-    return {row.seq: row for row in rows}
+    return {
+        seq: _Answer(action_id, status, code, message, current)
+        for seq, action_id, status, code, message, current in rows
+    }
 
 
 def _decode(envelope: ActionEnvelope) -> _Decoded:
@@ -209,15 +228,9 @@ def _decode(envelope: ActionEnvelope) -> _Decoded:
 
 
 def _lock_orders(session: Session, decoded: list[_Decoded], company_id: uuid.UUID) -> None:
-    """Lock every order the batch touches up front, in one order, so two writers never deadlock."""
-    ids = sorted({oid for d in decoded if (oid := order_id_of(d.payload)) is not None})
-    if ids:
-        session.exec(
-            select(WorkOrder)
-            .where(col(WorkOrder.id).in_(ids), WorkOrder.company_id == company_id)
-            .order_by(col(WorkOrder.id))
-            .with_for_update()
-        ).all()
+    """Lock every order the batch touches up front, so two writers never deadlock on them."""
+    ids = [oid for d in decoded if (oid := order_id_of(d.payload)) is not None]
+    service.lock_orders(session, order_ids=ids, company_id=company_id)
 
 
 def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> set[str]:
@@ -258,6 +271,8 @@ def _apply_one(session: Session, batch: _Batch, decoded: _Decoded, *, careful: b
     except HeatCrewError as exc:
         if savepoint is not None:
             savepoint.rollback()
+            buffer.discard_rows(session)
+            service.forget_locked(session)
         if isinstance(exc, Conflict) and order_id_of(decoded.payload) is not None:
             return _result(
                 envelope, Status.conflict, exc.code, exc.message, current=_current(session, decoded, batch)
@@ -267,6 +282,8 @@ def _apply_one(session: Session, batch: _Batch, decoded: _Decoded, *, careful: b
         if savepoint is None:
             raise _Careful from exc
         savepoint.rollback()
+        buffer.discard_rows(session)
+        service.forget_locked(session)
         log.exception("action %s (%s v%s) failed", envelope.id, envelope.type, envelope.v)
         # Kept with its payload in sync_action: an operator can replay it once the fault is fixed.
         return _result(
@@ -298,28 +315,30 @@ def _remember(
     session: Session, batch: _Batch, envelope: ActionEnvelope, decoded: _Decoded, result: ActionResult
 ) -> None:
     when = _field_time(batch, envelope.occurred_at)
-    session.add(
-        SyncAction(
-            device_id=batch.device_id,
-            seq=envelope.seq,
-            action_id=envelope.id,
-            user_id=batch.actor.user_id,
-            type=envelope.type,
-            v=envelope.v,
-            status=result.status.value,
-            code=result.code,
-            message=result.message,
-            current=result.current,
-            payload=msgspec.json.encode(envelope.payload).decode(),
-            occurred_at=envelope.occurred_at,
-            received_at=batch.received_at,
-            corrected_at=when.corrected_at,
-            skew_s=int(batch.skew.total_seconds()),
-        )
+    buffer.add_row(
+        session,
+        ANSWERS,
+        {
+            "device_id": batch.device_id,
+            "seq": envelope.seq,
+            "action_id": envelope.id,
+            "user_id": batch.actor.user_id,
+            "type": envelope.type,
+            "v": envelope.v,
+            "status": result.status.value,
+            "code": result.code,
+            "message": result.message,
+            "current": result.current,
+            "payload": msgspec.json.encode(envelope.payload).decode(),
+            "occurred_at": envelope.occurred_at,
+            "received_at": batch.received_at,
+            "corrected_at": when.corrected_at,
+            "skew_s": int(batch.skew.total_seconds()),
+        },
     )
 
 
-def _duplicate(envelope: ActionEnvelope, first: SyncAction | None) -> ActionResult:
+def _duplicate(envelope: ActionEnvelope, first: _Answer | None) -> ActionResult:
     if first is None:  # applied before this server kept answers (cannot happen after a clean start)
         return _result(envelope, Status.duplicate, "already_applied", "Already applied.")
     if first.action_id != envelope.id:

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Role, User
 from backend.auth.principal import Principal
+from backend.db import buffer
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household
@@ -37,9 +38,11 @@ __all__ = (
     "complete",
     "create_order",
     "depart",
+    "forget_locked",
     "get_order_for_update",
     "has_order_at",
     "late_fact_flags",
+    "lock_orders",
     "note",
     "online",
     "record_arrival",
@@ -75,22 +78,85 @@ def online(now: datetime) -> FieldTime:
 # ---------------------------------------------------------------- loading
 
 
+EVENTS = WorkOrderEvent.__table__
+_LOCKED = "heatcrew.locked_orders"
+_COMPANIES = "heatcrew.companies"
+
+
 def get_order_for_update(session: Session, *, order_id: uuid.UUID, company_id: uuid.UUID) -> WorkOrder:
     """The order, row-locked on PostgreSQL so two writers cannot interleave on it."""
-    order = session.exec(
-        select(WorkOrder)
-        .where(WorkOrder.id == order_id, WorkOrder.company_id == company_id)
-        .with_for_update()
-    ).first()
+    locked: dict[uuid.UUID, WorkOrder] = session.info.get(_LOCKED, {})
+    order = locked.get(order_id)
     if order is None:
+        order = session.exec(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).first()
+    if order is None or order.company_id != company_id:
         raise NotFound("No such work order.")
     return order
+
+
+def lock_orders(session: Session, *, order_ids: list[uuid.UUID], company_id: uuid.UUID) -> None:
+    """Lock many orders at once, in id order (one order for every writer: no deadlocks), with their clocks."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return
+    rows = session.exec(
+        select(WorkOrder)
+        .where(col(WorkOrder.id).in_(ids), WorkOrder.company_id == company_id)
+        .order_by(col(WorkOrder.id))
+        .with_for_update()
+    )
+    locked = session.info.setdefault(_LOCKED, {})
+    for order in rows:
+        locked[order.id] = order
+    sla.preload_clocks(session, list(locked))
+    _preload_households(session, [o.household_id for o in locked.values()])
+
+
+def forget_locked(session: Session) -> None:
+    """After a savepoint rollback the cached rows may be stale: read them again."""
+    session.info.pop(_LOCKED, None)
+    session.info.pop(_HOUSEHOLDS, None)
+    sla.forget_preloaded(session)
+
+
+_HOUSEHOLDS = "heatcrew.households"
+
+
+def _preload_households(session: Session, household_ids: list[uuid.UUID]) -> None:
+    # Held here strongly: the session's identity map alone would let them be collected and re-read.
+    cache: dict[uuid.UUID, tuple[Household, Building | None]] = session.info.setdefault(_HOUSEHOLDS, {})
+    wanted = sorted({h for h in household_ids if h not in cache})
+    if not wanted:
+        return
+    rows = session.exec(
+        select(Household, Building)
+        .join(Building, col(Building.id) == Household.building_id)
+        .where(col(Household.id).in_(wanted))
+    )
+    for household, building in rows:
+        cache[household.id] = (household, building)
+
+
+def _household(session: Session, household_id: uuid.UUID) -> tuple[Household, Building | None]:
+    cache = session.info.get(_HOUSEHOLDS, {})
+    if household_id not in cache:
+        household = session.get(Household, household_id)
+        assert household is not None
+        return household, session.get(Building, household.building_id)
+    return cache[household_id]
 
 
 def _company(session: Session, company_id: uuid.UUID) -> Company:
     company = session.get(Company, company_id)
     assert company is not None
     return company
+
+
+def _policy(session: Session, company_id: uuid.UUID) -> SlaPolicy:
+    cache: dict[uuid.UUID, SlaPolicy] = session.info.setdefault(_COMPANIES, {})
+    if company_id not in cache:
+        cache[company_id] = sla.load_policy(_company(session, company_id))
+    return cache[company_id]
 
 
 # ---------------------------------------------------------------- dispatcher
@@ -377,7 +443,7 @@ def request_return(
 
 def record_contact(
     session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime, outcome: str, note: str | None
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     require_field_involvement(session, order, actor)
     event = _fact(
         session,
@@ -393,7 +459,7 @@ def record_contact(
     return event
 
 
-def depart(session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime) -> WorkOrderEvent:
+def depart(session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime) -> dict[str, Any]:
     require_field_involvement(session, order, actor)
     return _fact(session, order, "departed", Move.depart, actor=actor, when=when)
 
@@ -413,7 +479,7 @@ def record_arrival(
 ) -> Arrival:
     """A door check-in. Made offline it is accepted as it is, and marked verified or not by distance."""
     require_field_involvement(session, order, actor)
-    policy = sla.load_policy(_company(session, order.company_id))
+    policy = _policy(session, order.company_id)
     distance = _distance_to_household(session, order, lat, lon)
     verified: bool | None = None
     if distance is not None:
@@ -472,7 +538,7 @@ def record_no_access(
     when: FieldTime,
     attempts: list[dict[str, Any]],
     note: str | None,
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     require_field_involvement(session, order, actor)
     return _fact(
         session,
@@ -487,7 +553,7 @@ def record_no_access(
 
 def note(
     session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime, text: str
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     require_field_involvement(session, order, actor)
     return _fact(session, order, "note", None, actor=actor, when=when, data={"text": text})
 
@@ -496,11 +562,11 @@ def note(
 
 
 def _after_completion(session: Session, *, actor: Principal, order: WorkOrder, when: FieldTime) -> None:
-    policy = sla.load_policy(_company(session, order.company_id))
+    policy = _policy(session, order.company_id)
     if order.kind not in {k.value for k in policy.revisit_kinds}:
         return
-    household = session.get(Household, order.household_id)
-    assert household is not None and order.completed_at is not None
+    household, _ = _household(session, order.household_id)
+    assert order.completed_at is not None
     minutes = policy.key_customer_revisit_minutes if household.is_key_customer else policy.revisit_minutes
     due_at = order.completed_at + timedelta(minutes=minutes)
     revisit = Revisit(
@@ -643,7 +709,7 @@ def _move(
     extra_flags: list[str] | None = None,
     lat: float | None = None,
     lon: float | None = None,
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     before = State(order.state)
     after = next_state(before, move, previous=previous)
     order.state = after.value
@@ -675,7 +741,7 @@ def _fact(
     extra_flags: list[str] | None = None,
     lat: float | None = None,
     lon: float | None = None,
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     """Record what happened; move the order only when the move is legal, flag it when not."""
     flags = list(extra_flags or [])
     reassigned = actor.role in FIELD_ROLES and order.assignee_id != actor.user_id
@@ -719,28 +785,28 @@ def _record(
     flags: list[str] | None = None,
     lat: float | None = None,
     lon: float | None = None,
-) -> WorkOrderEvent:
+) -> dict[str, Any]:
     flags = list(flags or [])
     if when.skew_flagged:
         flags.append("clock_skew")
-    event = WorkOrderEvent(
-        id=new_id(),
-        order_id=order.id,
-        type=event_type,
-        from_state=from_state.value if from_state else None,
-        to_state=to_state.value if to_state else None,
-        actor_id=actor.user_id if actor else None,
-        device_id=actor.device_id if actor and actor.role in FIELD_ROLES else None,
-        occurred_at=when.occurred_at,
-        received_at=when.received_at,
-        corrected_at=when.corrected_at,
-        lat=lat,
-        lon=lon,
-        reason=reason,
-        data={k: v for k, v in (data or {}).items() if v is not None},
-        flags=flags,
-    )
-    session.add(event)
+    event = {
+        "id": new_id(),
+        "order_id": order.id,
+        "type": event_type,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value if to_state else None,
+        "actor_id": actor.user_id if actor else None,
+        "device_id": actor.device_id if actor and actor.role in FIELD_ROLES else None,
+        "occurred_at": when.occurred_at,
+        "received_at": when.received_at,
+        "corrected_at": when.corrected_at,
+        "lat": lat,
+        "lon": lon,
+        "reason": reason,
+        "data": {k: v for k, v in (data or {}).items() if v is not None},
+        "flags": flags,
+    }
+    buffer.add_row(session, EVENTS, event)
     review = [f for f in flags if f not in order.review_flags]
     if review:
         order.review_flags = [*order.review_flags, *review]
@@ -785,11 +851,9 @@ def _distance_to_household(
 ) -> float | None:
     if lat is None or lon is None:
         return None
-    household = session.get(Household, order.household_id)
-    assert household is not None
+    household, building = _household(session, order.household_id)
     target_lat, target_lon = household.lat, household.lon
     if target_lat is None or target_lon is None:
-        building = session.get(Building, household.building_id)
         if building is None or building.lat is None or building.lon is None:
             return None
         target_lat, target_lon = building.lat, building.lon

@@ -1,5 +1,6 @@
 """SLA clocks: due times from the company's policy, met when the field says so (corrected time)."""
 
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,13 +13,45 @@ from backend.work_orders.calendar import add_working_days
 from backend.work_orders.models import SlaClock, WorkOrder
 from mobile_contract.reference import ClockName, ClockTarget, SlaPolicy
 
-__all__ = ("clock_status", "load_policy", "meet_clock", "start_clocks", "start_revisit_clock")
+__all__ = (
+    "clock_status",
+    "load_policy",
+    "meet_clock",
+    "preload_clocks",
+    "start_clocks",
+    "start_revisit_clock",
+)
+
+# Within one push, the clocks of the batch's orders are read once and kept here (session.info).
+_CLOCKS = "heatcrew.sla_clocks"
 
 
 def load_policy(company: Company) -> SlaPolicy:
     if company.sla_policy is None:
         return SlaPolicy()
     return msgspec.convert(company.sla_policy, SlaPolicy)
+
+
+def preload_clocks(session: Session, order_ids: list[uuid.UUID]) -> None:
+    """Read the clocks of many orders at once, so that meeting them later costs no query."""
+    cache: dict[uuid.UUID, list[SlaClock]] = session.info.setdefault(_CLOCKS, {})
+    wanted = [i for i in order_ids if i not in cache]
+    if not wanted:
+        return
+    for order_id in wanted:
+        cache[order_id] = []
+    for clock in session.exec(select(SlaClock).where(col(SlaClock.order_id).in_(wanted))):
+        cache[clock.order_id].append(clock)
+
+
+def forget_preloaded(session: Session) -> None:
+    session.info.pop(_CLOCKS, None)
+
+
+def _remember(session: Session, clock: SlaClock) -> None:
+    cache = session.info.get(_CLOCKS)
+    if cache is not None and clock.order_id in cache:
+        cache[clock.order_id].append(clock)
 
 
 def _describe(target: ClockTarget) -> str:
@@ -63,6 +96,7 @@ def start_clocks(session: Session, *, order: WorkOrder, policy: SlaPolicy, zone:
             calendar_estimated=estimated,
         )
         session.add(clock)
+        _remember(session, clock)
         clocks.append(clock)
     return clocks
 
@@ -78,21 +112,22 @@ def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime,
         target=_describe(ClockTarget(minutes=minutes)),
     )
     session.add(clock)
+    _remember(session, clock)
     return clock
 
 
-def meet_clock(session: Session, *, order_id: object, clocks: tuple[ClockName, ...], at: datetime) -> None:
+def meet_clock(session: Session, *, order_id: uuid.UUID, clocks: tuple[ClockName, ...], at: datetime) -> None:
     """Stop the named clocks at ``at`` (the corrected field time); a clock is met once, first time wins."""
-    rows = session.exec(
-        select(SlaClock).where(
-            SlaClock.order_id == order_id,
-            col(SlaClock.clock).in_([c.value for c in clocks]),
-            col(SlaClock.met_at).is_(None),
-        )
-    )
+    names = {c.value for c in clocks}
+    cache = session.info.get(_CLOCKS)
+    if cache is not None and order_id in cache:
+        rows: list[SlaClock] = cache[order_id]
+    else:
+        rows = list(session.exec(select(SlaClock).where(SlaClock.order_id == order_id)))
     for clock in rows:
-        clock.met_at = at
-        session.add(clock)
+        if clock.clock in names and clock.met_at is None:
+            clock.met_at = at
+            session.add(clock)
 
 
 def clock_status(clock: SlaClock, *, now: datetime, stopped_at: datetime | None = None) -> str:

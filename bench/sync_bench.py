@@ -1,0 +1,251 @@
+"""Sync benchmark: push throughput, replay throughput, day-pack and empty-delta pull latency.
+
+    python -m bench.sync_bench --orders 10000            # embedded SQLite in a temp dir
+    python -m bench.sync_bench --orders 1000000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+
+Measures server time (the service functions the HTTP handlers call, no network), prints figures
+and never passes or fails on them. The fleet: technicians with 40 open orders each; the push
+batches are 200 mixed actions a technician takes on their orders in a day.
+"""
+
+import argparse
+import gc
+import os
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+
+from backend.auth.models import AuthSession, Device, Role, User
+from backend.auth.principal import Principal
+from backend.clock import ManualClock
+from backend.context import build_context
+from backend.db.migrate import upgrade
+from backend.ids import new_id
+from backend.org.models import Building, Company, Household
+from backend.settings import Settings
+from backend.sync import changes
+from backend.sync.pull import pull
+from backend.sync.push import push
+from backend.work_orders.models import SlaClock, WorkOrder
+from mobile_contract.sync import ActionEnvelope, PushRequest
+
+NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+ORDERS_PER_TECH = 40
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID, list[uuid.UUID]]]:  # noqa: ANN001
+    """Bulk-insert a company with ``orders`` work orders; ``techs`` technicians hold 40 open ones each."""
+    engine = ctx.db.engine
+    company_id = new_id()
+    households = max(orders // 10, 1)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(Company),
+            [{"id": company_id, "code": "bench", "name": "Bench Heat", "timezone": "Asia/Shanghai", "is_demo": True,
+              "created_at": NOW}],
+        )  # fmt: skip
+        building_id = new_id()
+        conn.execute(sa.insert(Building), [{"id": building_id, "company_id": company_id, "address": "基准路 1 号"}])
+        household_ids = [new_id() for _ in range(households)]
+        for start in range(0, households, 20_000):
+            conn.execute(
+                sa.insert(Household),
+                [
+                    {"id": h, "company_id": company_id, "building_id": building_id, "account_number": f"B{start + i}",
+                     "unit": "1-1-101", "heated_area_m2": 80.0, "resident_name": "住户", "resident_phone": "13900000000",
+                     "is_key_customer": False, "created_at": NOW}
+                    for i, h in enumerate(household_ids[start : start + 20_000])
+                ],
+            )  # fmt: skip
+        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        password = hasher.hash("bench-password")
+        tech_ids = [new_id() for _ in range(techs)]
+        conn.execute(
+            sa.insert(User),
+            [
+                {"id": t, "company_id": company_id, "username": f"bench-tech-{i}", "full_name": f"Tech {i}",
+                 "role": Role.technician.value, "password_hash": password, "is_active": True, "is_demo": True,
+                 "created_at": NOW}
+                for i, t in enumerate(tech_ids)
+            ],
+        )  # fmt: skip
+        assigned: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tech_ids}
+        chunk = 20_000
+        for start in range(0, orders, chunk):
+            rows, clocks = [], []
+            for n in range(start, min(orders, start + chunk)):
+                order_id = new_id()
+                tech = tech_ids[n // ORDERS_PER_TECH] if n < techs * ORDERS_PER_TECH else None
+                # Beyond the technicians' open orders, the history: closed orders of past winters.
+                state = "assigned" if tech else "closed"
+                rows.append(
+                    {"id": order_id, "company_id": company_id, "kind": "repair", "source": "hotline",
+                     "forwarded": False, "urgent": False, "household_id": household_ids[n % households],
+                     "assignee_id": tech, "description": "bench", "state": state,
+                     "received_at": NOW - timedelta(minutes=5), "created_at": NOW, "updated_at": NOW,
+                     "completed_at": None if tech else NOW - timedelta(days=30 + n % 300), "review_flags": [],
+                     "version": 1}
+                )  # fmt: skip
+                for clock, minutes in (("contact", 30), ("arrive", 120), ("resolve", 1440)):
+                    clocks.append(
+                        {"id": new_id(), "order_id": order_id, "clock": clock, "started_at": NOW,
+                         "due_at": NOW + timedelta(minutes=minutes), "target": f"{minutes} min",
+                         "calendar_estimated": False,
+                         "met_at": None if tech else NOW}
+                    )  # fmt: skip
+                if tech:
+                    assigned[tech].append(order_id)
+            conn.execute(sa.insert(WorkOrder), rows)
+            conn.execute(sa.insert(SlaClock), clocks)
+    principals = []
+    with ctx.db.session() as session:
+        changes.ensure_counter(session, company_id)
+        for i, tech in enumerate(tech_ids):
+            device_id = f"bench-device-{i}"
+            session.add(Device(id=device_id, user_id=tech, platform="android", app_version="1", registered_at=NOW,
+                               last_seen_at=NOW))  # fmt: skip
+            session.flush()
+            session_id = new_id()
+            session.add(AuthSession(id=session_id, user_id=tech, device_id=device_id, created_at=NOW))
+            principals.append(
+                Principal(user_id=tech, company_id=company_id, role=Role.technician, username=f"bench-tech-{i}",
+                          full_name=f"Tech {i}", device_id=device_id, session_id=session_id)
+            )  # fmt: skip
+    print(f"seeded {orders:,} orders, {households:,} households, {techs} technicians in {time.perf_counter() - started:.1f} s")
+    return principals, assigned
+
+
+def day_batches(orders: list[uuid.UUID], batch_size: int = 200) -> list[list[tuple[str, dict]]]:
+    """A technician's day on 40 orders: accept, call, travel, knock, work, notes, complete: 200 actions a batch."""
+    actions: list[tuple[str, dict]] = []
+    for order in orders:
+        oid = str(order)
+        actions += [
+            ("work_order.accept", {"work_order_id": oid}),
+            ("work_order.contact", {"work_order_id": oid, "outcome": "reached"}),
+            ("work_order.depart", {"work_order_id": oid}),
+            ("work_order.arrive", {"work_order_id": oid, "lat": 41.8, "lon": 123.4, "accuracy_m": 10,
+                                   "attempts": [{"method": "knock", "at": NOW.isoformat()}], "outcome": "admitted",
+                                   "badge_shown": True}),
+            ("work_order.start", {"work_order_id": oid}),
+            ("work_order.note", {"work_order_id": oid, "text": "更换阀门"}),
+            ("work_order.note", {"work_order_id": oid, "text": "试压正常"}),
+            ("work_order.complete", {"work_order_id": oid, "result": "fixed", "satisfaction": 5}),
+        ]  # fmt: skip
+    return [actions[i : i + batch_size] for i in range(0, len(actions), batch_size)]
+
+
+def envelopes(batch: list[tuple[str, dict]], first_seq: int) -> PushRequest:
+    return PushRequest(
+        device_id="",
+        sent_at=NOW,
+        actions=[
+            ActionEnvelope(id=uuid.uuid4(), seq=first_seq + i, type=t, v=1, occurred_at=NOW, payload=p)
+            for i, (t, p) in enumerate(batch)
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--techs", type=int, default=25, help="technicians pushing a day of 40 orders each")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--pulls", type=int, default=200)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="heatcrew-bench-"))
+    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    clock = ManualClock(NOW)
+    ctx = build_context(Settings(var_dir=tmp, database_url=url, secret_key="bench" * 8), clock=clock)
+    upgrade(ctx.db.engine)
+    print(f"database: {ctx.db.dialect}   orders: {args.orders:,}   cpu: {os.cpu_count()}")
+    techs, assigned = seed(ctx, args.orders, args.techs)
+
+    # ---- pull: day pack (snapshot of 40 open orders) and empty delta, before any push
+    day_pack, empty, cursor = [], [], None
+    for i in range(args.pulls):
+        principal = techs[i % len(techs)]
+        t0 = time.perf_counter()
+        page = pull(ctx, principal=principal, cursor=None)
+        day_pack.append((time.perf_counter() - t0) * 1000)
+        assert sum(c.entity == "work_order" for c in page.changes) == ORDERS_PER_TECH
+        cursor = page.cursor
+        t0 = time.perf_counter()
+        delta = pull(ctx, principal=principal, cursor=cursor)
+        empty.append((time.perf_counter() - t0) * 1000)
+        assert not delta.changes and not delta.reset
+    print(
+        f"pull day pack ({ORDERS_PER_TECH} orders): p50 {statistics.median(day_pack):.2f} ms  "
+        f"p95 {percentile(day_pack, 0.95):.2f} ms  p99 {percentile(day_pack, 0.99):.2f} ms"
+    )
+    print(
+        f"pull empty delta:           p50 {statistics.median(empty):.2f} ms  "
+        f"p95 {percentile(empty, 0.95):.2f} ms  p99 {percentile(empty, 0.99):.2f} ms"
+    )
+
+    # ---- push: every technician's day, in batches of 200 mixed actions
+    plans = []
+    for principal in techs:
+        seq = 1
+        for batch in day_batches(assigned[principal.user_id]):
+            request = envelopes(batch, seq)
+            request.device_id = principal.device_id
+            plans.append((principal, request))
+            seq += len(batch)
+    gc.collect()
+    latencies, applied, started = [], 0, time.perf_counter()
+    for principal, request in plans:
+        t0 = time.perf_counter()
+        answer = push(ctx, principal=principal, request=request)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        applied += sum(r.status == "applied" for r in answer.results)
+    elapsed = time.perf_counter() - started
+    total = sum(len(r.actions) for _, r in plans)
+    assert applied == total, f"only {applied} of {total} applied"
+    print(
+        f"push {len(plans)} batches of 200: {applied / elapsed:,.0f} actions/s applied   batch p50 "
+        f"{statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
+        f"p99 {percentile(latencies, 0.99):.1f} ms"
+    )
+
+    # ---- replay: the same batches again (answers lost on the way back)
+    latencies, started = [], time.perf_counter()
+    for principal, request in plans:
+        t0 = time.perf_counter()
+        answer = push(ctx, principal=principal, request=request)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        assert all(r.status == "duplicate" for r in answer.results)
+    elapsed = time.perf_counter() - started
+    print(
+        f"replay of applied batches:  {total / elapsed:,.0f} actions/s   batch p50 "
+        f"{statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms"
+    )
+
+    # ---- a delta after the day: each technician's 40 changed orders
+    deltas = []
+    for principal in techs:
+        t0 = time.perf_counter()
+        page = pull(ctx, principal=principal, cursor=cursor if principal is techs[-1] else None)
+        deltas.append((time.perf_counter() - t0) * 1000)
+    print(f"pull after the day:         p50 {statistics.median(deltas):.2f} ms")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (RSS):          {peak_mb:.0f} MB")
+    ctx.db.dispose()
+
+
+if __name__ == "__main__":
+    main()
