@@ -14,12 +14,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from backend.auth.principal import Principal
+from backend.clock import ensure_utc
 from backend.context import AppContext
 from backend.org.models import Building, Company, Household
 from backend.sync import changes
@@ -78,11 +80,11 @@ def pull(
     now = ctx.clock.now()
     with ctx.db.session(readonly=True) as session:
         counter = session.get(SyncCounter, principal.company_id)
-    if counter is None:
-        with ctx.db.session() as session:
-            counter = changes.ensure_counter(session, principal.company_id)
-    with ctx.db.session(readonly=True) as session:
-        counter = session.get(SyncCounter, principal.company_id)
+        if counter is None:  # a company that never changed anything yet
+            session.rollback()
+            with ctx.db.session() as writer:
+                changes.ensure_counter(writer, principal.company_id)
+            counter = session.get(SyncCounter, principal.company_id)
         assert counter is not None
         parsed = decode_cursor(cursor)
         if (
@@ -170,11 +172,25 @@ def _delta(
     return PullResponse(cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out)
 
 
-def _scope_orders(session: Session, principal: Principal) -> list[WorkOrder]:
+_ORDER_COLUMNS = (
+    WorkOrder.id,
+    WorkOrder.kind,
+    WorkOrder.source,
+    WorkOrder.state,
+    WorkOrder.urgent,
+    WorkOrder.household_id,
+    WorkOrder.description,
+    WorkOrder.received_at,
+    WorkOrder.version,
+)
+
+
+def _scope_orders(session: Session, principal: Principal) -> list[Any]:
+    """The user's open orders, as plain rows: a day pack must not pay for ORM objects."""
     return list(
-        session.exec(
-            select(WorkOrder).where(
-                WorkOrder.company_id == principal.company_id,
+        session.connection().execute(
+            # The assignee alone picks the index (assignee_id, state); it implies the company.
+            sa.select(*_ORDER_COLUMNS).where(
                 WorkOrder.assignee_id == principal.user_id,
                 col(WorkOrder.state).not_in([s.value for s in TERMINAL_STATES]),
             )
@@ -185,7 +201,7 @@ def _scope_orders(session: Session, principal: Principal) -> list[WorkOrder]:
 def _order_changes(
     session: Session,
     principal: Principal,
-    orders: list[WorkOrder],
+    orders: list[Any],
     version: int | None,
     *,
     versions: dict[tuple[str, str], int] | None = None,
@@ -194,16 +210,18 @@ def _order_changes(
         return []
     ids = [o.id for o in orders]
     clocks: dict[uuid.UUID, list[ClockView]] = defaultdict(list)
-    for clock in session.exec(
-        select(SlaClock).where(col(SlaClock.order_id).in_(ids)).order_by(col(SlaClock.due_at))
+    for order_id, name, due_at, met_at in session.connection().execute(
+        sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)
+        .where(col(SlaClock.order_id).in_(ids))
+        .order_by(col(SlaClock.due_at))
     ):
-        clocks[clock.order_id].append(ClockView(clock=clock.clock, due_at=clock.due_at, met_at=clock.met_at))
+        clocks[order_id].append(ClockView(clock=name, due_at=due_at, met_at=met_at))
     appointments = {
-        a.order_id: AppointmentView(window_start=a.window_start, window_end=a.window_end, reason=a.reason)
-        for a in session.exec(
-            select(Appointment).where(
-                col(Appointment.order_id).in_(ids), col(Appointment.replaced_at).is_(None)
-            )
+        order_id: AppointmentView(window_start=start, window_end=end, reason=reason)
+        for order_id, start, end, reason in session.connection().execute(
+            sa.select(
+                Appointment.order_id, Appointment.window_start, Appointment.window_end, Appointment.reason
+            ).where(col(Appointment.order_id).in_(ids), col(Appointment.replaced_at).is_(None))
         )
     }
     out = []
@@ -237,63 +255,90 @@ def _order_changes(
 
 
 def _household_changes(
-    session: Session,
-    principal: Principal,
-    household_ids: Iterable[uuid.UUID],
-    scope: list[WorkOrder],
-    version: int,
+    session: Session, principal: Principal, household_ids: Iterable[uuid.UUID], scope: list[Any], version: int
 ) -> list[Change]:
     ids = sorted(set(household_ids))
     if not ids:
         return []
     active = {o.household_id for o in scope if State(o.state) in ACTIVE_STATES}
-    rows = session.exec(
-        select(Household, Building)
-        .join(Building, col(Building.id) == Household.building_id)
-        .where(col(Household.id).in_(ids))
-    ).all()
-    visits: dict[uuid.UUID, list[PastVisit]] = defaultdict(list)
-    for order in session.exec(
-        select(WorkOrder)
-        .where(col(WorkOrder.household_id).in_(ids), col(WorkOrder.completed_at).is_not(None))
-        .order_by(col(WorkOrder.household_id), col(WorkOrder.completed_at).desc())
-    ):
-        if len(visits[order.household_id]) < PAST_VISITS:
-            assert order.completed_at is not None
-            visits[order.household_id].append(
-                PastVisit(
-                    order_ref=order_ref(order.id),
-                    kind=order.kind,
-                    completed_at=order.completed_at,
-                    result=order.result,
-                )
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                Household.id,
+                Household.account_number,
+                Household.unit,
+                Household.resident_name,
+                Household.resident_phone,
+                Household.is_key_customer,
+                sa.func.coalesce(Household.lat, Building.lat),
+                sa.func.coalesce(Household.lon, Building.lon),
+                Building.address,
             )
+            .join(Building, col(Building.id) == Household.building_id)
+            .where(col(Household.id).in_(ids))
+        )
+        .all()
+    )
+    # The last few completed visits per household, ranked in the database, not in Python.
+    ranked = (
+        sa.select(
+            WorkOrder.household_id,
+            WorkOrder.id,
+            WorkOrder.kind,
+            WorkOrder.completed_at,
+            WorkOrder.result,
+            sa.func.row_number()
+            .over(partition_by=WorkOrder.household_id, order_by=col(WorkOrder.completed_at).desc())
+            .label("n"),
+        )
+        .where(col(WorkOrder.household_id).in_(ids), col(WorkOrder.completed_at).is_not(None))
+        .subquery()
+    )
+    visits: dict[uuid.UUID, list[PastVisit]] = defaultdict(list)
+    for household_id, order_id, kind, completed_at, result in session.connection().execute(
+        sa.select(ranked.c.household_id, ranked.c.id, ranked.c.kind, ranked.c.completed_at, ranked.c.result)
+        .where(ranked.c.n <= PAST_VISITS)
+        .order_by(ranked.c.household_id, ranked.c.n)
+    ):
+        visits[household_id].append(
+            PastVisit(
+                order_ref=order_ref(order_id), kind=kind, completed_at=_utc(completed_at), result=result
+            )
+        )
     out = []
-    for household, building in rows:
+    for household_id, account, unit, name, phone, key, lat, lon, address in rows:
         view = HouseholdView(
-            id=household.id,
-            account_number=household.account_number,
-            address=building.address,
-            unit=household.unit,
-            resident_name=household.resident_name,
-            resident_phone=household.resident_phone
-            if household.id in active
-            else mask_phone(household.resident_phone),
-            is_key_customer=household.is_key_customer,
-            lat=household.lat if household.lat is not None else building.lat,
-            lon=household.lon if household.lon is not None else building.lon,
-            last_visits=visits[household.id],
+            id=household_id,
+            account_number=account,
+            address=address,
+            unit=unit,
+            resident_name=name,
+            resident_phone=phone if household_id in active else mask_phone(phone),
+            is_key_customer=key,
+            lat=lat,
+            lon=lon,
+            last_visits=visits[household_id],
         )
         out.append(
             Change(
                 entity="household",
-                id=str(household.id),
+                id=str(household_id),
                 op="upsert",
                 version=version,
                 data=msgspec.to_builtins(view),
             )
         )
     return out
+
+
+def _utc(moment: datetime) -> datetime:
+    """Values read through a subquery lose their column type; SQLite returns them naive."""
+    return (
+        ensure_utc(moment)
+        if isinstance(moment, datetime)
+        else ensure_utc(datetime.fromisoformat(str(moment)))
+    )
 
 
 def _revisit_changes(session: Session, principal: Principal, version: int) -> list[Change]:
