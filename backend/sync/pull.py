@@ -165,8 +165,15 @@ def _delta(
             Change(entity="household", id=str(h), op="remove", version=version)
             for h in touched_households - visible
         ]
-    if any(e == "revisit" for e, _ in latest):
-        out += _revisit_changes(session, principal, max(latest.values()))
+    revisits = [uuid.UUID(i) for (e, i) in latest if e == "revisit"]
+    if revisits:
+        current = _revisit_changes(session, principal, max(latest.values()))
+        out += current
+        out += [
+            Change(entity="revisit", id=str(r), op="remove", version=latest[("revisit", str(r))])
+            for r in revisits
+            if str(r) not in {c.id for c in current}
+        ]
     if any(e == "reference" for e, _ in latest):
         out += _reference_changes(session, principal, max(latest.values()))
     return PullResponse(cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out)

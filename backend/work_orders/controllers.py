@@ -260,6 +260,18 @@ class RevisitController(Controller):
             )
             return [views.revisit_read(r) for r in rows]
 
+    @post("/{revisit_id:uuid}/assign", status_code=HTTP_200_OK, sync_to_thread=True)
+    def assign(
+        self, ctx: Ctx, principal: Caller, revisit_id: FromPath[uuid.UUID], data: JSONBody[AssignOrder]
+    ) -> RevisitRead:
+        """Give a revisit to a technician for a visit; it reaches their phone on the next pull."""
+        with ctx.db.session() as session:
+            revisit = session.get(Revisit, revisit_id, with_for_update=True)
+            if revisit is None or revisit.company_id != principal.company_id:
+                raise NotFound("No such revisit.")
+            service.assign_revisit(session, actor=principal, revisit=revisit, assignee_id=data.user_id)
+            return views.revisit_read(revisit)
+
     @post("/{revisit_id:uuid}/outcome", status_code=HTTP_200_OK, sync_to_thread=True)
     def outcome(
         self, ctx: Ctx, principal: Caller, revisit_id: FromPath[uuid.UUID], data: JSONBody[RevisitOutcome]
@@ -303,6 +315,17 @@ class SlaController(Controller):
                 now=ctx.clock.now(),
                 soon=timedelta(minutes=soon_minutes),
                 team_id=team_id,
+            )
+
+    @get("/repeat-faults", guards=[OFFICE], sync_to_thread=True)
+    def repeat_faults(
+        self, ctx: Ctx, principal: Caller, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
+    ) -> list[dict[str, object]]:
+        """Repeat faults per team: a new repair at a household within the window of an earlier one,
+        counted against the team that did the earlier repair."""
+        with ctx.db.session(readonly=True) as session:
+            return views.repeat_faults(
+                session, principal=principal, since=ctx.clock.now() - timedelta(days=days)
             )
 
     @get("/policy", sync_to_thread=True)

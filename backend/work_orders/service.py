@@ -33,6 +33,7 @@ __all__ = (
     "accept",
     "approve_return",
     "assign",
+    "assign_revisit",
     "cancel",
     "close",
     "complete",
@@ -589,6 +590,27 @@ def _after_completion(session: Session, *, actor: Principal, order: WorkOrder, w
     )
 
 
+def assign_revisit(
+    session: Session, *, actor: Principal, revisit: Revisit, assignee_id: uuid.UUID
+) -> Revisit:
+    assignee = session.get(User, assignee_id)
+    if assignee is None or assignee.company_id != revisit.company_id or assignee.role not in FIELD_ROLES:
+        raise InvalidInput("Revisits are given to technicians or inspectors.", code="not_assignable")
+    if revisit.state == "done":
+        raise IllegalTransition("This revisit is already done.", detail={"state": "done", "allowed": []})
+    previous = revisit.assignee_id
+    revisit.assignee_id = assignee_id
+    session.add(revisit)
+    changes.touch(
+        session,
+        company_id=revisit.company_id,
+        entity="revisit",
+        entity_id=revisit.id,
+        users=[u for u in (previous, assignee_id) if u],
+    )
+    return revisit
+
+
 def record_revisit_outcome(
     session: Session,
     *,
@@ -611,6 +633,14 @@ def record_revisit_outcome(
     revisit.done_at = when.corrected_at
     revisit.done_by = actor.user_id
     session.add(revisit)
+    if revisit.assignee_id:
+        changes.touch(
+            session,
+            company_id=revisit.company_id,
+            entity="revisit",
+            entity_id=revisit.id,
+            users=[revisit.assignee_id],
+        )
     sla.meet_clock(session, order_id=order.id, clocks=(ClockName.revisit,), at=when.corrected_at)
     flags = ["revisit_fault_persists"] if outcome == "fault_persists" else []
     if outcome == "unreachable":

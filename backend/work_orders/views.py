@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from backend.auth.models import Role
@@ -39,6 +40,7 @@ __all__ = (
     "mask_phone",
     "order_detail",
     "order_read",
+    "repeat_faults",
 )
 
 FIELD_ROLES = (Role.technician, Role.inspector)
@@ -311,3 +313,15 @@ def board(
         )
         for clock, order in session.exec(query)
     ]
+
+
+def repeat_faults(session: Session, *, principal: Principal, since: datetime) -> list[dict[str, object]]:
+    earlier = aliased(WorkOrder)
+    rows = session.execute(
+        sa.select(earlier.team_id, sa.func.count())
+        .select_from(WorkOrder)
+        .join(earlier, earlier.id == WorkOrder.repeat_of_id)
+        .where(WorkOrder.company_id == principal.company_id, WorkOrder.received_at >= since)
+        .group_by(earlier.team_id)
+    ).all()
+    return [{"team_id": str(team) if team else None, "repeat_faults": count} for team, count in rows]

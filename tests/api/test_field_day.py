@@ -501,3 +501,52 @@ def test_a_complaint_about_the_same_house_is_not_a_repeat_fault(
     clock.advance(days=3)
     complaint = new_order(ctx, account="100202", kind="complaint", source="complaint")
     assert detail(client, complaint.id)["order"]["repeat_of_id"] is None
+
+
+def test_a_revisit_given_to_a_technician_reaches_their_phone(client: TestClient, ctx: AppContext) -> None:
+    tech = principal(ctx, "tech1")
+    order = new_order(ctx, account="100201")
+    act(ctx, order.id, "accept", tech)
+    act(
+        ctx,
+        order.id,
+        "record_arrival",
+        tech,
+        attempts=ADMITTED,
+        outcome="admitted",
+        badge_shown=True,
+        **AT_DOOR,
+    )
+    act(ctx, order.id, "start_work", tech)
+    act(ctx, order.id, "complete", tech, result="fixed", satisfaction=4)
+    revisit_id = detail(client, order.id)["revisit"]["id"]
+    tech2 = auth(login(client, "tech2", device_id="tech2-revisit-phone"))
+    cursor = client.get("/api/v1/sync/pull", headers=tech2).json()["cursor"]
+    dispatcher = auth(login(client, "dispatcher1"))
+    assigned = client.post(
+        f"/api/v1/revisits/{revisit_id}/assign",
+        json={"user_id": str(principal(ctx, "tech2").user_id)},
+        headers=dispatcher,
+    )
+    assert assigned.status_code == 200, assigned.text
+    page = client.get("/api/v1/sync/pull", params={"cursor": cursor}, headers=tech2).json()
+    assert [(c["entity"], c["id"], c["op"]) for c in page["changes"]] == [("revisit", revisit_id, "upsert")]
+    done = client.post(
+        f"/api/v1/revisits/{revisit_id}/outcome",
+        json={"channel": "visit", "outcome": "satisfied", "satisfaction": 5},
+        headers=dispatcher,
+    )
+    assert done.status_code == 200
+    gone = client.get("/api/v1/sync/pull", params={"cursor": page["cursor"]}, headers=tech2).json()
+    assert ("revisit", revisit_id, "remove") in [(c["entity"], c["id"], c["op"]) for c in gone["changes"]]
+
+
+def test_repeat_faults_are_counted_against_the_team_that_did_the_first_repair(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
+    _complete_repair(ctx, "100202")
+    clock.advance(days=5)
+    new_order(ctx, account="100202", kind="repair", assignee="tech2")
+    counts = client.get("/api/v1/sla/repeat-faults", headers=auth(login(client, "supervisor1"))).json()
+    team_of_tech1 = detail(client, new_order(ctx, assignee="tech1").id)["order"]["team_id"]
+    assert {"team_id": team_of_tech1, "repeat_faults": 1} in counts
