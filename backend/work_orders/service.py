@@ -477,7 +477,7 @@ def record_arrival(
     attempts: list[dict[str, Any]],
     outcome: str,
     badge_shown: bool,
-) -> Arrival:
+) -> dict[str, Any]:
     """A door check-in. Made offline it is accepted as it is, and marked verified or not by distance."""
     require_field_involvement(session, order, actor)
     policy = _policy(session, order.company_id)
@@ -486,24 +486,24 @@ def record_arrival(
     if distance is not None:
         slack = min(accuracy_m or 0.0, USELESS_ACCURACY_M)
         verified = (accuracy_m or 0.0) <= USELESS_ACCURACY_M and distance - slack <= policy.arrival_radius_m
-    arrival = Arrival(
-        id=new_id(),
-        order_id=order.id,
-        user_id=actor.user_id,
-        device_id=actor.device_id,
-        lat=lat,
-        lon=lon,
-        accuracy_m=accuracy_m,
-        distance_m=round(distance, 1) if distance is not None else None,
-        location_verified=verified,
-        attempts=attempts,
-        outcome=outcome,
-        badge_shown=badge_shown,
-        occurred_at=when.occurred_at,
-        received_at=when.received_at,
-        corrected_at=when.corrected_at,
-    )
-    session.add(arrival)
+    arrival = {
+        "id": new_id(),
+        "order_id": order.id,
+        "user_id": actor.user_id,
+        "device_id": actor.device_id,
+        "lat": lat,
+        "lon": lon,
+        "accuracy_m": accuracy_m,
+        "distance_m": round(distance, 1) if distance is not None else None,
+        "location_verified": verified,
+        "attempts": attempts,
+        "outcome": outcome,
+        "badge_shown": badge_shown,
+        "occurred_at": when.occurred_at,
+        "received_at": when.received_at,
+        "corrected_at": when.corrected_at,
+    }
+    buffer.add_row(session, Arrival.__table__, arrival)
     # "No answer" after the attempts leads to a reschedule, not a failure.
     move = Move.arrive if outcome == "admitted" else Move.arrive_no_access
     flags = [] if verified is not False else ["location_not_verified"]
@@ -518,11 +518,11 @@ def record_arrival(
         lon=lon,
         extra_flags=flags,
         data={
-            "arrival_id": str(arrival.id),
+            "arrival_id": str(arrival["id"]),
             "outcome": outcome,
             "attempts": len(attempts),
             "badge_shown": badge_shown,
-            "distance_m": arrival.distance_m,
+            "distance_m": arrival["distance_m"],
             "location_verified": verified,
         },
     )
@@ -570,15 +570,20 @@ def _after_completion(session: Session, *, actor: Principal, order: WorkOrder, w
     assert order.completed_at is not None
     minutes = policy.key_customer_revisit_minutes if household.is_key_customer else policy.revisit_minutes
     due_at = order.completed_at + timedelta(minutes=minutes)
-    revisit = Revisit(
-        id=new_id(),
-        company_id=order.company_id,
-        order_id=order.id,
-        household_id=order.household_id,
-        due_at=due_at,
-        created_at=when.received_at,
+    revisit_id = new_id()
+    buffer.add_row(
+        session,
+        Revisit.__table__,
+        {
+            "id": revisit_id,
+            "company_id": order.company_id,
+            "order_id": order.id,
+            "household_id": order.household_id,
+            "due_at": due_at,
+            "state": "due",
+            "created_at": when.received_at,
+        },
     )
-    session.add(revisit)
     sla.start_revisit_clock(session, order=order, due_at=due_at, minutes=minutes)
     _move(
         session,
@@ -586,7 +591,7 @@ def _after_completion(session: Session, *, actor: Principal, order: WorkOrder, w
         Move.await_revisit,
         actor=None,
         when=when,
-        data={"revisit_id": str(revisit.id), "due_at": due_at.isoformat()},
+        data={"revisit_id": str(revisit_id), "due_at": due_at.isoformat()},
     )
 
 
