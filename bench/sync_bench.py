@@ -82,9 +82,10 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                 for i, t in enumerate(tech_ids)
             ],
         )  # fmt: skip
-        assigned: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tech_ids}
-        chunk = 20_000
-        for start in range(0, orders, chunk):
+    assigned: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tech_ids}
+    chunk = 20_000
+    for start in range(0, orders, chunk):  # one transaction per chunk: a huge one only bloats the WAL
+        with engine.begin() as conn:
             rows, clocks = [], []
             for n in range(start, min(orders, start + chunk)):
                 order_id = new_id()
