@@ -45,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID, list[uuid.UUID]]]:  # noqa: ANN001
+def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID, list[uuid.UUID]]]:
     """Bulk-insert a company with ``orders`` work orders; ``techs`` technicians hold 40 open ones each."""
     engine = ctx.db.engine
     company_id = new_id()
