@@ -54,34 +54,61 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
     with engine.begin() as conn:
         conn.execute(
             sa.insert(Company),
-            [{"id": company_id, "code": "bench", "name": "Bench Heat", "timezone": "Asia/Shanghai", "is_demo": True,
-              "created_at": NOW}],
-        )  # fmt: skip
+            [
+                {
+                    "id": company_id,
+                    "code": "bench",
+                    "name": "Bench Heat",
+                    "timezone": "Asia/Shanghai",
+                    "is_demo": True,
+                    "created_at": NOW,
+                }
+            ],
+        )
         building_id = new_id()
-        conn.execute(sa.insert(Building), [{"id": building_id, "company_id": company_id, "address": "基准路 1 号"}])
+        conn.execute(
+            sa.insert(Building), [{"id": building_id, "company_id": company_id, "address": "基准路 1 号"}]
+        )
         household_ids = [new_id() for _ in range(households)]
         for start in range(0, households, 20_000):
             conn.execute(
                 sa.insert(Household),
                 [
-                    {"id": h, "company_id": company_id, "building_id": building_id, "account_number": f"B{start + i}",
-                     "unit": "1-1-101", "heated_area_m2": 80.0, "resident_name": "住户", "resident_phone": "13900000000",
-                     "is_key_customer": False, "created_at": NOW}
+                    {
+                        "id": h,
+                        "company_id": company_id,
+                        "building_id": building_id,
+                        "account_number": f"B{start + i}",
+                        "unit": "1-1-101",
+                        "heated_area_m2": 80.0,
+                        "resident_name": "住户",
+                        "resident_phone": "13900000000",
+                        "is_key_customer": False,
+                        "created_at": NOW,
+                    }
                     for i, h in enumerate(household_ids[start : start + 20_000])
                 ],
-            )  # fmt: skip
+            )
         hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
         password = hasher.hash("bench-password")
         tech_ids = [new_id() for _ in range(techs)]
         conn.execute(
             sa.insert(User),
             [
-                {"id": t, "company_id": company_id, "username": f"bench-tech-{i}", "full_name": f"Tech {i}",
-                 "role": Role.technician.value, "password_hash": password, "is_active": True, "is_demo": True,
-                 "created_at": NOW}
+                {
+                    "id": t,
+                    "company_id": company_id,
+                    "username": f"bench-tech-{i}",
+                    "full_name": f"Tech {i}",
+                    "role": Role.technician.value,
+                    "password_hash": password,
+                    "is_active": True,
+                    "is_demo": True,
+                    "created_at": NOW,
+                }
                 for i, t in enumerate(tech_ids)
             ],
-        )  # fmt: skip
+        )
     assigned: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tech_ids}
     chunk = 20_000
     for start in range(0, orders, chunk):  # one transaction per chunk: a huge one only bloats the WAL
@@ -93,20 +120,38 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                 # Beyond the technicians' open orders, the history: closed orders of past winters.
                 state = "assigned" if tech else "closed"
                 rows.append(
-                    {"id": order_id, "company_id": company_id, "kind": "repair", "source": "hotline",
-                     "forwarded": False, "urgent": False, "household_id": household_ids[n % households],
-                     "assignee_id": tech, "description": "bench", "state": state,
-                     "received_at": NOW - timedelta(minutes=5), "created_at": NOW, "updated_at": NOW,
-                     "completed_at": None if tech else NOW - timedelta(days=30 + n % 300), "review_flags": [],
-                     "version": 1}
-                )  # fmt: skip
+                    {
+                        "id": order_id,
+                        "company_id": company_id,
+                        "kind": "repair",
+                        "source": "hotline",
+                        "forwarded": False,
+                        "urgent": False,
+                        "household_id": household_ids[n % households],
+                        "assignee_id": tech,
+                        "description": "bench",
+                        "state": state,
+                        "received_at": NOW - timedelta(minutes=5),
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                        "completed_at": None if tech else NOW - timedelta(days=30 + n % 300),
+                        "review_flags": [],
+                        "version": 1,
+                    }
+                )
                 for clock, minutes in (("contact", 30), ("arrive", 120), ("resolve", 1440)):
                     clocks.append(
-                        {"id": new_id(), "order_id": order_id, "clock": clock, "started_at": NOW,
-                         "due_at": NOW + timedelta(minutes=minutes), "target": f"{minutes} min",
-                         "calendar_estimated": False,
-                         "met_at": None if tech else NOW}
-                    )  # fmt: skip
+                        {
+                            "id": new_id(),
+                            "order_id": order_id,
+                            "clock": clock,
+                            "started_at": NOW,
+                            "due_at": NOW + timedelta(minutes=minutes),
+                            "target": f"{minutes} min",
+                            "calendar_estimated": False,
+                            "met_at": None if tech else NOW,
+                        }
+                    )
                 if tech:
                     assigned[tech].append(order_id)
             conn.execute(sa.insert(WorkOrder), rows)
@@ -116,16 +161,33 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
         changes.ensure_counter(session, company_id)
         for i, tech in enumerate(tech_ids):
             device_id = f"bench-device-{i}"
-            session.add(Device(id=device_id, user_id=tech, platform="android", app_version="1", registered_at=NOW,
-                               last_seen_at=NOW))  # fmt: skip
+            session.add(
+                Device(
+                    id=device_id,
+                    user_id=tech,
+                    platform="android",
+                    app_version="1",
+                    registered_at=NOW,
+                    last_seen_at=NOW,
+                )
+            )
             session.flush()
             session_id = new_id()
             session.add(AuthSession(id=session_id, user_id=tech, device_id=device_id, created_at=NOW))
             principals.append(
-                Principal(user_id=tech, company_id=company_id, role=Role.technician, username=f"bench-tech-{i}",
-                          full_name=f"Tech {i}", device_id=device_id, session_id=session_id)
-            )  # fmt: skip
-    print(f"seeded {orders:,} orders, {households:,} households, {techs} technicians in {time.perf_counter() - started:.1f} s")
+                Principal(
+                    user_id=tech,
+                    company_id=company_id,
+                    role=Role.technician,
+                    username=f"bench-tech-{i}",
+                    full_name=f"Tech {i}",
+                    device_id=device_id,
+                    session_id=session_id,
+                )
+            )
+    print(
+        f"seeded {orders:,} orders, {households:,} households, {techs} technicians in {time.perf_counter() - started:.1f} s"
+    )
     return principals, assigned
 
 
@@ -138,14 +200,23 @@ def day_batches(orders: list[uuid.UUID], batch_size: int = 200) -> list[list[tup
             ("work_order.accept", {"work_order_id": oid}),
             ("work_order.contact", {"work_order_id": oid, "outcome": "reached"}),
             ("work_order.depart", {"work_order_id": oid}),
-            ("work_order.arrive", {"work_order_id": oid, "lat": 41.8, "lon": 123.4, "accuracy_m": 10,
-                                   "attempts": [{"method": "knock", "at": NOW.isoformat()}], "outcome": "admitted",
-                                   "badge_shown": True}),
+            (
+                "work_order.arrive",
+                {
+                    "work_order_id": oid,
+                    "lat": 41.8,
+                    "lon": 123.4,
+                    "accuracy_m": 10,
+                    "attempts": [{"method": "knock", "at": NOW.isoformat()}],
+                    "outcome": "admitted",
+                    "badge_shown": True,
+                },
+            ),
             ("work_order.start", {"work_order_id": oid}),
             ("work_order.note", {"work_order_id": oid, "text": "更换阀门"}),
             ("work_order.note", {"work_order_id": oid, "text": "试压正常"}),
             ("work_order.complete", {"work_order_id": oid, "result": "fixed", "satisfaction": 5}),
-        ]  # fmt: skip
+        ]
     return [actions[i : i + batch_size] for i in range(0, len(actions), batch_size)]
 
 
@@ -161,7 +232,9 @@ def envelopes(batch: list[tuple[str, dict]], first_seq: int) -> PushRequest:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--techs", type=int, default=25, help="technicians pushing a day of 40 orders each")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
