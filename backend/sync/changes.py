@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
@@ -40,9 +41,15 @@ def touch(
 def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:
     counter = session.get(SyncCounter, company_id)
     if counter is None:
-        counter = SyncCounter(company_id=company_id, version=0, epoch=secrets.token_hex(8))
-        session.add(counter)
-        session.flush()
+        # Two workers may get here at once for a new company: the second insert quietly yields.
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(SyncCounter.__table__)
+            .values(company_id=company_id, version=0, epoch=secrets.token_hex(8), pruned_below=0)
+            .on_conflict_do_nothing()
+        )
+        counter = session.get(SyncCounter, company_id, populate_existing=True)
+        assert counter is not None
     return counter
 
 
@@ -91,9 +98,8 @@ def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
         .returning(table.c.version)
     ).scalar_one_or_none()
     if version is None:
-        session.add(SyncCounter(company_id=company_id, version=1, epoch=secrets.token_hex(8)))
-        session.flush()
-        version = 1
+        ensure_counter(session, company_id)  # type: ignore[arg-type]
+        return _bump(session, company_id)
     return version
 
 
