@@ -97,6 +97,8 @@ class SlaPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A new order at the same household within this many days of a completed one is a repeat."""
     arrival_radius_m: Annotated[int, msgspec.Meta(ge=10, le=5000)] = 200
     """A door check-in further than this (beyond its GPS accuracy) is not verified."""
+    design_outdoor_min_c: Annotated[float, msgspec.Meta(ge=-60, le=10)] = -20.0
+    """The heating system's design outdoor minimum: colder than this, the indoor standard does not apply."""
     on_time_target: float = 0.99
     temperature_pass_target: float = 0.97
 

@@ -9,18 +9,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 from sqlmodel import Session
 
 from backend.auth.principal import Principal
 from backend.errors import Forbidden, InvalidInput, NotFound
+from backend.evidence.measurements import evaluate
 from backend.evidence.models import Measurement, MeterReading, Photo, Signature
 from backend.ids import new_id
-from backend.org.models import Household
+from backend.org.models import Company, Household
 from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
 from backend.work_orders.service import FieldTime
+from backend.work_orders.sla import load_policy
 from mobile_contract import actions as a
 
 __all__ = ("CATALOGUE", "Applying", "Handler")
@@ -251,16 +254,28 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
             "A different measurement with this id exists; a correction is a new record.",
             code="measurement_exists",
         )
+    household_company = ap.session.get(Company, ap.actor.company_id)
+    assert household_company is not None
+    measured_at = p.measured_at or ap.when.corrected_at
+    verdict = evaluate(
+        rooms=rooms,
+        measured_at=measured_at,
+        zone=ZoneInfo(household_company.timezone),
+        outdoor_c=p.outdoor_c,
+        design_outdoor_min_c=load_policy(household_company).design_outdoor_min_c,
+        closed_minutes=p.closed_minutes,
+    )
     ap.session.add(
         Measurement(
             id=p.measurement_id,
+            result=verdict.result,
             household_id=p.household_id,
             order_id=p.work_order_id,
             instrument_id=p.instrument_id,
             rooms=rooms,
             outdoor_c=p.outdoor_c,
             closed_minutes=p.closed_minutes,
-            measured_at=p.measured_at,
+            measured_at=measured_at,
             note=p.note,
             **ap.record(),
         )

@@ -556,3 +556,4 @@ def test_a_residents_record_created_on_two_devices(make_phone, ctx: AppContext) 
         ).all()
     assert len(records) == 2
     assert {tuple(r.rooms[0]["readings_c"]) for r in records} == {(18.4, 18.5, 18.4)}
+    assert {r.result for r in records} == {"pass"}  # computed by the server: 18.4 °C by day
