@@ -100,15 +100,14 @@ def lock_orders(session: Session, *, order_ids: list[uuid.UUID], company_id: uui
     ids = sorted(set(order_ids))
     if not ids:
         return
+    # By primary key alone: a company filter here tempts SQLite's planner into a company-wide scan.
     rows = session.exec(
-        select(WorkOrder)
-        .where(col(WorkOrder.id).in_(ids), WorkOrder.company_id == company_id)
-        .order_by(col(WorkOrder.id))
-        .with_for_update()
+        select(WorkOrder).where(col(WorkOrder.id).in_(ids)).order_by(col(WorkOrder.id)).with_for_update()
     )
     locked = session.info.setdefault(_LOCKED, {})
     for order in rows:
-        locked[order.id] = order
+        if order.company_id == company_id:
+            locked[order.id] = order
     sla.preload_clocks(session, list(locked))
     _preload_households(session, [o.household_id for o in locked.values()])
 
