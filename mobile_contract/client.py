@@ -342,7 +342,7 @@ class OutboxClient:
                 wanted.update(json.loads(row["blobs"]))
         for sha256 in sorted(wanted):
             row = self.db.execute("SELECT path, uploaded FROM files WHERE sha256 = ?", (sha256,)).fetchone()
-            if row is None or (row[1] and not only):
+            if row is None or row[1] == -1 or (row[1] and not only):
                 continue
             path = Path(row[0])
             if not path.exists():
@@ -358,6 +358,9 @@ class OutboxClient:
             )
             if response.status_code in (200, 201):
                 self.db.execute("UPDATE files SET uploaded = 1 WHERE sha256 = ?", (sha256,))
+            elif 400 <= response.status_code < 500:
+                # Refused for good (not an image, damaged): the server now refuses its action too.
+                self.db.execute("UPDATE files SET uploaded = -1 WHERE sha256 = ?", (sha256,))
 
     def _record(self, answer: PushResponse, report: PushReport) -> bool:
         before = self.last_applied_seq
@@ -410,7 +413,7 @@ class OutboxClient:
             raise
         if missing:
             self._upload_files_for([], only=missing)
-        return answer.last_applied_seq != before or bool(missing)
+        return answer.last_applied_seq != before
 
     def _forget_old(self) -> None:
         cutoff = _iso(self.clock() - KEEP_ACKNOWLEDGED)

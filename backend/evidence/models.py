@@ -29,6 +29,20 @@ class Blob(SQLModel, table=True):
     content_type: str | None = Field(default=None, max_length=64)
     uploaded_by: uuid.UUID = Field(foreign_key="app_user.id", index=True)
     uploaded_at: datetime = Field(sa_type=UTCDateTime)
+    media: str | None = Field(default=None, max_length=8, description="Format found in the bytes: JPEG, PNG…")
+    claims: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=sa.JSON,
+        description="What the file says of itself (EXIF time, GPS): claims, not facts.",
+    )
+    variants: dict[str, str] = Field(
+        default_factory=dict, sa_type=sa.JSON, description="Derived copies without metadata: name -> SHA-256."
+    )
+    refused: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Why the upload was refused (no bytes kept); actions using it fail.",
+    )
 
 
 class FieldRecord(SQLModel):

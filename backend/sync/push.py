@@ -17,7 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from backend.auth.principal import Principal
 from backend.context import AppContext
@@ -141,7 +141,18 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
                 stopped = stopped or "gap"
                 batch.results.append(_out_of_order(envelope, expected - 1, stopped))
                 continue
-            missing = [h for h in blobs_of(decoded.payload) if h not in uploaded] if decoded.payload else []
+            refs = blobs_of(decoded.payload) if decoded.payload else []
+            refused = [uploaded[h] for h in refs if uploaded.get(h)]
+            if refused:
+                # The file will never arrive: refuse the action now rather than wait for ever.
+                result = _result(
+                    envelope, Status.rejected, "blob_refused", f"The attached file was refused: {refused[0]}."
+                )
+                _remember(session, batch, envelope, decoded, result)
+                batch.results.append(result)
+                expected += 1
+                continue
+            missing = [h for h in refs if h not in uploaded]
             if missing:
                 batch.results.append(
                     _result(
@@ -233,13 +244,17 @@ def _lock_orders(session: Session, decoded: list[_Decoded], company_id: uuid.UUI
     service.lock_orders(session, order_ids=ids, company_id=company_id)
 
 
-def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> set[str]:
+def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> dict[str, str | None]:
+    """The referenced uploads the server holds: hash -> None, or the code it was refused with."""
     wanted = sorted({h for d in decoded if d.payload is not None for h in blobs_of(d.payload)})
     if not wanted:
-        return set()
-    return set(
-        session.exec(select(Blob.sha256).where(Blob.company_id == company_id, col(Blob.sha256).in_(wanted)))
+        return {}
+    rows = session.execute(
+        sa.select(Blob.sha256, Blob.refused).where(
+            Blob.company_id == company_id, col(Blob.sha256).in_(wanted)
+        )
     )
+    return dict(rows.all())
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:

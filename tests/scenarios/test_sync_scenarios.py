@@ -24,6 +24,16 @@ pytestmark = pytest.mark.usefixtures("demo")
 KNOCK = [{"method": "knock", "at": "2026-12-07T00:40:00Z"}]
 
 
+def jpeg(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(out, "JPEG")
+    return out.getvalue()
+
+
 def events(ctx: AppContext, order_id: str, event_type: str | None = None) -> list[WorkOrderEvent]:
     with ctx.db.session(readonly=True) as session:
         query = select(WorkOrderEvent).where(WorkOrderEvent.order_id == uuid.UUID(order_id))
@@ -386,7 +396,7 @@ def test_a_photo_uploaded_but_its_action_lost(make_phone, ctx: AppContext) -> No
     phone = make_phone("tech1")
     phone.pull()
     order_id = first_order(phone)
-    sha = phone.attach_file(b"\xff\xd8\xff\xe0 a photo of a dripping valve")
+    sha = phone.attach_file(jpeg())
     photo_id, _ = phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": "leak"})
     phone.network.lose_answers = 1
     with pytest.raises(Offline):
@@ -403,7 +413,7 @@ def test_a_photo_uploaded_but_its_action_lost(make_phone, ctx: AppContext) -> No
 def test_an_action_before_its_photo_waits(client: TestClient, ctx: AppContext, clock: ManualClock) -> None:
     tokens = login(client, "tech1", device_id="raw-phone-02")
     order_id = str(client.get("/api/v1/work-orders", headers=auth(tokens)).json()[0]["id"])
-    content = b"\x89PNG\r\n\x1a\n a signature image"
+    content = jpeg(color=(10, 200, 30))
     import hashlib
 
     sha = hashlib.sha256(content).hexdigest()
@@ -557,3 +567,20 @@ def test_a_residents_record_created_on_two_devices(make_phone, ctx: AppContext) 
     assert len(records) == 2
     assert {tuple(r.rooms[0]["readings_c"]) for r in records} == {(18.4, 18.5, 18.4)}
     assert {r.result for r in records} == {"pass"}  # computed by the server: 18.4 °C by day
+
+
+def test_a_refused_photo_does_not_block_the_queue(make_phone, ctx: AppContext) -> None:
+    phone = make_phone("tech1")
+    phone.pull()
+    order_id = first_order(phone)
+    sha = phone.attach_file(b"%PDF-1.4 not a photo at all")
+    photo_id, _ = phone.enqueue(
+        "evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": "before"}
+    )
+    note_id, _ = phone.enqueue("work_order.note", {"work_order_id": order_id, "text": "after the bad photo"})
+    phone.push()
+    assert phone.outcome(photo_id)["status"] == "rejected"
+    assert phone.outcome(photo_id)["code"] == "blob_refused"
+    assert "unsupported_image_format" in phone.outcome(photo_id)["message"]
+    assert phone.outcome(note_id)["status"] == "applied"
+    assert not ctx.blobs.exists(sha)
