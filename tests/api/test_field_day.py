@@ -23,6 +23,25 @@ NO_ANSWER = [
 AT_DOOR = {"lat": 41.79683, "lon": 123.42452, "accuracy_m": 12.0}  # household 100101's building
 
 
+def work_to_completion(
+    ctx: AppContext, order_id: object, tech: object, *, result: str, satisfaction: int
+) -> None:
+    """Accept, knock and get in, work, complete: the plain visit several tests need done first."""
+    act(ctx, order_id, "accept", tech)
+    act(
+        ctx,
+        order_id,
+        "record_arrival",
+        tech,
+        attempts=ADMITTED,
+        outcome="admitted",
+        badge_shown=True,
+        **AT_DOOR,
+    )
+    act(ctx, order_id, "start_work", tech)
+    act(ctx, order_id, "complete", tech, result=result, satisfaction=satisfaction)
+
+
 def detail(client: TestClient, order_id: object, user: str = "supervisor1") -> dict:
     response = client.get(f"/api/v1/work-orders/{order_id}", headers=auth(login(client, user)))
     assert response.status_code == 200, response.text
@@ -421,19 +440,7 @@ def test_key_customers_get_a_week_for_the_revisit(
 ) -> None:
     tech = principal(ctx, "tech1")
     order = new_order(ctx, account="100103")  # a key customer
-    act(ctx, order.id, "accept", tech)
-    act(
-        ctx,
-        order.id,
-        "record_arrival",
-        tech,
-        attempts=ADMITTED,
-        outcome="admitted",
-        badge_shown=True,
-        **AT_DOOR,
-    )
-    act(ctx, order.id, "start_work", tech)
-    act(ctx, order.id, "complete", tech, result="fixed", satisfaction=5)
+    work_to_completion(ctx, order.id, tech, result="fixed", satisfaction=5)
     revisit = detail(client, order.id)["revisit"]
     assert revisit["due_at"].startswith((clock.now() + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
 
@@ -443,19 +450,7 @@ def test_a_complaint_creates_no_revisit_and_waits_for_the_supervisor(
 ) -> None:
     tech = principal(ctx, "tech1")
     order = new_order(ctx, kind="complaint", source="complaint")
-    act(ctx, order.id, "accept", tech)
-    act(
-        ctx,
-        order.id,
-        "record_arrival",
-        tech,
-        attempts=ADMITTED,
-        outcome="admitted",
-        badge_shown=True,
-        **AT_DOOR,
-    )
-    act(ctx, order.id, "start_work", tech)
-    act(ctx, order.id, "complete", tech, result="answered", satisfaction=3)
+    work_to_completion(ctx, order.id, tech, result="answered", satisfaction=3)
     body = detail(client, order.id)
     assert body["order"]["state"] == "completed" and body["revisit"] is None
     assert clocks(body)["answer"]["status"] == "met"
@@ -466,19 +461,7 @@ def test_a_complaint_creates_no_revisit_and_waits_for_the_supervisor(
 def _complete_repair(ctx: AppContext, account: str) -> object:
     tech = principal(ctx, "tech1")
     order = new_order(ctx, account=account)
-    act(ctx, order.id, "accept", tech)
-    act(
-        ctx,
-        order.id,
-        "record_arrival",
-        tech,
-        attempts=ADMITTED,
-        outcome="admitted",
-        badge_shown=True,
-        **AT_DOOR,
-    )
-    act(ctx, order.id, "start_work", tech)
-    act(ctx, order.id, "complete", tech, result="fixed", satisfaction=4)
+    work_to_completion(ctx, order.id, tech, result="fixed", satisfaction=4)
     return order
 
 
@@ -506,19 +489,7 @@ def test_a_complaint_about_the_same_house_is_not_a_repeat_fault(
 def test_a_revisit_given_to_a_technician_reaches_their_phone(client: TestClient, ctx: AppContext) -> None:
     tech = principal(ctx, "tech1")
     order = new_order(ctx, account="100201")
-    act(ctx, order.id, "accept", tech)
-    act(
-        ctx,
-        order.id,
-        "record_arrival",
-        tech,
-        attempts=ADMITTED,
-        outcome="admitted",
-        badge_shown=True,
-        **AT_DOOR,
-    )
-    act(ctx, order.id, "start_work", tech)
-    act(ctx, order.id, "complete", tech, result="fixed", satisfaction=4)
+    work_to_completion(ctx, order.id, tech, result="fixed", satisfaction=4)
     revisit_id = detail(client, order.id)["revisit"]["id"]
     tech2 = auth(login(client, "tech2", device_id="tech2-revisit-phone"))
     cursor = client.get("/api/v1/sync/pull", headers=tech2).json()["cursor"]
