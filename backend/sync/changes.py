@@ -103,10 +103,6 @@ def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
     return version
 
 
-def current_version(session: Session, company_id: uuid.UUID) -> SyncCounter:
-    return ensure_counter(session, company_id)
-
-
 def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int:
     """Drop change-log rows below a version; cursors older than that get a full snapshot."""
     counter = ensure_counter(session, company_id)

@@ -148,7 +148,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
                 result = _result(
                     envelope, Status.rejected, "blob_refused", f"The attached file was refused: {refused[0]}."
                 )
-                _remember(session, batch, envelope, decoded, result)
+                _remember(session, batch, envelope, result, _field_time(batch, envelope.occurred_at))
                 batch.results.append(result)
                 expected += 1
                 continue
@@ -166,8 +166,9 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
                 )
                 stopped = "waiting"
                 continue
-            result = _apply_one(session, batch, decoded, careful=careful)
-            _remember(session, batch, envelope, decoded, result)
+            when = _field_time(batch, envelope.occurred_at)
+            result = _apply_one(session, batch, decoded, when, careful=careful)
+            _remember(session, batch, envelope, result, when)
             batch.results.append(result)
             expected += 1
         device.last_applied_seq = expected - 1
@@ -267,7 +268,9 @@ def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
     )
 
 
-def _apply_one(session: Session, batch: _Batch, decoded: _Decoded, *, careful: bool) -> ActionResult:
+def _apply_one(
+    session: Session, batch: _Batch, decoded: _Decoded, when: FieldTime, *, careful: bool
+) -> ActionResult:
     envelope = decoded.envelope
     if decoded.error is not None:
         return decoded.error
@@ -275,7 +278,7 @@ def _apply_one(session: Session, batch: _Batch, decoded: _Decoded, *, careful: b
     applying = Applying(
         session=session,
         actor=batch.actor,
-        when=_field_time(batch, envelope.occurred_at),
+        when=when,
         action_id=envelope.id,
     )
     savepoint = session.begin_nested() if careful else None
@@ -327,9 +330,8 @@ def _current(session: Session, decoded: _Decoded, batch: _Batch) -> dict[str, An
 
 
 def _remember(
-    session: Session, batch: _Batch, envelope: ActionEnvelope, decoded: _Decoded, result: ActionResult
+    session: Session, batch: _Batch, envelope: ActionEnvelope, result: ActionResult, when: FieldTime
 ) -> None:
-    when = _field_time(batch, envelope.occurred_at)
     buffer.add_row(
         session,
         ANSWERS,

@@ -6,7 +6,6 @@ from backend.errors import Conflict
 
 __all__ = (
     "ACTIVE_STATES",
-    "OPEN_STATES",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "IllegalTransition",
@@ -83,7 +82,6 @@ TRANSITIONS: dict[Move, tuple[tuple[State, ...], State | None]] = {
 RESCHEDULE_FROM = (S.no_access, S.rescheduled)
 
 TERMINAL_STATES = frozenset({S.closed, S.cancelled})
-OPEN_STATES = frozenset(State) - TERMINAL_STATES - {S.completed, S.revisit_due}
 # While an order is active its technician may see the resident's full phone number.
 ACTIVE_STATES = frozenset(_WORKABLE) | {S.return_requested}
 
