@@ -1,0 +1,453 @@
+"""Signed documents as PDF: service receipts, damage slips, temperature records, meter swaps, stop/resume.
+
+A pure function over plain data: the caller reads the database, formats every value in the
+company's zone and computes the content hash; :func:`render_pdf` only lays it out. A4, one
+embedded CJK font (subset, so the file shows the same Chinese on any viewer without fonts of its
+own), long text wrapped, fields and tables flowing onto further pages, and on every page a footer
+with the content hash, the reference and how to verify it, so one page torn off still identifies
+what it belongs to. Output is byte-for-byte reproducible for the same input and font.
+
+Font lookup, first found wins: ``HEATCREW_PDF_FONT`` (a TrueType ``.ttf``/``.ttc`` file; when set
+it must work, there is no silent fallback), Kurinto Sans SC from the ``weblate-fonts`` package (a
+dependency, so ``pip install`` brings it), then common Debian CJK fonts. PostScript-flavoured
+OpenType (``.otf``, e.g. Noto Sans CJK) is not supported by ReportLab.
+"""
+
+import io
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from PIL import Image as PILImage
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Frame,
+    Image,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from backend.errors import HeatCrewError
+
+__all__ = (
+    "FONT_ENV_VAR",
+    "PdfDocument",
+    "PdfFont",
+    "PdfFontMissing",
+    "PdfTable",
+    "SignatureBlock",
+    "find_font",
+    "render_pdf",
+)
+
+#: Path of a TrueType CJK font to use instead of the bundled one.
+FONT_ENV_VAR = "HEATCREW_PDF_FONT"
+
+# Inside the weblate-fonts wheel (OFL-1.1): full GB 2312 coverage, TrueType outlines, ~10 MB each.
+_BUNDLED_REGULAR = "static/weblate_fonts/kurinto/ttf/KurintoSansSC-Rg.ttf"
+_BUNDLED_BOLD = "static/weblate_fonts/kurinto/ttf/KurintoSansSC-Bd.ttf"
+
+# Debian: fonts-wqy-microhei, fonts-wqy-zenhei, fonts-droid-fallback (all TrueType outlines).
+_SYSTEM_FONTS = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+)
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+_PAGE_WIDTH, _PAGE_HEIGHT = A4
+_MARGIN = 18 * mm
+_CONTENT_WIDTH = _PAGE_WIDTH - 2 * _MARGIN
+_LABEL_WIDTH = 50 * mm
+_SIGNATURE_BOX = (70 * mm, 28 * mm)
+_INK = colors.HexColor("#1a1a1a")
+_MUTED = colors.HexColor("#5a5a5a")
+_RULE = colors.HexColor("#9a9a9a")
+_WARN = colors.HexColor("#a11d1d")
+
+
+class PdfFontMissing(HeatCrewError):
+    """503: no usable CJK font, so no document can be rendered; the message says what was tried."""
+
+    status = 503
+    code = "pdf_font_missing"
+    default_message = "No CJK font is available to render documents."
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureBlock:
+    """One party's signature as it will be printed.
+
+    Exactly one outcome: ``image_png`` (the drawn signature), ``refused_reason`` (printed as
+    "拒签 refused: <reason>"), or neither (printed as not yet signed).
+    """
+
+    role_label: str
+    """Who signs, e.g. "住户 Resident", "测温人员 Inspector"."""
+    name: str
+    """Full real name as entered at signing."""
+    signed_at: str
+    """When, already formatted in the company's zone (or when the refusal was recorded)."""
+    image_png: bytes | None = None
+    refused_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_png is not None and self.refused_reason is not None:
+            raise ValueError(f"signature of {self.role_label!r} has both an image and a refusal")
+
+
+@dataclass(frozen=True, slots=True)
+class PdfTable:
+    """A grid such as rooms and their three readings; the header repeats on every page."""
+
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+
+    def __post_init__(self) -> None:
+        if not self.header:
+            raise ValueError("a table needs at least one column")
+        for number, row in enumerate(self.rows, start=1):
+            if len(row) != len(self.header):
+                raise ValueError(f"table row {number} has {len(row)} cells, the header {len(self.header)}")
+
+
+@dataclass(frozen=True, slots=True)
+class PdfDocument:
+    """Everything printed on a signed document, composed by the caller from the database."""
+
+    title: str
+    """E.g. "入户测温记录 Indoor temperature record"."""
+    company: str
+    reference: str
+    """The document's own number, printed in the header and on every page's footer."""
+    fields: Sequence[tuple[str, str]]
+    """(label, value) pairs in print order; values may hold newlines and wrap freely."""
+    content_sha256: str
+    """Lower-case hex SHA-256 of the signed content, printed on every page."""
+    verify_hint: str
+    """How a reader checks the document, e.g. where to enter the reference and hash."""
+    issued_at: str
+    """When this copy was produced, already formatted in the company's zone."""
+    table: PdfTable | None = None
+    signatures: Sequence[SignatureBlock] = field(default=())
+    superseded_note: str | None = None
+    """Correction notice shown boxed under the title ("本记录已被 … 取代 Superseded by …" or
+    "更正 … Corrects …", with the reason); signed records are never edited, only superseded."""
+
+    def __post_init__(self) -> None:
+        if not _SHA256_RE.fullmatch(self.content_sha256):
+            raise ValueError("content_sha256 must be 64 lower-case hex digits")
+
+
+@dataclass(frozen=True, slots=True)
+class PdfFont:
+    """The font files found: ``bold`` is ``None`` when the regular face serves for both."""
+
+    regular: Path
+    bold: Path | None = None
+
+
+def find_font() -> PdfFont:
+    """Locate the CJK font (see the module docstring for the order).
+
+    Raises:
+        PdfFontMissing: ``HEATCREW_PDF_FONT`` names a file that does not exist, or nothing was found.
+    """
+    override = os.environ.get(FONT_ENV_VAR, "").strip()
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise PdfFontMissing(f"{FONT_ENV_VAR} names {str(path)!r}, which is not a file.")
+        return PdfFont(regular=path)
+    tried: list[str] = []
+    try:
+        package = resources.files("weblate_fonts")
+    except ModuleNotFoundError:
+        tried.append("the weblate-fonts package (not installed)")
+    else:
+        regular, bold = Path(str(package / _BUNDLED_REGULAR)), Path(str(package / _BUNDLED_BOLD))
+        if regular.is_file():
+            return PdfFont(regular=regular, bold=bold if bold.is_file() else None)
+        tried.append(str(regular))
+    for path in _SYSTEM_FONTS:
+        if path.is_file():
+            return PdfFont(regular=path)
+        tried.append(str(path))
+    raise PdfFontMissing(
+        f"No CJK font found; set {FONT_ENV_VAR} to a TrueType font file.", detail={"tried": tried}
+    )
+
+
+def render_pdf(doc: PdfDocument, *, font: PdfFont | None = None) -> bytes:
+    """Lay out ``doc`` on A4 pages and return the PDF bytes.
+
+    Args:
+        doc: What to print.
+        font: The font files to embed; default :func:`find_font`.
+
+    Raises:
+        PdfFontMissing: No font, or the file is not a TrueType font ReportLab can embed.
+        ValueError: A signature image is not a readable PNG, or the footer text would fill the page.
+    """
+    font = font or find_font()
+    with _LOCK:
+        regular = _register(font.regular)
+        bold = _register(font.bold) if font.bold else regular
+        styles = _Styles(regular, bold)
+        footer = _Footer(doc, styles)
+        if footer.height > _PAGE_HEIGHT / 4:
+            raise ValueError("title, reference and verify hint are too long for the page footer")
+        buffer = io.BytesIO()
+        bottom = _MARGIN + footer.height + 5 * mm
+        body = Frame(
+            _MARGIN, bottom, _CONTENT_WIDTH, _PAGE_HEIGHT - _MARGIN - bottom,
+            leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0,
+        )  # fmt: skip
+        template = BaseDocTemplate(
+            buffer,
+            pagesize=A4,
+            pageTemplates=[PageTemplate("page", frames=[body])],
+            title=doc.title,
+            author=doc.company,
+            subject=doc.reference,
+            creator="HeatCrew",
+            # Otherwise every page names Helvetica, a font the file does not carry.
+            initialFontName=regular,
+            # Fixed creation date and document id: the same input gives the same bytes.
+            invariant=True,
+        )
+        template.build(_story(doc, styles), canvasmaker=partial(_FooterCanvas, footer=footer))
+    return buffer.getvalue()
+
+
+# ReportLab keeps registered fonts and per-document subset state in module globals; one render at a
+# time keeps that simple (a one-page receipt takes about 20 ms).
+_LOCK = threading.Lock()
+_REGISTERED: dict[Path, str] = {}
+
+
+def _register(path: Path) -> str:
+    """Register a font file once per process (parsing a CJK font takes ~0.2 s); return its name."""
+    path = path.resolve()
+    name = _REGISTERED.get(path)
+    if name is None:
+        name = f"HeatCrewPdf{len(_REGISTERED)}"
+        try:
+            # Collections (.ttc): the first face, which is the Simplified Chinese one in WenQuanYi.
+            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
+        except (TTFError, OSError) as exc:
+            raise PdfFontMissing(f"{path} is not a usable TrueType font: {exc}") from exc
+        _REGISTERED[path] = name
+    return name
+
+
+class _Styles:
+    __slots__ = (
+        "cell",
+        "font",
+        "footer",
+        "header_cell",
+        "label",
+        "meta",
+        "notice",
+        "refused",
+        "section",
+        "title",
+        "value",
+    )
+
+    def __init__(self, regular: str, bold: str) -> None:
+        self.font = regular
+        # wordWrap="CJK" breaks between Han characters and at spaces in Latin text.
+        base = ParagraphStyle(
+            "base", fontName=regular, fontSize=10, leading=14, textColor=_INK, wordWrap="CJK"
+        )
+        self.title = ParagraphStyle("title", base, fontName=bold, fontSize=16, leading=21, spaceAfter=2 * mm)
+        self.meta = ParagraphStyle("meta", base, fontSize=9, leading=12, textColor=_MUTED)
+        self.notice = ParagraphStyle("notice", base, textColor=_WARN)
+        self.section = ParagraphStyle(
+            "section", base, fontName=bold, fontSize=11, leading=15, spaceBefore=5 * mm, spaceAfter=2 * mm,
+            keepWithNext=1,
+        )  # fmt: skip
+        self.label = ParagraphStyle("label", base, fontName=bold, textColor=_MUTED)
+        self.value = base
+        self.cell = ParagraphStyle("cell", base, fontSize=9, leading=12)
+        self.header_cell = ParagraphStyle("header_cell", self.cell, fontName=bold)
+        self.refused = ParagraphStyle("refused", base, textColor=_WARN)
+        self.footer = ParagraphStyle("footer", base, fontSize=7.5, leading=10, textColor=_MUTED)
+
+
+def _text(value: str) -> str:
+    """Plain text to Paragraph markup: nothing in it is taken as a tag, newlines are kept."""
+    return escape(value).replace("\r\n", "\n").replace("\n", "<br/>")
+
+
+def _story(doc: PdfDocument, styles: _Styles) -> list[Flowable]:
+    story: list[Flowable] = [
+        Paragraph(_text(doc.company), styles.meta),
+        Paragraph(_text(doc.title), styles.title),
+        Paragraph(_text(f"编号 Ref: {doc.reference} · 签发 Issued: {doc.issued_at}"), styles.meta),
+        Spacer(0, 4 * mm),
+    ]
+    if doc.superseded_note:
+        notice = [[Paragraph(_text(doc.superseded_note), styles.notice)]]
+        box = [("BOX", (0, 0), (-1, -1), 1, _WARN), ("BACKGROUND", (0, 0), (-1, -1), colors.whitesmoke)]
+        story += [_table(notice, styles, box, colWidths=[_CONTENT_WIDTH]), Spacer(0, 4 * mm)]
+    if doc.fields:
+        rows = [
+            [Paragraph(_text(label), styles.label), Paragraph(_text(value), styles.value)]
+            for label, value in doc.fields
+        ]
+        lines = [
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LINEBELOW", (0, 0), (-1, -1), 0.25, _RULE),
+            ("LEFTPADDING", (0, 0), (0, -1), 0),
+        ]
+        # splitInRow: a value longer than a page continues on the next one instead of failing layout.
+        story.append(
+            _table(rows, styles, lines, colWidths=[_LABEL_WIDTH, _CONTENT_WIDTH - _LABEL_WIDTH], splitInRow=1)
+        )
+    if doc.table:
+        story.append(_grid(doc.table, styles))
+    if doc.signatures:
+        story.append(Paragraph("签字 Signatures", styles.section))
+        story += [_signature(signature, styles) for signature in doc.signatures]
+    return story
+
+
+def _table(
+    rows: list[list[Flowable]], styles: _Styles, commands: list[tuple[Any, ...]], **options: Any
+) -> Table:
+    # FONTNAME: otherwise each table names Helvetica, a font the file does not carry.
+    table = Table(rows, **options)
+    table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), styles.font), *commands]))
+    return table
+
+
+def _grid(table: PdfTable, styles: _Styles) -> Table:
+    width = _CONTENT_WIDTH / len(table.header)
+    rows = [[Paragraph(_text(cell), styles.header_cell) for cell in table.header]]
+    rows += [[Paragraph(_text(cell), styles.cell) for cell in row] for row in table.rows]
+    lines = [
+        ("GRID", (0, 0), (-1, -1), 0.5, _RULE),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#ececec")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]
+    widths = [width] * len(table.header)
+    return _table(rows, styles, lines, colWidths=widths, repeatRows=1, splitInRow=1, spaceBefore=5 * mm)
+
+
+def _signature(signature: SignatureBlock, styles: _Styles) -> Table:
+    who = Paragraph(
+        f"{_text(signature.role_label)}<br/>{_text(signature.name)}<br/>"
+        f"<font size=8 color='#5a5a5a'>{_text(signature.signed_at)}</font>",
+        styles.label,
+    )
+    if signature.image_png is not None:
+        mark: Flowable = _signature_image(signature)
+    elif signature.refused_reason is not None:
+        mark = Paragraph(_text(f"拒签 refused: {signature.refused_reason}"), styles.refused)
+    else:
+        mark = Paragraph("未签 not signed", styles.refused)
+    lines = [
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, _RULE),
+        ("LEFTPADDING", (0, 0), (0, -1), 0),
+        ("TOPPADDING", (0, 0), (-1, -1), 3 * mm),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3 * mm),
+    ]
+    # One single-row table per signature: it moves to the next page whole, never split.
+    return _table([[who, mark]], styles, lines, colWidths=[_LABEL_WIDTH, _CONTENT_WIDTH - _LABEL_WIDTH])
+
+
+def _signature_image(signature: SignatureBlock) -> Image:
+    """The PNG at its own pixel size (never resampled), drawn scaled to fit the signature box."""
+    data = signature.image_png or b""
+    try:
+        with PILImage.open(io.BytesIO(data)) as probe:
+            if probe.format != "PNG":
+                raise ValueError(f"format {probe.format}")
+            probe.verify()
+            width_px, height_px = probe.size
+    except Exception as exc:
+        raise ValueError(f"signature image of {signature.role_label!r} is not a readable PNG: {exc}") from exc
+    scale = min(_SIGNATURE_BOX[0] / width_px, _SIGNATURE_BOX[1] / height_px)
+    # mask="auto": a transparent background stays transparent (drawn as a soft mask).
+    image = Image(io.BytesIO(data), width=width_px * scale, height=height_px * scale, mask="auto")
+    image.hAlign = "LEFT"
+    return image
+
+
+class _Footer:
+    """The block at the foot of every page; its height is known before layout starts."""
+
+    __slots__ = ("height", "lines", "styles")
+
+    def __init__(self, doc: PdfDocument, styles: _Styles) -> None:
+        self.styles = styles
+        self.lines = Paragraph(
+            "<br/>".join(
+                (
+                    _text(f"{doc.title} · 编号 Ref: {doc.reference}"),
+                    _text(f"SHA-256: {doc.content_sha256}"),
+                    _text(f"核验 Verify: {doc.verify_hint}"),
+                )
+            ),
+            styles.footer,
+        )
+        self.height = self.lines.wrap(_CONTENT_WIDTH - 30 * mm, _PAGE_HEIGHT)[1]
+
+    def draw(self, canvas: Canvas, page: int, pages: int) -> None:
+        top = _MARGIN + self.height
+        canvas.saveState()
+        canvas.setStrokeColor(_RULE)
+        canvas.setLineWidth(0.5)
+        canvas.line(_MARGIN, top + 2 * mm, _PAGE_WIDTH - _MARGIN, top + 2 * mm)
+        self.lines.drawOn(canvas, _MARGIN, _MARGIN)
+        number = Paragraph(
+            f"第 {page}/{pages} 页<br/>Page {page} of {pages}",
+            ParagraphStyle("page", self.styles.footer, alignment=TA_RIGHT),
+        )
+        _, height = number.wrap(30 * mm, self.height)
+        number.drawOn(canvas, _PAGE_WIDTH - _MARGIN - 30 * mm, top - height)
+        canvas.restoreState()
+
+
+class _FooterCanvas(Canvas):
+    """Holds pages back until the end so each footer can say "page n of N"."""
+
+    def __init__(self, *args: Any, footer: _Footer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._footer = footer
+        self._pages: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        for number, state in enumerate(self._pages, start=1):
+            self.__dict__.update(state)
+            self._footer.draw(self, number, len(self._pages))
+            super().showPage()
+        super().save()
