@@ -8,9 +8,11 @@ import io
 import math
 import os
 import struct
+import threading
 import time
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -629,6 +631,70 @@ def test_twelve_megapixel_photo_goes_through() -> None:
 
     claims, (thumb, display) = process(data)
     assert (claims.format, claims.width, claims.height) == ("JPEG", 3000, 4000)
-    assert (display.width, display.height) == decode(display).size == (1200, 1600)
+    # Decoded at half scale by libjpeg (2000 px): within 25 % of 1600, so kept without resampling.
+    assert (display.width, display.height) == decode(display).size == (1500, 2000)
     assert (thumb.width, thumb.height) == decode(thumb).size == (240, 320)
     assert math.isclose(display.width / display.height, 3000 / 4000, rel_tol=0.01)
+
+
+# --- reading from files, fast paths, bounded decoding ----------------------------------------------
+
+
+_CAMERA = {"make": "Acme", "model": "Acme Phone 15"}
+
+
+def test_a_path_or_an_open_file_gives_the_same_result_as_bytes(tmp_path: Path) -> None:
+    data = encode(scene((2400, 1800)), "JPEG", quality=90, exif=make_exif(orientation=6, **_CAMERA))
+    path = tmp_path / "upload.part"
+    path.write_bytes(data)
+    expected = process(data)
+    assert process(path) == expected
+    assert process(str(path)) == expected
+    with path.open("rb") as f:
+        f.seek(100)  # wherever the caller left it: the whole file is read
+        assert process(f) == expected
+        assert inspect(f) == expected[0]
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("cut", [2, 64, 4096])
+def test_a_large_jpeg_cut_short_is_corrupt_even_when_decoded_at_reduced_scale(
+    progressive: bool, cut: int
+) -> None:
+    """Draft decoding skips inverse DCT work, not entropy data: a missing tail is still noticed."""
+    noisy = Image.effect_noise((3200, 2400), 50).convert("RGB")
+    data = encode(noisy, "JPEG", quality=85, progressive=progressive)
+    assert len(data) > 1_000_000
+    for call in (process, inspect):
+        with pytest.raises(CorruptImage):
+            call(data[:-cut])
+    _, (thumb, display) = process(data)
+    assert (display.width, display.height) == (1600, 1200) and (thumb.width, thumb.height) == (320, 240)
+
+
+def test_no_more_images_are_decoded_at_once_than_there_are_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.evidence import photos
+
+    active, peak = 0, 0
+    lock = threading.Lock()
+    real_load = photos._load
+
+    def slow_load(img: Image.Image, fmt: str) -> None:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.05)
+        real_load(img, fmt)
+        with lock:
+            active -= 1
+
+    monkeypatch.setattr(photos, "_load", slow_load)
+    data = encode(scene(), "JPEG")
+    threads = [threading.Thread(target=process, args=(data,)) for _ in range(3 * photos.DECODE_SLOTS + 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == photos.DECODE_SLOTS
