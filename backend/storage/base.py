@@ -7,16 +7,22 @@ never change once stored, uploads are idempotent, and any reader can re-verify w
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
 from backend.errors import BlobHashMismatch, BlobTooLarge
 
+if TYPE_CHECKING:
+    from backend.storage.uploads import UploadStaging
+
 __all__ = (
     "CHUNK_SIZE",
     "BlobInfo",
     "BlobStore",
+    "file_chunks",
+    "hash_file",
     "hash_stream",
     "is_sha256",
     "require_sha256",
@@ -78,12 +84,56 @@ def hash_stream(
     return size
 
 
+def file_chunks(path: Path) -> Iterator[bytes]:
+    """The file at ``path`` in :data:`CHUNK_SIZE` pieces (opened now, read lazily, then closed)."""
+    f = path.open("rb")
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            while chunk := f.read(CHUNK_SIZE):
+                yield chunk
+
+    return chunks()
+
+
+def hash_file(sha256: str, path: Path) -> int:
+    """Size of the file at ``path`` once it is shown to hash to ``sha256`` (BlobHashMismatch if not).
+
+    Reads through one small reused buffer, so re-checking a large file costs no memory to speak of.
+    """
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256")
+        size = f.tell()
+    actual = digest.hexdigest()
+    if actual != sha256:
+        raise BlobHashMismatch(detail={"expected": sha256, "actual": actual})
+    return size
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Synchronous content-addressed store; the web layer runs these calls in a worker thread."""
 
     def put(self, sha256: str, chunks: Iterable[bytes], *, max_size: int | None = None) -> BlobInfo:
         """Stream ``chunks`` in; the blob becomes visible only if it hashes to ``sha256``."""
+        ...
+
+    def put_file(self, sha256: str, path: Path) -> BlobInfo:
+        """Store the file at ``path`` (hashed again on the way); ``path`` is consumed either way.
+
+        ``path`` should be in :attr:`scratch_dir`, where a local store can move it into place
+        instead of copying it.
+        """
+        ...
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A local directory for files being received (on the blob filesystem when there is one)."""
+        ...
+
+    @property
+    def uploads(self) -> "UploadStaging":
+        """Unfinished uploads, kept in this store so that every worker sees them."""
         ...
 
     def exists(self, sha256: str) -> bool:

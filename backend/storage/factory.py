@@ -31,5 +31,6 @@ def build_blob_store(settings: object) -> BlobStore:
             region=getattr(settings, "s3_region", None) or None,
             access_key_id=getattr(settings, "s3_access_key_id", None) or None,
             secret_access_key=getattr(settings, "s3_secret_access_key", None) or None,
+            scratch_dir=Path(var_dir) / "tmp" if (var_dir := getattr(settings, "var_dir", None)) else None,
         )
     raise ValueError(f"unknown blob_backend {backend!r} (expected 'local' or 's3')")

@@ -1,21 +1,39 @@
 """Blob store on a local (or mounted) filesystem.
 
-Layout: ``root/ab/cd/<sha256>`` for blobs (sharded so no directory grows huge) and ``root/tmp/``
-for in-flight uploads. Uploads are written to a temp file on the same filesystem, fsynced and then
-``os.replace``d into place, so a reader never sees a half-written or unverified blob.
+Layout: ``root/ab/cd/<sha256>`` for blobs (sharded so no directory grows huge), ``root/tmp/``
+for in-flight uploads and ``root/uploads/<user>/<sha256>`` for unfinished (resumable) ones.
+Uploads are written to a temp file on the same filesystem, fsynced and then ``os.replace``d into
+place, so a reader never sees a half-written or unverified blob.
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from backend.errors import BlobNotFound, BlobStoreUnavailable
-from backend.storage.base import CHUNK_SIZE, BlobInfo, hash_stream, require_sha256
+from backend.storage.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    file_chunks,
+    hash_file,
+    hash_stream,
+    is_sha256,
+    require_sha256,
+)
+from backend.storage.uploads import (
+    Partial,
+    PresignedUpload,
+    remove_abandoned_scratch,
+    require_names,
+    require_owner,
+)
 
-__all__ = ("LocalBlobStore",)
+__all__ = ("LocalBlobStore", "LocalUploadStaging")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,6 +75,15 @@ class LocalBlobStore:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BlobStoreUnavailable(f"Cannot create blob directory {self.root}: {exc}") from exc
+        self._uploads = LocalUploadStaging(self.root / "uploads", self.tmp_dir)
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.tmp_dir
+
+    @property
+    def uploads(self) -> "LocalUploadStaging":
+        return self._uploads
 
     def __repr__(self) -> str:
         return f"LocalBlobStore(root={str(self.root)!r})"
@@ -96,6 +123,32 @@ class LocalBlobStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+        _fsync_dir(final.parent)
+        return BlobInfo(sha256=sha256, size=size)
+
+    def put_file(self, sha256: str, path: Path) -> BlobInfo:
+        """Verify the file, then move it into place (no copy when it is on the blob filesystem)."""
+        final = self.path_for(sha256)
+        path = Path(path)
+        try:
+            with _fs_errors("read"):
+                size = hash_file(sha256, path)
+            if final.is_file():
+                return BlobInfo(sha256=sha256, size=size)
+            with _fs_errors("write"):
+                with path.open("rb+") as f:
+                    os.fsync(f.fileno())
+                os.chmod(path, 0o644)
+                self._make_shard_dir(final.parent)
+                try:
+                    os.replace(path, final)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:  # not on the blob filesystem: copy instead
+                        raise
+                    return self.put(sha256, file_chunks(path))
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
         _fsync_dir(final.parent)
         return BlobInfo(sha256=sha256, size=size)
 
@@ -151,3 +204,90 @@ class LocalBlobStore:
                 os.unlink(name)
         except OSError as exc:
             raise BlobStoreUnavailable(f"Blob directory is not writable: {exc}") from exc
+
+
+class LocalUploadStaging:
+    """Partials as files ``root/<owner>/<sha256>``; the file's mtime is when it was last touched."""
+
+    direct_uploads = False
+
+    def __init__(self, root: Path, scratch: Path) -> None:
+        self.root = Path(root)
+        self.scratch = Path(scratch)
+
+    def __repr__(self) -> str:
+        return f"LocalUploadStaging(root={str(self.root)!r})"
+
+    def _path(self, owner: str, sha256: str) -> Path:
+        owner, sha256 = require_names(owner, sha256)
+        return self.root / owner / sha256
+
+    def stat(self, owner: str, sha256: str) -> Partial | None:
+        try:
+            st = self._path(owner, sha256).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return Partial(sha256=sha256, size=st.st_size, touched_at=datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def save(self, owner: str, sha256: str, path: Path, *, touched_at: datetime) -> None:
+        target = self._path(owner, sha256)
+        path = Path(path)
+        try:
+            with _fs_errors("write"):
+                # Stamped before it becomes visible, so a sweeper never sees the real-clock mtime.
+                stamp = int(touched_at.timestamp() * 1e9)
+                os.utime(path, ns=(stamp, stamp))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def read(self, owner: str, sha256: str) -> Iterator[bytes] | None:
+        try:
+            return file_chunks(self._path(owner, sha256))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"Cannot read an unfinished upload: {exc}") from exc
+
+    def discard(self, owner: str, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            self._path(owner, sha256).unlink()
+
+    def held(self, owner: str) -> list[Partial]:
+        folder = self.root / require_owner(owner)
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        held = [self.stat(owner, name) for name in names if is_sha256(name)]
+        return [partial for partial in held if partial is not None]
+
+    def sweep(self, *, touched_before: datetime) -> int:
+        """Remove expired partials, and files a crashed worker left in the scratch directory."""
+        removed = 0
+        limit = touched_before.timestamp()
+        for folder in _listdir(self.root):
+            for name in _listdir(self.root / folder):
+                path = self.root / folder / name
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime < limit:
+                        path.unlink()
+                        removed += 1
+        remove_abandoned_scratch(self.scratch)
+        return removed
+
+    def presign_put(
+        self, owner: str, sha256: str, *, size: int, touched_at: datetime, expires_in: int
+    ) -> PresignedUpload | None:
+        """A directory has no URL of its own: uploads go through the app."""
+        require_names(owner, sha256)
+        return None
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -2,12 +2,17 @@
 
 The upload is spooled (memory up to 8 MiB, then a temp file) while hashing, and only sent once the
 digest matches, so a corrupt or truncated upload never reaches the bucket. S3 PUTs are atomic, so
-readers never see partial objects either.
+readers never see partial objects either. Unfinished uploads live under ``uploads/<user>/<sha256>``
+in the same bucket (give that prefix a lifecycle rule of a few days as a safety net); phones may
+also put a whole file there themselves through a presigned URL.
 """
 
 import base64
+import contextlib
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from boto3.exceptions import Boto3Error
@@ -17,9 +22,23 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.errors import BlobNotFound, BlobStoreUnavailable
-from backend.storage.base import CHUNK_SIZE, BlobInfo, hash_stream, require_sha256
+from backend.storage.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    hash_file,
+    hash_stream,
+    is_sha256,
+    require_sha256,
+)
+from backend.storage.uploads import (
+    Partial,
+    PresignedUpload,
+    remove_abandoned_scratch,
+    require_names,
+    require_owner,
+)
 
-__all__ = ("S3BlobStore",)
+__all__ = ("S3BlobStore", "S3UploadStaging")
 
 _SPOOL_MAX = 8 << 20
 # Below this size the upload is a single PutObject carrying ChecksumSHA256, so S3 itself re-verifies
@@ -61,11 +80,14 @@ class S3BlobStore:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         prefix: str = "blobs/",
+        scratch_dir: Path | None = None,
+        uploads_prefix: str = "uploads/",
     ) -> None:
         if not bucket:
             raise ValueError("S3 bucket name is required")
         self.bucket = bucket
         self.prefix = prefix
+        self._scratch_dir = Path(scratch_dir or Path(tempfile.gettempdir()) / "heatcrew-scratch")
         self.endpoint_url = endpoint_url
         self.region = region
         # Own session: boto3's default session is not thread-safe, clients are.
@@ -102,6 +124,21 @@ class S3BlobStore:
         self._transfer_config = TransferConfig(
             multipart_threshold=_MULTIPART_THRESHOLD, multipart_chunksize=_MULTIPART_CHUNK
         )
+        self._uploads = S3UploadStaging(self, uploads_prefix)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (thread-safe), for the staging area of this store."""
+        return self._client
+
+    @property
+    def scratch_dir(self) -> Path:
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        return self._scratch_dir
+
+    @property
+    def uploads(self) -> "S3UploadStaging":
+        return self._uploads
 
     def __repr__(self) -> str:
         return (
@@ -139,6 +176,34 @@ class S3BlobStore:
             except _S3Errors as exc:
                 raise _unavailable(exc, "upload") from exc
         return BlobInfo(sha256=sha256, size=size)
+
+    def put_file(self, sha256: str, path: Path) -> BlobInfo:
+        """Verify the local file, then upload it in one request (S3 re-checks the SHA-256)."""
+        path = Path(path)
+        try:
+            size = hash_file(sha256, path)
+            if self.stat(sha256) is None:
+                checked = sha256 if size < _MULTIPART_THRESHOLD else None
+                self.upload_path(path, self.key_for(sha256), sha256=checked)
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return BlobInfo(sha256=sha256, size=size)
+
+    def upload_path(
+        self, path: Path, key: str, *, sha256: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        extra: dict[str, Any] = {"ContentType": "application/octet-stream"}
+        if sha256 is not None:
+            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+        if metadata:
+            extra["Metadata"] = metadata
+        try:
+            self._client.upload_file(
+                str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer_config
+            )
+        except _S3Errors as exc:
+            raise _unavailable(exc, "upload") from exc
 
     def exists(self, sha256: str) -> bool:
         return self.stat(sha256) is not None
@@ -218,3 +283,138 @@ class S3BlobStore:
                 raise _unavailable(exc, "create_bucket") from exc
         except _S3Errors as exc:
             raise _unavailable(exc, "create_bucket") from exc
+
+
+_TOUCHED = "touched-at"
+
+
+class S3UploadStaging:
+    """Partials as objects ``<prefix><owner>/<sha256>`` with their last touch in the metadata."""
+
+    direct_uploads = True
+
+    def __init__(self, store: S3BlobStore, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"S3UploadStaging(bucket={self.store.bucket!r}, prefix={self.prefix!r})"
+
+    def _key(self, owner: str, sha256: str) -> str:
+        owner, sha256 = require_names(owner, sha256)
+        return f"{self.prefix}{owner}/{sha256}"
+
+    def stat(self, owner: str, sha256: str) -> Partial | None:
+        key = self._key(owner, sha256)
+        try:
+            head = self.store.client.head_object(Bucket=self.store.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise _unavailable(exc, "head") from exc
+        except _S3Errors as exc:
+            raise _unavailable(exc, "head") from exc
+        return Partial(sha256=sha256, size=int(head["ContentLength"]), touched_at=_touched(head))
+
+    def save(self, owner: str, sha256: str, path: Path, *, touched_at: datetime) -> None:
+        key = self._key(owner, sha256)
+        try:
+            self.store.upload_path(Path(path), key, metadata={_TOUCHED: _iso(touched_at)})
+        finally:
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
+
+    def read(self, owner: str, sha256: str) -> Iterator[bytes] | None:
+        key = self._key(owner, sha256)
+        try:
+            resp = self.store.client.get_object(Bucket=self.store.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise _unavailable(exc, "get") from exc
+        except _S3Errors as exc:
+            raise _unavailable(exc, "get") from exc
+        return _stream_body(resp["Body"])
+
+    def discard(self, owner: str, sha256: str) -> None:
+        try:
+            self.store.client.delete_object(Bucket=self.store.bucket, Key=self._key(owner, sha256))
+        except ClientError as exc:
+            if _error_code(exc) not in _NOT_FOUND_CODES:
+                raise _unavailable(exc, "delete") from exc
+        except _S3Errors as exc:
+            raise _unavailable(exc, "delete") from exc
+
+    def held(self, owner: str) -> list[Partial]:
+        return [
+            Partial(sha256=key.rsplit("/", 1)[1], size=int(obj["Size"]), touched_at=obj["LastModified"])
+            for key, obj in self._listing(f"{self.prefix}{require_owner(owner)}/")
+        ]
+
+    def sweep(self, *, touched_before: datetime) -> int:
+        """One listing of the prefix, then a HEAD per partial (there are few) for its last touch.
+
+        Also clears this worker's local scratch directory of files a crash left behind.
+        """
+        removed = 0
+        for key, _ in self._listing(self.prefix):
+            owner, sha256 = key[len(self.prefix) :].split("/", 1)
+            partial = self.stat(owner, sha256)
+            if partial is not None and partial.touched_at < touched_before:
+                self.discard(owner, sha256)
+                removed += 1
+        remove_abandoned_scratch(self.store.scratch_dir)
+        return removed
+
+    def presign_put(
+        self, owner: str, sha256: str, *, size: int, touched_at: datetime, expires_in: int
+    ) -> PresignedUpload | None:
+        """A PUT URL bound to this size and SHA-256: S3 refuses any other length or content."""
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+        headers = {
+            "Content-Length": str(size),
+            "x-amz-checksum-sha256": checksum,
+            f"x-amz-meta-{_TOUCHED}": _iso(touched_at),
+        }
+        try:
+            url: str = self.store.client.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.store.bucket,
+                    "Key": self._key(owner, sha256),
+                    "ContentLength": size,
+                    "ChecksumSHA256": checksum,
+                    "Metadata": {_TOUCHED: _iso(touched_at)},
+                },
+                ExpiresIn=expires_in,
+            )
+        except _S3Errors as exc:
+            raise _unavailable(exc, "presign") from exc
+        return PresignedUpload(url=url, method="PUT", headers=headers)
+
+    def _listing(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            pages = self.store.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.store.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    rest = key[len(self.prefix) :].split("/")
+                    if len(rest) == 2 and is_sha256(rest[1]):
+                        yield key, obj
+        except _S3Errors as exc:
+            raise _unavailable(exc, "list") from exc
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _touched(head: dict[str, Any]) -> datetime:
+    raw = head.get("Metadata", {}).get(_TOUCHED)
+    if raw:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(raw).astimezone(UTC)
+    modified: datetime = head["LastModified"]
+    return modified.astimezone(UTC)

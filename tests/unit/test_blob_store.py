@@ -5,11 +5,14 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from backend.errors import BlobHashMismatch, BlobNotFound, BlobStoreUnavailable, BlobTooLarge
@@ -406,3 +409,116 @@ def test_factory_builds_s3(moto_s3_endpoint: str, s3_bucket: str) -> None:  # no
 def test_factory_rejects_bad_settings(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         build_blob_store(_settings(**overrides))
+
+
+# --- verified files and unfinished uploads ---------------------------------------------------------
+
+WHEN = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+OWNER = "0190f1d2-7a3b-7c4d-8e5f-000000000001"
+
+
+def _scratch_file(store: BlobStore, data: bytes) -> Path:
+    path = store.scratch_dir / f"upload.test-{_sha(data)[:8]}.part"
+    path.write_bytes(data)
+    return path
+
+
+def test_put_file_stores_a_verified_file_and_consumes_it(blob_store: BlobStore, big_blob: bytes) -> None:
+    path = _scratch_file(blob_store, big_blob)
+    info = blob_store.put_file(_sha(big_blob), path)
+    assert info == BlobInfo(sha256=_sha(big_blob), size=len(big_blob))
+    assert _read_all(blob_store, _sha(big_blob)) == big_blob
+    assert not path.exists()
+    again = _scratch_file(blob_store, big_blob)
+    assert blob_store.put_file(_sha(big_blob), again).size == len(big_blob)  # idempotent
+    assert not again.exists()
+
+
+def test_put_file_refuses_a_file_that_does_not_match(blob_store: BlobStore) -> None:
+    path = _scratch_file(blob_store, b"what arrived")
+    claimed = _sha(b"what was promised")
+    with pytest.raises(BlobHashMismatch):
+        blob_store.put_file(claimed, path)
+    assert not blob_store.exists(claimed) and not path.exists()
+
+
+def test_local_put_file_moves_instead_of_copying(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    data = os.urandom(100_000)
+    path = _scratch_file(store, data)
+    inode = path.stat().st_ino
+    store.put_file(_sha(data), path)
+    assert store.path_for(_sha(data)).stat().st_ino == inode
+
+
+def test_unfinished_uploads_are_kept_per_owner_and_replaced_whole(
+    blob_store: BlobStore, big_blob: bytes
+) -> None:
+    staging = blob_store.uploads
+    name = _sha(big_blob)
+    assert staging.stat(OWNER, name) is None and staging.read(OWNER, name) is None
+    staging.save(OWNER, name, _scratch_file(blob_store, big_blob[:1000]), touched_at=WHEN)
+    later = WHEN + timedelta(minutes=5)
+    staging.save(OWNER, name, _scratch_file(blob_store, big_blob[:200_000]), touched_at=later)
+    partial = staging.stat(OWNER, name)
+    assert partial is not None and partial.size == 200_000
+    assert partial.touched_at == later
+    chunks = staging.read(OWNER, name)
+    assert chunks is not None and b"".join(chunks) == big_blob[:200_000]
+    assert staging.stat("someone-else", name) is None
+    assert [(p.sha256, p.size) for p in staging.held(OWNER)] == [(name, 200_000)]
+    assert not blob_store.exists(name)  # an unfinished upload is never a blob
+    staging.discard(OWNER, name)
+    staging.discard(OWNER, name)  # absent is fine
+    assert staging.stat(OWNER, name) is None and staging.held(OWNER) == []
+
+
+def test_sweep_removes_only_expired_unfinished_uploads(blob_store: BlobStore) -> None:
+    staging = blob_store.uploads
+    old, fresh = b"old bytes", b"fresh bytes"
+    staging.save(OWNER, _sha(old), _scratch_file(blob_store, old), touched_at=WHEN - timedelta(days=2))
+    staging.save("another-user", _sha(fresh), _scratch_file(blob_store, fresh), touched_at=WHEN)
+    assert staging.sweep(touched_before=WHEN - timedelta(days=1)) == 1
+    assert staging.stat(OWNER, _sha(old)) is None
+    assert staging.stat("another-user", _sha(fresh)) is not None
+
+
+@pytest.mark.parametrize("owner", ["", "../x", "a/b", "x" * 65, None])
+def test_owner_names_cannot_escape(blob_store: BlobStore, owner: object) -> None:
+    with pytest.raises(ValueError):
+        blob_store.uploads.stat(owner, _sha(b"x"))  # type: ignore[arg-type]
+
+
+def test_local_store_offers_no_direct_uploads(tmp_path: Path) -> None:
+    staging = LocalBlobStore(tmp_path / "blobs").uploads
+    assert staging.direct_uploads is False
+    assert staging.presign_put(OWNER, _sha(b"x"), size=1, touched_at=WHEN, expires_in=60) is None
+
+
+def test_s3_direct_upload_is_bound_to_size_and_hash_and_lands_as_unfinished(
+    moto_s3_endpoint: str,  # noqa: F811
+    s3_bucket: str,  # noqa: F811
+) -> None:
+    store = _s3_store(moto_s3_endpoint, s3_bucket)
+    data = os.urandom(50_000)
+    direct = store.uploads.presign_put(OWNER, _sha(data), size=len(data), touched_at=WHEN, expires_in=60)
+    assert direct is not None and direct.method == "PUT"
+    signed = urllib.parse.parse_qs(urllib.parse.urlsplit(direct.url).query)["X-Amz-SignedHeaders"][0]
+    assert {"content-length", "x-amz-checksum-sha256", "host"} <= set(signed.split(";"))
+    answer = httpx.put(direct.url, content=data, headers=direct.headers, timeout=10, trust_env=False)
+    assert answer.status_code == 200, answer.text
+    partial = store.uploads.stat(OWNER, _sha(data))
+    assert partial is not None and partial.size == len(data) and partial.touched_at == WHEN
+    assert not store.exists(_sha(data))
+
+
+def test_sweep_clears_receiving_files_a_crashed_worker_left(blob_store: BlobStore) -> None:
+    stale = blob_store.scratch_dir / "upload.crashed.part"
+    live = blob_store.scratch_dir / "upload.live.part"
+    for path in (stale, live):
+        path.write_bytes(b"half a photo")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+    blob_store.uploads.sweep(touched_before=WHEN)
+    assert not stale.exists() and live.exists()
+    live.unlink()
