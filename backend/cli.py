@@ -306,6 +306,20 @@ def sync_prune(keep_days: int) -> None:
             click.echo(f"{company.code}: {removed} change rows removed")
 
 
+@main.group("blobs")
+def blobs_group() -> None:
+    """The blob store's upkeep."""
+
+
+@blobs_group.command("sweep")
+def blobs_sweep() -> None:
+    """Remove unfinished uploads untouched for longer than HEATCREW_UPLOAD_EXPIRY."""
+    from backend.evidence.blobs import sweep_unfinished
+
+    removed = sweep_unfinished(_context(), force=True)
+    click.echo(f"{removed} unfinished uploads removed")
+
+
 @main.group("import")
 def import_group() -> None:
     """Bulk import from CSV: every row is checked first; any error and nothing is written."""

@@ -11,6 +11,7 @@ __all__ = (
     "AuthError",
     "BlobHashMismatch",
     "BlobNotFound",
+    "BlobSizeMismatch",
     "BlobStoreUnavailable",
     "BlobTooLarge",
     "Conflict",
@@ -18,7 +19,12 @@ __all__ = (
     "HeatCrewError",
     "InvalidInput",
     "NotFound",
+    "PresignUnsupported",
     "RateLimited",
+    "UploadNotFound",
+    "UploadOffsetMismatch",
+    "UploadQuotaExceeded",
+    "UploadStalled",
 )
 
 
@@ -110,3 +116,49 @@ class BlobStoreUnavailable(HeatCrewError):
     status = 503
     code = "blob_store_unavailable"
     default_message = "The blob store cannot be reached."
+
+
+class UploadOffsetMismatch(HeatCrewError):
+    """409: an append did not start where the server's copy of the unfinished upload ends."""
+
+    status = 409
+    code = "upload_offset_mismatch"
+    default_message = "The upload does not continue where the server's copy ends; resume from detail.offset."
+
+
+class UploadQuotaExceeded(HeatCrewError):
+    """429: the user has uploaded as much as allowed in the last 24 hours."""
+
+    status = 429
+    code = "upload_quota_exceeded"
+    default_message = "Upload quota for the last 24 hours reached; try again later."
+
+
+class PresignUnsupported(Conflict):
+    """409: this server stores files itself; upload through ``PUT /api/v1/blobs/{sha256}``."""
+
+    code = "presign_unsupported"
+    default_message = "This server has no direct upload URLs; upload with PUT /api/v1/blobs/{sha256}."
+
+
+class UploadNotFound(NotFound):
+    """404: nothing has been uploaded (or it expired) for the completion to verify."""
+
+    code = "upload_not_found"
+    default_message = "No upload of this file is waiting to be completed."
+
+
+class BlobSizeMismatch(HeatCrewError):
+    """422: the uploaded file does not have the size that was declared for it."""
+
+    status = 422
+    code = "blob_size_mismatch"
+    default_message = "The uploaded file does not have the declared size."
+
+
+class UploadStalled(HeatCrewError):
+    """408: no bytes arrived for a while; what did arrive is kept, resume from ``Upload-Offset``."""
+
+    status = 408
+    code = "upload_stalled"
+    default_message = "No data arrived for too long; the bytes received are kept, resume from detail.offset."

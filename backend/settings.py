@@ -97,6 +97,23 @@ class Settings:
     docs_enabled: bool = True
     """Serve the interactive API docs page at ``/schema/swagger``."""
 
+    max_upload_bytes: int = 50 * 1024 * 1024
+    """Largest file (photo, signature image) accepted by the blob upload endpoints; larger answers
+    ``413 blob_too_large`` with the limit. An unfinished upload is never kept beyond it either."""
+
+    upload_quota_bytes: int = 2 * 1024**3
+    """Bytes one user may upload in any 24 hours (stored files plus unfinished uploads); more answers
+    ``429 upload_quota_exceeded`` with the limit and a ``Retry-After``."""
+
+    upload_quota_files: int = 2000
+    """Files one user may upload in any 24 hours; more answers ``429 upload_quota_exceeded``."""
+
+    upload_expiry: int = 24 * 3600
+    """Seconds an unfinished (resumable) upload is kept after its last byte arrived."""
+
+    presign_expiry: int = 900
+    """Seconds a presigned direct-to-bucket upload URL stays valid (S3 backend only)."""
+
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -121,6 +138,17 @@ class Settings:
             raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
         if self.access_token_ttl >= self.refresh_token_ttl:
             raise SettingsError(f"{PREFIX}ACCESS_TOKEN_TTL must be shorter than {PREFIX}REFRESH_TOKEN_TTL")
+        for name in (
+            "max_upload_bytes",
+            "upload_quota_bytes",
+            "upload_quota_files",
+            "upload_expiry",
+            "presign_expiry",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        if self.presign_expiry > 7 * 24 * 3600:
+            raise SettingsError(f"{PREFIX}PRESIGN_EXPIRY cannot exceed 604800 seconds (S3's limit)")
 
     @property
     def effective_database_url(self) -> str:

@@ -99,3 +99,28 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade"], env={"HEATCREW_PORT": "x"})
     assert result.exit_code == 2
     assert "HEATCREW_PORT must be a whole number" in result.output
+
+
+def test_blobs_sweep_removes_only_expired_unfinished_uploads(run, database_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from backend.settings import Settings
+    from backend.storage import build_blob_store
+
+    settings = Settings.from_env(
+        {"HEATCREW_DATABASE_URL": database_url, "HEATCREW_VAR_DIR": str(tmp_path / "var")}
+    )
+    staging = build_blob_store(settings).uploads
+    part = tmp_path / "part"
+    now = datetime.now(UTC)
+    for owner, sha, age in (
+        ("user-a", "a" * 64, timedelta(days=3)),
+        ("user-b", "b" * 64, timedelta(minutes=5)),
+    ):
+        part.write_bytes(b"half a photo")
+        staging.save(owner, sha, part, touched_at=now - age)
+    result = run("blobs", "sweep")
+    assert result.exit_code == 0, result.output
+    assert "1 unfinished uploads removed" in result.output
+    assert staging.stat("user-a", "a" * 64) is None
+    assert staging.stat("user-b", "b" * 64) is not None  # a phone may still resume this one
