@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ import msgspec
 
 from mobile_contract.actions import CURRENT_VERSIONS
 from mobile_contract.sync import PullResponse, PushResponse, Status
+from mobile_contract.uploads import UPLOAD_OFFSET
 
 __all__ = (
     "HttpLike",
@@ -336,31 +337,60 @@ class OutboxClient:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def _upload_files_for(self, batch: list[dict[str, Any]], only: list[str] | None = None) -> None:
-        wanted = set(only or [])
+        # In the order the queue needs them: with a quota, the earliest action's files go first.
+        wanted = dict.fromkeys(only or [])
         if not only:
             for row in batch:
-                wanted.update(json.loads(row["blobs"]))
-        for sha256 in sorted(wanted):
+                wanted.update(dict.fromkeys(json.loads(row["blobs"])))
+        for sha256 in wanted:
             row = self.db.execute("SELECT path, uploaded FROM files WHERE sha256 = ?", (sha256,)).fetchone()
             if row is None or row[1] == -1 or (row[1] and not only):
                 continue
             path = Path(row[0])
             if not path.exists():
                 continue
-            if not only and self._send("HEAD", f"/api/v1/blobs/{sha256}").status_code == 200:
+            outcome = self._upload(sha256, path)
+            if outcome == "stored":
                 self.db.execute("UPDATE files SET uploaded = 1 WHERE sha256 = ?", (sha256,))
-                continue
+            elif outcome == "refused":
+                # Refused for good (not an image, damaged, too large): its action is refused too.
+                self.db.execute("UPDATE files SET uploaded = -1 WHERE sha256 = ?", (sha256,))
+            elif outcome == "later":
+                break  # over today's quota: the files and their actions wait for a later sync
+
+    def _upload(self, sha256: str, path: Path) -> str:
+        """Upload one file, resuming after whatever the server kept of an interrupted attempt.
+
+        ``HEAD`` says whether the server holds the file already, and otherwise how many bytes of
+        this user's unfinished upload it kept (``Upload-Offset``); only the rest is sent, streamed
+        from disk. A dropped connection raises :class:`Offline` and the next sync resumes. Returns
+        ``stored``, ``refused`` (permanently) or ``later`` (quota; try again another time).
+        """
+        head = self._send("HEAD", f"/api/v1/blobs/{sha256}")
+        if head.status_code == 200:
+            return "stored"
+        offset = _header_int(head, UPLOAD_OFFSET)
+        size = path.stat().st_size
+        for _attempt in range(3):
+            if offset > size:  # not ours to finish (should not happen): start again
+                offset = 0
             response = self._send(
                 "PUT",
-                f"/api/v1/blobs/{sha256}",
-                content=path.read_bytes(),
-                headers={"Content-Type": "application/octet-stream"},
+                f"/api/v1/blobs/{sha256}" + (f"?offset={offset}" if offset else ""),
+                content=_file_from(path, offset),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size - offset)},
             )
             if response.status_code in (200, 201):
-                self.db.execute("UPDATE files SET uploaded = 1 WHERE sha256 = ?", (sha256,))
-            elif 400 <= response.status_code < 500:
-                # Refused for good (not an image, damaged): the server now refuses its action too.
-                self.db.execute("UPDATE files SET uploaded = -1 WHERE sha256 = ?", (sha256,))
+                return "stored"
+            if response.status_code == 409 and _code(response) == "upload_offset_mismatch":
+                offset = _header_int(response, UPLOAD_OFFSET)
+                continue  # another attempt moved on (or the server forgot): send from where it is
+            if response.status_code == 429:
+                return "later"
+            if 400 <= response.status_code < 500:
+                return "refused"
+            return "later"
+        return "later"
 
     def _record(self, answer: PushResponse, report: PushReport) -> bool:
         before = self.last_applied_seq
@@ -494,6 +524,21 @@ def _blob_refs(payload: Any) -> list[str]:
     data = msgspec.to_builtins(payload)
     blob = data.get("blob") if isinstance(data, dict) else None
     return [blob] if blob else []
+
+
+def _file_from(path: Path, offset: int, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+    """The file from byte ``offset`` on, read in chunks as the connection takes them."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        while chunk := f.read(chunk_size):
+            yield chunk
+
+
+def _header_int(response: httpx.Response, name: str) -> int:
+    try:
+        return max(0, int(response.headers.get(name, "0")))
+    except ValueError:
+        return 0
 
 
 def _code(response: httpx.Response) -> str:
