@@ -22,6 +22,12 @@ from backend.clock import Clock
 from backend.context import AppContext, build_context
 from backend.error_handlers import exception_handlers
 from backend.evidence.blobs import BlobController
+from backend.evidence.controllers import (
+    DocumentController,
+    InstrumentController,
+    MeasurementController,
+    PublicDocumentController,
+)
 from backend.health import HealthController
 from backend.settings import Settings
 from backend.storage import BlobStore
@@ -71,6 +77,10 @@ def create_app(
         ReferenceController,
         SyncController,
         BlobController,
+        DocumentController,
+        PublicDocumentController,
+        MeasurementController,
+        InstrumentController,
     ]
     if settings.docs_enabled:
         route_handlers.append(

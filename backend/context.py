@@ -8,6 +8,7 @@ from backend.auth.passwords import Passwords
 from backend.auth.tokens import TokenCodec
 from backend.clock import Clock, SystemClock
 from backend.db import Database
+from backend.evidence.seal import seal_key
 from backend.settings import Settings
 from backend.storage import BlobStore, build_blob_store
 
@@ -34,7 +35,11 @@ def build_context(
     clock = clock or SystemClock()
     return AppContext(
         settings=settings,
-        db=Database(settings.effective_database_url, clock),
+        db=Database(
+            settings.effective_database_url,
+            clock,
+            info={"seal_key": seal_key(settings.signing_key())},
+        ),
         blobs=blobs if blobs is not None else build_blob_store(settings),
         clock=clock,
         passwords=Passwords(password_hasher),

@@ -9,6 +9,7 @@ from backend.auth.models import Role, User
 from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.errors import Conflict
+from backend.evidence.models import Instrument
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household, Station, Team
 from backend.work_orders import service as orders
@@ -74,7 +75,25 @@ def seed_demo(ctx: AppContext, session: Session) -> Company:
     users["tech2"].team_id = teams["T2"].id
     session.flush()
     _seed_orders(ctx, session, company, users)
+    _seed_instruments(ctx, session, company)
     return company
+
+
+def _seed_instruments(ctx: AppContext, session: Session, company: Company) -> None:
+    """Two calibrated thermometers and one whose certificate has lapsed (measurements refuse it)."""
+    today = ctx.clock.now().date()
+    for serial, expires in (("TH-0042", 365), ("TH-0043", 200), ("TH-0007", -10)):
+        session.add(
+            Instrument(
+                company_id=company.id,
+                id=serial,
+                model="精密数字温度计 ±0.3 °C",
+                certificate_no=f"JJG-{serial}",
+                calibration_expires=today + timedelta(days=expires),
+                accuracy_c=0.3,
+                updated_at=ctx.clock.now(),
+            )
+        )
 
 
 # account number, building index, unit, m², resident, phone, key customer

@@ -7,10 +7,11 @@ version of each type. Field names named in SPEC.md §3 are fixed; the rest are o
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from mobile_contract.documents import DocumentType
 from mobile_contract.types import Sha256Hex
 
 __all__ = (
@@ -23,6 +24,7 @@ __all__ = (
     "CompleteV2",
     "ContactV1",
     "DepartV1",
+    "DocumentIssueV1",
     "DocumentRef",
     "DoorAttempt",
     "MeasurementV1",
@@ -152,6 +154,10 @@ class Room(msgspec.Struct, forbid_unknown_fields=False):
         list[Annotated[float, msgspec.Meta(ge=-40, le=60)]], msgspec.Meta(min_length=1, max_length=10)
     ]
     height_m: Annotated[float, msgspec.Meta(ge=0.1, le=3)] | None = None
+    reading_times: Annotated[list[datetime], msgspec.Meta(max_length=10)] | None = None
+    """When each reading was taken: the procedure wants them a minute apart."""
+    stable_drift_c: Annotated[float, msgspec.Meta(ge=0, le=20)] | None = None
+    """Change over the 10 minutes before the first reading: at most 0.2 °C means stable."""
 
 
 class MeasurementV1(Payload, kw_only=True):
@@ -164,11 +170,38 @@ class MeasurementV1(Payload, kw_only=True):
     closed_minutes: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] | None = None
     measured_at: datetime | None = None
     note: Text | None = None
+    supersedes: uuid.UUID | None = None
+    """A signed record is never edited: a correction is a new record naming the one it replaces."""
+    supersede_reason: ShortText | None = None
+
+    def __post_init__(self) -> None:
+        if (self.supersedes is None) != (self.supersede_reason is None):
+            raise ValueError("a correction gives both supersedes and supersede_reason")
 
 
 class DocumentRef(msgspec.Struct, forbid_unknown_fields=False):
-    type: Literal["receipt", "damage_slip", "measurement", "meter", "stop_resume"]
+    type: DocumentType
     id: uuid.UUID
+
+
+class DocumentIssueV1(Payload, kw_only=True):
+    """A document written on the phone (receipt, damage slip, meter record, stop/resume) for signing.
+
+    ``content`` is the document type's struct in :mod:`mobile_contract.documents`; signatures bind
+    to ``content_sha256(content)``. Frozen once issued: a correction is a new document id with
+    ``supersedes`` and ``supersede_reason``.
+    """
+
+    document: DocumentRef
+    content: dict[str, Any]
+    supersedes: uuid.UUID | None = None
+    supersede_reason: ShortText | None = None
+
+    def __post_init__(self) -> None:
+        if self.document.type == "measurement":
+            raise ValueError("a measurement record is issued by measurement.record")
+        if (self.supersedes is None) != (self.supersede_reason is None):
+            raise ValueError("a correction gives both supersedes and supersede_reason")
 
 
 class SignatureV1(Payload, kw_only=True):
@@ -214,6 +247,7 @@ ACTION_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("work_order.note", 1): NoteV1,
     ("evidence.photo", 1): PhotoV1,
     ("measurement.record", 1): MeasurementV1,
+    ("document.issue", 1): DocumentIssueV1,
     ("evidence.signature", 1): SignatureV1,
     ("meter.reading", 1): MeterReadingV1,
     ("work_order.complete", 1): CompleteV1,

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import msgspec
 
+from mobile_contract.actions import PhotoPurpose
+
 __all__ = ("ClockName", "ClockTarget", "SlaPolicy", "Source", "WorkOrderKind", "default_sla_policy")
 
 
@@ -57,6 +59,18 @@ def _t(minutes: int | None = None, working_days: int | None = None) -> ClockTarg
     return ClockTarget(minutes=minutes, working_days=working_days)
 
 
+def _default_photos() -> dict[WorkOrderKind, list[PhotoPurpose]]:
+    p = PhotoPurpose
+    return {
+        WorkOrderKind.leak: [p.before, p.after],
+        WorkOrderKind.repair: [p.before, p.after],
+        WorkOrderKind.routine_maintenance: [p.after],
+        WorkOrderKind.pipe_burst: [p.before, p.after, p.site_cleared],
+        WorkOrderKind.meter_service: [p.meter],
+        WorkOrderKind.heating_stop_resume: [p.seal],
+    }
+
+
 def _default_kinds() -> dict[str, dict[str, ClockTarget]]:
     hour, day = 60, 24 * 60
     return {
@@ -99,6 +113,8 @@ class SlaPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A door check-in further than this (beyond its GPS accuracy) is not verified."""
     design_outdoor_min_c: Annotated[float, msgspec.Meta(ge=-60, le=10)] = -20.0
     """The heating system's design outdoor minimum: colder than this, the indoor standard does not apply."""
+    required_photos: dict[WorkOrderKind, list[PhotoPurpose]] = msgspec.field(default_factory=_default_photos)
+    """Photos an order of each kind needs before it can be completed as fixed or temporarily fixed."""
     on_time_target: float = 0.99
     temperature_pass_target: float = 0.97
 

@@ -1,4 +1,4 @@
-"""Authentication for every route except those that opt out with ``opt={"public": True}``."""
+"""Authentication for every route except those that opt out with ``opt={"exclude_from_auth": True}``."""
 
 from litestar.connection import ASGIConnection
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult

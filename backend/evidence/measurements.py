@@ -7,6 +7,7 @@ at or above the heating system's design minimum: below it the result is "not app
 """
 
 from datetime import datetime, time
+from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,9 @@ NIGHT_MINIMUM_C = 16.0
 REQUIRED_READINGS = 3
 MIN_CLOSED_MINUTES = 30
 HEIGHT_RANGE_M = (1.2, 1.5)
+STABLE_DRIFT_C = 0.2
+# "Three readings one minute apart": a phone clock's rounding should not fail an honest record.
+MIN_READING_GAP_S = 50
 
 Verdict = Literal["pass", "fail", "not_applicable", "incomplete"]
 
@@ -70,6 +74,8 @@ def evaluate(
         height = room.get("height_m")
         if counted and height is not None and not HEIGHT_RANGE_M[0] <= height <= HEIGHT_RANGE_M[1]:
             problems.append(f"{room.get('name')}: measured at {height} m, not 1.2-1.5 m")
+        if counted:
+            problems += _procedure_problems(room)
         meets = None if not counted or value is None else value >= threshold
         results.append(
             RoomResult(
@@ -95,3 +101,21 @@ def evaluate(
         rooms=results,
         problems=problems,
     )
+
+
+def _procedure_problems(room: dict) -> list[str]:
+    """Stabilisation and the spacing of the readings, when the phone recorded them."""
+    problems = []
+    name = room.get("name")
+    drift = room.get("stable_drift_c")
+    if drift is not None and drift > STABLE_DRIFT_C:
+        problems.append(f"{name}: not stable ({drift} °C change over 10 min, at most {STABLE_DRIFT_C})")
+    times = room.get("reading_times")
+    if times:
+        stamps = sorted(datetime.fromisoformat(t) if isinstance(t, str) else t for t in times)
+        readings = len(room.get("readings_c", []))
+        if len(stamps) != readings:
+            problems.append(f"{name}: {len(stamps)} reading times for {readings} readings")
+        elif any((b - a).total_seconds() < MIN_READING_GAP_S for a, b in pairwise(stamps)):
+            problems.append(f"{name}: readings less than a minute apart")
+    return problems

@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here (SQLModel).
 """
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from backend.db.types import UTCDateTime
 
-__all__ = ("Blob", "Measurement", "MeterReading", "Photo", "Signature")
+__all__ = ("Blob", "Document", "Instrument", "Measurement", "MeterReading", "Photo", "Signature")
 
 
 class Blob(SQLModel, table=True):
@@ -103,6 +103,48 @@ class Signature(FieldRecord, table=True):
     refused_reason: str | None = Field(default=None, max_length=500)
     lat: float | None = None
     lon: float | None = None
+    seal: str = Field(
+        default="",
+        max_length=64,
+        description="Server HMAC over the signature and the content hash it covers: a row edited "
+        "in the database no longer matches it.",
+    )
+
+
+class Document(FieldRecord, table=True):
+    """A document people sign, frozen from the moment it is issued (receipt, measurement record…).
+
+    ``content`` holds the exact canonical bytes (``mobile_contract.documents.canonical``) the
+    signatures cover. A correction is a new document that supersedes this one; both stay visible.
+    """
+
+    __tablename__ = "document"
+
+    id: uuid.UUID = Field(primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id", index=True)
+    type: str = Field(max_length=16)
+    order_id: uuid.UUID | None = Field(default=None, foreign_key="work_order.id", index=True)
+    household_id: uuid.UUID | None = Field(default=None, foreign_key="household.id", index=True)
+    content: str = Field(sa_type=sa.Text)
+    content_sha256: str = Field(max_length=64)
+    supersedes_id: uuid.UUID | None = Field(default=None, index=True)
+    supersede_reason: str | None = Field(default=None, max_length=500)
+    superseded_by_id: uuid.UUID | None = None
+
+
+class Instrument(SQLModel, table=True):
+    """A calibrated thermometer (measurement records name it; an expired one is refused)."""
+
+    __tablename__ = "instrument"
+
+    company_id: uuid.UUID = Field(foreign_key="company.id", primary_key=True)
+    id: str = Field(primary_key=True, max_length=64, description="Serial number as printed on it.")
+    model: str | None = Field(default=None, max_length=100)
+    certificate_no: str = Field(max_length=64)
+    calibration_expires: date = Field(sa_type=sa.Date)
+    accuracy_c: float = 0.3
+    retired: bool = False
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class MeterReading(FieldRecord, table=True):

@@ -161,6 +161,48 @@ class RevisitRead(msgspec.Struct):
     done_at: datetime | None
 
 
+class PhotoRead(msgspec.Struct):
+    id: uuid.UUID
+    purpose: str
+    sha256: str
+    thumb_url: str
+    display_url: str
+    taken_at: datetime | None
+    occurred_at: datetime
+    received_at: datetime
+    flags: list[str]
+
+
+class MeterReadingRead(msgspec.Struct):
+    id: uuid.UUID
+    meter_id: str
+    value: float
+    phase: str
+    photo_sha256: str | None
+    occurred_at: datetime
+    flags: list[str]
+
+
+class DocumentSummary(msgspec.Struct):
+    id: uuid.UUID
+    type: str
+    status: str
+    """valid, awaiting_signatures, superseded or tampered (see /api/v1/documents/{id}/verify)."""
+    missing: list[str]
+    supersedes: uuid.UUID | None
+    superseded_by: uuid.UUID | None
+
+
+class Evidence(msgspec.Struct):
+    """What a supervisor reviews: photos by purpose, readings, signed documents, what is still owed."""
+
+    photos: list[PhotoRead]
+    photos_missing: list[str]
+    """Purposes the company's policy asks for that no photo has yet."""
+    meter_readings: list[MeterReadingRead]
+    documents: list[DocumentSummary]
+
+
 class WorkOrderDetail(msgspec.Struct):
     order: WorkOrderRead
     household: HouseholdRead
@@ -168,6 +210,7 @@ class WorkOrderDetail(msgspec.Struct):
     appointments: list[AppointmentRead]
     arrivals: list[ArrivalRead]
     revisit: RevisitRead | None
+    evidence: Evidence
 
 
 class BoardEntry(msgspec.Struct):

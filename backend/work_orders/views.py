@@ -15,7 +15,9 @@ from sqlmodel import Session, col, select
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.errors import NotFound
-from backend.org.models import Building, Household
+from backend.evidence import documents
+from backend.evidence.models import Document, MeterReading, Photo
+from backend.org.models import Building, Company, Household
 from backend.work_orders import sla
 from backend.work_orders.models import Appointment, Arrival, Revisit, SlaClock, WorkOrder, WorkOrderEvent
 from backend.work_orders.schemas import (
@@ -23,13 +25,18 @@ from backend.work_orders.schemas import (
     ArrivalRead,
     BoardEntry,
     ClockRead,
+    DocumentSummary,
     EventRead,
+    Evidence,
     HouseholdRead,
+    MeterReadingRead,
+    PhotoRead,
     RevisitRead,
     WorkOrderDetail,
     WorkOrderRead,
 )
 from backend.work_orders.states import ACTIVE_STATES, TERMINAL_STATES, State, allowed_moves
+from mobile_contract.reference import WorkOrderKind
 
 __all__ = (
     "board",
@@ -246,8 +253,9 @@ def order_detail(
             ArrivalRead(
                 id=a.id,
                 user_id=a.user_id,
-                lat=a.lat,
-                lon=a.lon,
+                # A check-in's fix is the crew's track (行踪轨迹): the office sees it, field staff do not.
+                lat=a.lat if not is_field(principal) else None,
+                lon=a.lon if not is_field(principal) else None,
                 accuracy_m=a.accuracy_m,
                 distance_m=a.distance_m,
                 location_verified=a.location_verified,
@@ -260,6 +268,70 @@ def order_detail(
             for a in arrivals
         ],
         revisit=revisit_read(revisit) if revisit else None,
+        evidence=evidence(session, order),
+    )
+
+
+def evidence(session: Session, order: WorkOrder) -> Evidence:
+    photos = list(
+        session.exec(
+            select(Photo).where(Photo.order_id == order.id).order_by(col(Photo.received_at), col(Photo.id))
+        )
+    )
+    readings = session.exec(
+        select(MeterReading).where(MeterReading.order_id == order.id).order_by(col(MeterReading.received_at))
+    )
+    papers = session.exec(
+        select(Document)
+        .where(Document.order_id == order.id)
+        .order_by(col(Document.received_at), col(Document.id))
+    )
+    company = session.get(Company, order.company_id)
+    assert company is not None
+    wanted = sla.load_policy(company).required_photos.get(WorkOrderKind(order.kind), [])
+    taken = {p.purpose for p in photos}
+    summaries = []
+    for paper in papers:
+        check = documents.verify(session, paper)
+        summaries.append(
+            DocumentSummary(
+                id=paper.id,
+                type=paper.type,
+                status=check.status,
+                missing=check.missing,
+                supersedes=paper.supersedes_id,
+                superseded_by=paper.superseded_by_id,
+            )
+        )
+    return Evidence(
+        photos=[
+            PhotoRead(
+                id=p.id,
+                purpose=p.purpose,
+                sha256=p.blob_sha256,
+                thumb_url=f"/api/v1/blobs/{p.blob_sha256}/thumb",
+                display_url=f"/api/v1/blobs/{p.blob_sha256}/display",
+                taken_at=p.taken_at,
+                occurred_at=p.occurred_at,
+                received_at=p.received_at,
+                flags=p.flags,
+            )
+            for p in photos
+        ],
+        photos_missing=[p.value for p in wanted if p.value not in taken],
+        meter_readings=[
+            MeterReadingRead(
+                id=r.id,
+                meter_id=r.meter_id,
+                value=r.value,
+                phase=r.phase,
+                photo_sha256=r.blob_sha256,
+                occurred_at=r.occurred_at,
+                flags=r.flags,
+            )
+            for r in readings
+        ],
+        documents=summaries,
     )
 
 

@@ -56,7 +56,12 @@ def test_the_day_pack_holds_the_users_scope_and_nothing_else(client: TestClient,
     leak = next(o["data"] for o in orders.values() if o["data"]["kind"] == "leak")
     assert {c["clock"] for c in leak["clocks"]} == {"arrive", "resolve"}
     assert leak["allowed_moves"] == ["accept", "request_return"]
-    assert {c["id"] for c in page["changes"] if c["entity"] == "reference"} == {"sla_policy", "catalogue"}
+    reference = {c["id"]: c["data"] for c in page["changes"] if c["entity"] == "reference"}
+    assert set(reference) == {"sla_policy", "catalogue", "instruments"}
+    # The phone checks an instrument's certificate before the inspector starts measuring.
+    expiry = {i["id"]: i["calibration_expires"] for i in reference["instruments"]["instruments"]}
+    assert set(expiry) == {"TH-0042", "TH-0043", "TH-0007"}
+    assert expiry["TH-0007"] < ctx.clock.now().date().isoformat() < expiry["TH-0042"]
 
 
 def test_an_empty_delta_and_the_own_writes_in_the_next_pull(client: TestClient, ctx: AppContext) -> None:

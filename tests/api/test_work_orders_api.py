@@ -239,7 +239,7 @@ def test_a_completed_order_shows_a_masked_phone(client: TestClient, ctx: AppCont
     assert office["resident_phone"] == "13912340006"
 
 
-def test_technicians_do_not_get_gps_of_events(client: TestClient, ctx: AppContext) -> None:
+def test_technicians_do_not_get_gps_of_events_or_arrivals(client: TestClient, ctx: AppContext) -> None:
     tech = principal(ctx, "tech1")
     order = new_order(ctx)
     act(ctx, order.id, "accept", tech)
@@ -257,10 +257,13 @@ def test_technicians_do_not_get_gps_of_events(client: TestClient, ctx: AppContex
     )
     own = client.get(f"/api/v1/work-orders/{order.id}", headers=auth(login(client, "tech1"))).json()
     assert all(e["lat"] is None for e in own["timeline"])
+    assert [(a["lat"], a["lon"]) for a in own["arrivals"]] == [(None, None)]
+    assert own["arrivals"][0]["outcome"] == "admitted"
     supervisor = client.get(
         f"/api/v1/work-orders/{order.id}", headers=auth(login(client, "supervisor1"))
     ).json()
     assert any(e["lat"] == 41.79683 for e in supervisor["timeline"])
+    assert [(a["lat"], a["lon"]) for a in supervisor["arrivals"]] == [(41.79683, 123.42452)]
 
 
 # ---------------------------------------------------------------- the authorisation matrix

@@ -81,3 +81,17 @@ def test_a_procedure_not_followed_is_incomplete(rooms: list[dict], closed: int, 
     result = judge(rooms, closed=closed)
     assert result.result == "incomplete"
     assert any(problem in p for p in result.problems)
+
+
+def test_an_unstable_room_or_hurried_readings_make_the_record_incomplete() -> None:
+    start = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    minute_apart = [start.replace(minute=m).isoformat() for m in (0, 1, 2)]
+    steady = {**room(19.0), "stable_drift_c": 0.2, "reading_times": minute_apart}
+    assert judge([steady]).result == "pass"
+    drifting = {**steady, "stable_drift_c": 0.3}
+    assert judge([drifting]).result == "incomplete"
+    assert "not stable" in judge([drifting]).problems[0]
+    hurried = {**steady, "reading_times": [start.replace(second=s).isoformat() for s in (0, 20, 40)]}
+    assert judge([hurried]).problems == ["主卧: readings less than a minute apart"]
+    # A kitchen does not count, so its procedure does not matter either.
+    assert judge([steady, {**room(12.0, kind="kitchen"), "stable_drift_c": 2.0}]).result == "pass"
