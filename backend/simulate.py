@@ -163,12 +163,13 @@ def _day_of(
             phone.enqueue("work_order.note", {"work_order_id": order_id, "text": text})
             ledger[text] += 1
             result.actions_queued += 1
-        sha = phone.attach_file(_photo_bytes(rng))
-        phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": "after"})
+        for purpose in ("before", "after"):  # what the company asks of a repair before it is done
+            sha = phone.attach_file(_photo_bytes(rng))
+            phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": purpose})
         phone.enqueue(
             "work_order.complete", {"work_order_id": order_id, "result": "fixed", "satisfaction": 5}
         )
-        result.actions_queued += 2
+        result.actions_queued += 3
 
 
 def _sync(phone: OutboxClient, network: FlakyNetwork, result: SimulationResult) -> None:

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -14,7 +15,13 @@ from backend.clock import Clock, SystemClock
 __all__ = ("Database", "make_engine")
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns written by msgspec: the same JSON as ``json.dumps`` gives, several times faster."""
+    return msgspec.json.encode(value).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    kwargs.setdefault("json_serializer", _json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -57,11 +64,15 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
 class Database:
     """The engine plus the one way the service opens sessions."""
 
-    __slots__ = ("_readonly_engine", "clock", "engine")
+    __slots__ = ("_readonly_engine", "clock", "engine", "info")
 
-    def __init__(self, url: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, url: str, clock: Clock | None = None, *, info: dict[str, object] | None = None
+    ) -> None:
         self.engine = make_engine(url)
         self.clock = clock or SystemClock()
+        # Handed to every session (``session.info``): the clock and the keys services need.
+        self.info: dict[str, object] = {"clock": self.clock, **(info or {})}
         options: dict[str, object] = {"readonly": True}
         if self.engine.dialect.name == "postgresql":
             # One snapshot for every statement of a read: a pull's cursor and data agree.
@@ -76,7 +87,7 @@ class Database:
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
         """A session whose transaction commits when the block ends and rolls back on error."""
         bind = self._readonly_engine if readonly else self.engine
-        with Session(bind, expire_on_commit=False, info={"clock": self.clock}) as session:
+        with Session(bind, expire_on_commit=False, info=self.info) as session:
             try:
                 yield session
                 session.commit()

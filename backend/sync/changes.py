@@ -22,6 +22,7 @@ from backend.sync.models import ChangeLog, SyncCounter
 __all__ = ("bump_epoch", "ensure_counter", "touch")
 
 _PENDING = "heatcrew.changes"
+CHANGES = ChangeLog.__table__
 
 
 def touch(
@@ -73,8 +74,9 @@ def _write_change_log(session: OrmSession) -> None:
     at = session.info["clock"].now() if "clock" in session.info else datetime.now(UTC)
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
         version = _bump(session, company_id)
-        session.execute(
-            sa.insert(ChangeLog),
+        # Plain rows on the connection: the ORM's bulk path costs more than the insert.
+        session.connection().execute(
+            sa.insert(CHANGES),
             [
                 {
                     "company_id": company_id,

@@ -14,21 +14,27 @@ from zoneinfo import ZoneInfo
 import msgspec
 from sqlmodel import Session
 
+from backend.auth.models import User
 from backend.auth.principal import Principal
+from backend.db import buffer
 from backend.errors import Forbidden, InvalidInput, NotFound
+from backend.evidence import documents, instruments
 from backend.evidence.measurements import evaluate
-from backend.evidence.models import Measurement, MeterReading, Photo, Signature
+from backend.evidence.models import Document, Measurement, MeterReading, Photo
 from backend.ids import new_id
 from backend.org.models import Company, Household
 from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
 from backend.work_orders.service import FieldTime
 from backend.work_orders.sla import load_policy
+from backend.work_orders.views import order_ref
 from mobile_contract import actions as a
+from mobile_contract.documents import ReceiptV1
 
 __all__ = ("CATALOGUE", "Applying", "Handler")
 
 Kind = Literal["fact", "intent"]
+PHOTOS = Photo.__table__
 
 
 @dataclass(slots=True)
@@ -39,6 +45,8 @@ class Applying:
     actor: Principal
     when: FieldTime
     action_id: uuid.UUID
+    raw: Any = None
+    """The payload exactly as the phone sent it (a measurement record is signed as sent)."""
 
     def order(self, order_id: uuid.UUID) -> WorkOrder:
         """The order, if this user holds or once held it; otherwise it does not exist for them."""
@@ -221,17 +229,22 @@ def _photo(ap: Applying, p: a.PhotoV1) -> None:
         flags = []
     record = ap.record()
     record["flags"] = [*record["flags"], *flags]
-    ap.session.add(
-        Photo(
-            id=new_id(),
-            order_id=p.work_order_id,
-            measurement_id=p.measurement_id,
-            blob_sha256=p.blob,
-            purpose=p.purpose.value,
-            taken_at=p.taken_at,
+    # A plain row written in bulk with the batch (db.buffer): no ORM object per photo.
+    buffer.add_row(
+        ap.session,
+        PHOTOS,
+        {
+            "id": new_id(),
+            "order_id": p.work_order_id,
+            "measurement_id": p.measurement_id,
+            "blob_sha256": p.blob,
+            "purpose": p.purpose.value,
+            "taken_at": p.taken_at,
             **record,
-        )
+        },
     )
+    if p.work_order_id is not None:
+        service.note_photo(ap.session, order_id=p.work_order_id, purpose=p.purpose.value)
 
 
 def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
@@ -245,24 +258,41 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
     elif not service.has_order_at(ap.session, actor=ap.actor, household_id=p.household_id):
         raise Forbidden("You have no order at this household.")
     rooms = [msgspec.to_builtins(room) for room in p.rooms]
-    existing = ap.session.get(Measurement, p.measurement_id)
-    if existing is not None:
-        # The same record from a second device (or a resend under a new seq): one record, not two.
-        if existing.household_id == p.household_id and existing.rooms == rooms:
-            return
-        raise InvalidInput(
-            "A different measurement with this id exists; a correction is a new record.",
-            code="measurement_exists",
-        )
-    household_company = ap.session.get(Company, ap.actor.company_id)
-    assert household_company is not None
+    company = ap.session.get(Company, ap.actor.company_id)
+    assert company is not None
+    zone = ZoneInfo(company.timezone)
     measured_at = p.measured_at or ap.when.corrected_at
+    existing = ap.session.get(Measurement, p.measurement_id)
+    if existing is None:
+        # Checked only for a new record: a resend of a recorded one is answered the same way.
+        instruments.require_usable(
+            ap.session,
+            company_id=ap.actor.company_id,
+            instrument_id=p.instrument_id,
+            on=measured_at,
+            zone=zone,
+        )
+    # The signed document first: a different record under an existing id is refused right here.
+    documents.issue(
+        ap.session,
+        actor=ap.actor,
+        record=ap.record(),
+        doc_type="measurement",
+        doc_id=p.measurement_id,
+        content=ap.raw if isinstance(ap.raw, dict) else msgspec.to_builtins(p),
+        order_id=p.work_order_id,
+        household_id=p.household_id,
+        supersedes=p.supersedes,
+        reason=p.supersede_reason,
+    )
+    if existing is not None:
+        return  # the same record from a second device: one record, not two
     verdict = evaluate(
         rooms=rooms,
         measured_at=measured_at,
-        zone=ZoneInfo(household_company.timezone),
+        zone=zone,
         outdoor_c=p.outdoor_c,
-        design_outdoor_min_c=load_policy(household_company).design_outdoor_min_c,
+        design_outdoor_min_c=load_policy(company).design_outdoor_min_c,
         closed_minutes=p.closed_minutes,
     )
     ap.session.add(
@@ -282,30 +312,47 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
     )
 
 
-def _signature(ap: Applying, p: a.SignatureV1) -> None:
-    doc = p.document
-    if doc.type == "measurement":
-        measurement = ap.session.get(Measurement, doc.id)
-        if measurement is None or measurement.company_id != ap.actor.company_id:
-            raise NotFound("No such measurement: record it before it is signed.", code="unknown_document")
-    else:
-        _involved_order(ap, doc.id)
-    ap.session.add(
-        Signature(
-            id=new_id(),
-            document_type=doc.type,
-            document_id=doc.id,
-            signer_name=p.signer_name,
-            signer_role=p.signer_role,
-            content_sha256=p.content_sha256,
-            blob_sha256=p.blob,
-            strokes=[list(map(list, stroke)) for stroke in p.strokes] if p.strokes else None,
-            refused_reason=p.refused_reason,
-            lat=p.lat,
-            lon=p.lon,
-            **ap.record(),
-        )
+def _document_issue(ap: Applying, p: a.DocumentIssueV1) -> None:
+    content = documents.check_content(p.document.type, p.content)
+    order = _involved_order(ap, content.work_order_id)
+    if isinstance(content, ReceiptV1):
+        # The paper names the order and the technician: they must be this order and this account.
+        user = ap.session.get(User, ap.actor.user_id)
+        if content.order_ref != order_ref(order.id) or (user and content.staff_number != user.staff_number):
+            raise InvalidInput(
+                "The receipt names another order or staff number than the server knows.",
+                code="invalid_document",
+                detail={
+                    "order_ref": order_ref(order.id),
+                    "staff_number": user.staff_number if user else None,
+                },
+            )
+    documents.issue(
+        ap.session,
+        actor=ap.actor,
+        record=ap.record(),
+        doc_type=p.document.type,
+        doc_id=p.document.id,
+        content=p.content,
+        order_id=order.id,
+        household_id=order.household_id,
+        supersedes=p.supersedes,
+        reason=p.supersede_reason,
     )
+
+
+def _signature(ap: Applying, p: a.SignatureV1) -> None:
+    document = ap.session.get(Document, p.document.id)
+    if document is None or document.company_id != ap.actor.company_id or document.type != p.document.type:
+        raise NotFound("No such document: issue it before it is signed.", code="unknown_document")
+    if document.order_id is not None:
+        _involved_order(ap, document.order_id)
+    elif document.user_id != ap.actor.user_id and not (
+        document.household_id is not None
+        and service.has_order_at(ap.session, actor=ap.actor, household_id=document.household_id)
+    ):
+        raise NotFound("No such document: issue it before it is signed.", code="unknown_document")
+    documents.sign(ap.session, actor=ap.actor, record=ap.record(), document=document, payload=p)
 
 
 def _meter_reading(ap: Applying, p: a.MeterReadingV1) -> None:
@@ -336,6 +383,7 @@ _APPLY: dict[tuple[str, int], tuple[Kind, Callable[[Applying, Any], None]]] = {
     ("work_order.note", 1): ("fact", _note),
     ("evidence.photo", 1): ("fact", _photo),
     ("measurement.record", 1): ("fact", _measurement),
+    ("document.issue", 1): ("fact", _document_issue),
     ("evidence.signature", 1): ("fact", _signature),
     ("meter.reading", 1): ("fact", _meter_reading),
     ("work_order.complete", 1): ("intent", _complete),

@@ -18,11 +18,12 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from backend.auth.principal import Principal
 from backend.clock import ensure_utc
 from backend.context import AppContext
+from backend.evidence import instruments
 from backend.org.models import Building, Company, Household
 from backend.sync import changes
 from backend.sync.models import ChangeLog, SyncCounter
@@ -79,12 +80,12 @@ def pull(
 ) -> PullResponse:
     now = ctx.clock.now()
     with ctx.db.session(readonly=True) as session:
-        counter = session.get(SyncCounter, principal.company_id)
+        counter = _counter(session, principal.company_id)
         if counter is None:  # a company that never changed anything yet
             session.rollback()
             with ctx.db.session() as writer:
                 changes.ensure_counter(writer, principal.company_id)
-            counter = session.get(SyncCounter, principal.company_id)
+            counter = _counter(session, principal.company_id)
         assert counter is not None
         parsed = decode_cursor(cursor)
         if (
@@ -98,7 +99,38 @@ def pull(
         return _delta(session, principal, counter, parsed, limit, now)
 
 
-def _snapshot(session: Session, principal: Principal, counter: SyncCounter, now: datetime) -> PullResponse:
+# The statements of a pull are built once, with parameters: building a select and its cache key
+# on every call costs more than running it.
+_COUNTER = sa.select(SyncCounter.version, SyncCounter.epoch, SyncCounter.pruned_below).where(
+    SyncCounter.company_id == sa.bindparam("company_id")
+)
+_FEED = (
+    sa.select(ChangeLog.version, ChangeLog.id, ChangeLog.entity, ChangeLog.entity_id)
+    .where(
+        ChangeLog.company_id == sa.bindparam("company_id"),
+        sa.or_(ChangeLog.user_id == sa.bindparam("user_id"), col(ChangeLog.user_id).is_(None)),
+        sa.or_(
+            col(ChangeLog.version) > sa.bindparam("version"),
+            sa.and_(
+                col(ChangeLog.version) == sa.bindparam("version"), col(ChangeLog.id) > sa.bindparam("row")
+            ),
+        ),
+        col(ChangeLog.version) <= sa.bindparam("upto"),
+    )
+    .order_by(col(ChangeLog.version), col(ChangeLog.id))
+    .limit(sa.bindparam("limit"))
+)
+_HOUSEHOLDS_OF = sa.select(WorkOrder.household_id).where(
+    col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def _counter(session: Session, company_id: uuid.UUID) -> Any:
+    """The company's feed position as a plain row (``version``, ``epoch``, ``pruned_below``)."""
+    return session.connection().execute(_COUNTER, {"company_id": company_id}).first()
+
+
+def _snapshot(session: Session, principal: Principal, counter: Any, now: datetime) -> PullResponse:
     orders = _scope_orders(session, principal)
     version = counter.version
     changes_out = _order_changes(session, principal, orders, version)
@@ -110,23 +142,23 @@ def _snapshot(session: Session, principal: Principal, counter: SyncCounter, now:
 
 
 def _delta(
-    session: Session, principal: Principal, counter: SyncCounter, cursor: Cursor, limit: int, now: datetime
+    session: Session, principal: Principal, counter: Any, cursor: Cursor, limit: int, now: datetime
 ) -> PullResponse:
-    position = sa.or_(
-        col(ChangeLog.version) > cursor.version,
-        sa.and_(col(ChangeLog.version) == cursor.version, col(ChangeLog.id) > cursor.row),
-    )
-    rows = session.exec(
-        select(ChangeLog.version, ChangeLog.id, ChangeLog.entity, ChangeLog.entity_id)
-        .where(
-            ChangeLog.company_id == principal.company_id,
-            sa.or_(ChangeLog.user_id == principal.user_id, col(ChangeLog.user_id).is_(None)),
-            position,
-            col(ChangeLog.version) <= counter.version,
+    rows = (
+        session.connection()
+        .execute(
+            _FEED,
+            {
+                "company_id": principal.company_id,
+                "user_id": principal.user_id,
+                "version": cursor.version,
+                "row": cursor.row,
+                "upto": counter.version,
+                "limit": limit + 1,
+            },
         )
-        .order_by(col(ChangeLog.version), col(ChangeLog.id))
-        .limit(limit + 1)
-    ).all()
+        .all()
+    )
     has_more = len(rows) > limit
     rows = rows[:limit]
     if has_more:
@@ -155,7 +187,7 @@ def _delta(
     ]
     # A household follows its orders: its phone mask or its presence may have changed with them.
     touched_households = set(
-        session.exec(select(WorkOrder.household_id).where(col(WorkOrder.id).in_(changed_orders))).all()
+        session.connection().execute(_HOUSEHOLDS_OF, {"ids": changed_orders}).scalars()
     ) | {uuid.UUID(i) for (e, i) in latest if e == "household"}
     if touched_households:
         version = max(latest.values())
@@ -179,6 +211,9 @@ def _delta(
     return PullResponse(cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out)
 
 
+# What a phone may do from each state, worked out once.
+_FIELD_MOVES = {state.value: allowed_moves(state, field_only=True) for state in State}
+
 _ORDER_COLUMNS = (
     WorkOrder.id,
     WorkOrder.kind,
@@ -194,15 +229,24 @@ _ORDER_COLUMNS = (
 
 def _scope_orders(session: Session, principal: Principal) -> list[Any]:
     """The user's open orders, as plain rows: a day pack must not pay for ORM objects."""
-    return list(
-        session.connection().execute(
-            # The assignee alone picks the index (assignee_id, state); it implies the company.
-            sa.select(*_ORDER_COLUMNS).where(
-                WorkOrder.assignee_id == principal.user_id,
-                col(WorkOrder.state).not_in([s.value for s in TERMINAL_STATES]),
-            )
-        )
-    )
+    return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
+
+
+_SCOPE = sa.select(*_ORDER_COLUMNS).where(
+    # The assignee alone picks the index (assignee_id, state); it implies the company.
+    WorkOrder.assignee_id == sa.bindparam("user_id"),
+    col(WorkOrder.state).not_in(sorted(s.value for s in TERMINAL_STATES)),
+)
+_CLOCKS = (
+    sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)
+    .where(col(SlaClock.order_id).in_(sa.bindparam("ids", expanding=True)))
+    .order_by(col(SlaClock.due_at))
+)
+_APPOINTMENTS = sa.select(
+    Appointment.order_id, Appointment.window_start, Appointment.window_end, Appointment.reason
+).where(
+    col(Appointment.order_id).in_(sa.bindparam("ids", expanding=True)), col(Appointment.replaced_at).is_(None)
+)
 
 
 def _order_changes(
@@ -217,19 +261,11 @@ def _order_changes(
         return []
     ids = [o.id for o in orders]
     clocks: dict[uuid.UUID, list[ClockView]] = defaultdict(list)
-    for order_id, name, due_at, met_at in session.connection().execute(
-        sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)
-        .where(col(SlaClock.order_id).in_(ids))
-        .order_by(col(SlaClock.due_at))
-    ):
+    for order_id, name, due_at, met_at in session.connection().execute(_CLOCKS, {"ids": ids}):
         clocks[order_id].append(ClockView(clock=name, due_at=due_at, met_at=met_at))
     appointments = {
         order_id: AppointmentView(window_start=start, window_end=end, reason=reason)
-        for order_id, start, end, reason in session.connection().execute(
-            sa.select(
-                Appointment.order_id, Appointment.window_start, Appointment.window_end, Appointment.reason
-            ).where(col(Appointment.order_id).in_(ids), col(Appointment.replaced_at).is_(None))
-        )
+        for order_id, start, end, reason in session.connection().execute(_APPOINTMENTS, {"ids": ids})
     }
     out = []
     for order in orders:
@@ -243,7 +279,7 @@ def _order_changes(
             household_id=order.household_id,
             description=order.description,
             received_at=order.received_at,
-            allowed_moves=allowed_moves(State(order.state), field_only=True),
+            allowed_moves=_FIELD_MOVES[order.state],
             clocks=clocks[order.id],
             appointment=appointments.get(order.id),
             version=order.version,
@@ -261,6 +297,46 @@ def _order_changes(
     return out
 
 
+_HOUSEHOLDS = (
+    sa.select(
+        Household.id,
+        Household.account_number,
+        Household.unit,
+        Household.resident_name,
+        Household.resident_phone,
+        Household.is_key_customer,
+        sa.func.coalesce(Household.lat, Building.lat),
+        sa.func.coalesce(Household.lon, Building.lon),
+        Building.address,
+    )
+    .join(Building, col(Building.id) == Household.building_id)
+    .where(col(Household.id).in_(sa.bindparam("ids", expanding=True)))
+)
+# The last few completed visits per household, ranked in the database, not in Python.
+_RANKED = (
+    sa.select(
+        WorkOrder.household_id,
+        WorkOrder.id,
+        WorkOrder.kind,
+        WorkOrder.completed_at,
+        WorkOrder.result,
+        sa.func.row_number()
+        .over(partition_by=WorkOrder.household_id, order_by=col(WorkOrder.completed_at).desc())
+        .label("n"),
+    )
+    .where(
+        col(WorkOrder.household_id).in_(sa.bindparam("ids", expanding=True)),
+        col(WorkOrder.completed_at).is_not(None),
+    )
+    .subquery()
+)
+_PAST_VISITS = (
+    sa.select(_RANKED.c.household_id, _RANKED.c.id, _RANKED.c.kind, _RANKED.c.completed_at, _RANKED.c.result)
+    .where(_RANKED.c.n <= PAST_VISITS)
+    .order_by(_RANKED.c.household_id, _RANKED.c.n)
+)
+
+
 def _household_changes(
     session: Session, principal: Principal, household_ids: Iterable[uuid.UUID], scope: list[Any], version: int
 ) -> list[Change]:
@@ -268,45 +344,10 @@ def _household_changes(
     if not ids:
         return []
     active = {o.household_id for o in scope if State(o.state) in ACTIVE_STATES}
-    rows = (
-        session.connection()
-        .execute(
-            sa.select(
-                Household.id,
-                Household.account_number,
-                Household.unit,
-                Household.resident_name,
-                Household.resident_phone,
-                Household.is_key_customer,
-                sa.func.coalesce(Household.lat, Building.lat),
-                sa.func.coalesce(Household.lon, Building.lon),
-                Building.address,
-            )
-            .join(Building, col(Building.id) == Household.building_id)
-            .where(col(Household.id).in_(ids))
-        )
-        .all()
-    )
-    # The last few completed visits per household, ranked in the database, not in Python.
-    ranked = (
-        sa.select(
-            WorkOrder.household_id,
-            WorkOrder.id,
-            WorkOrder.kind,
-            WorkOrder.completed_at,
-            WorkOrder.result,
-            sa.func.row_number()
-            .over(partition_by=WorkOrder.household_id, order_by=col(WorkOrder.completed_at).desc())
-            .label("n"),
-        )
-        .where(col(WorkOrder.household_id).in_(ids), col(WorkOrder.completed_at).is_not(None))
-        .subquery()
-    )
+    rows = session.connection().execute(_HOUSEHOLDS, {"ids": ids}).all()
     visits: dict[uuid.UUID, list[PastVisit]] = defaultdict(list)
     for household_id, order_id, kind, completed_at, result in session.connection().execute(
-        sa.select(ranked.c.household_id, ranked.c.id, ranked.c.kind, ranked.c.completed_at, ranked.c.result)
-        .where(ranked.c.n <= PAST_VISITS)
-        .order_by(ranked.c.household_id, ranked.c.n)
+        _PAST_VISITS, {"ids": ids}
     ):
         visits[household_id].append(
             PastVisit(
@@ -348,10 +389,13 @@ def _utc(moment: datetime) -> datetime:
     )
 
 
+_REVISITS = sa.select(
+    Revisit.id, Revisit.order_id, Revisit.household_id, Revisit.due_at, Revisit.state
+).where(Revisit.assignee_id == sa.bindparam("user_id"), Revisit.state == "due")
+
+
 def _revisit_changes(session: Session, principal: Principal, version: int) -> list[Change]:
-    rows = session.exec(
-        select(Revisit).where(Revisit.assignee_id == principal.user_id, Revisit.state == "due")
-    )
+    rows = session.connection().execute(_REVISITS, {"user_id": principal.user_id})
     return [
         Change(
             entity="revisit",
@@ -368,16 +412,18 @@ def _revisit_changes(session: Session, principal: Principal, version: int) -> li
     ]
 
 
+_COMPANY = sa.select(Company.sla_policy, Company.timezone).where(Company.id == sa.bindparam("company_id"))
+
+
 def _reference_changes(session: Session, principal: Principal, version: int) -> list[Change]:
-    company = session.get(Company, principal.company_id)
-    assert company is not None
+    company = session.connection().execute(_COMPANY, {"company_id": principal.company_id}).one()
     return [
         Change(
             entity="reference",
             id="sla_policy",
             op="upsert",
             version=version,
-            data=msgspec.to_builtins(load_policy(company)),
+            data=msgspec.to_builtins(load_policy(company)),  # type: ignore[arg-type]
         ),
         Change(
             entity="reference",
@@ -388,6 +434,18 @@ def _reference_changes(session: Session, principal: Principal, version: int) -> 
                 "kinds": [k.value for k in WorkOrderKind],
                 "sources": [s.value for s in Source],
                 "timezone": company.timezone,
+            },
+        ),
+        Change(
+            entity="reference",
+            id="instruments",
+            op="upsert",
+            version=version,
+            data={
+                "instruments": [
+                    msgspec.to_builtins(instruments.view(row))
+                    for row in instruments.list_instruments(session, principal.company_id)
+                ]
             },
         ),
     ]

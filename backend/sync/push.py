@@ -22,13 +22,12 @@ from sqlmodel import Session, col
 from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.db import buffer
-from backend.errors import Conflict, HeatCrewError
+from backend.errors import Conflict, HeatCrewError, NotFound
 from backend.evidence.models import Blob
 from backend.sync import changes
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
-from backend.sync.models import SyncAction, SyncDevice
+from backend.sync.models import SyncAction, SyncCounter, SyncDevice
 from backend.work_orders import service
-from backend.work_orders.models import WorkOrder
 from backend.work_orders.service import FieldTime
 from backend.work_orders.states import State, allowed_moves
 from mobile_contract.sync import ActionEnvelope, ActionResult, PushRequest, PushResponse, Status
@@ -43,6 +42,8 @@ SKEW_FLAG = timedelta(minutes=5)
 DB_RETRIES = 3
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 ANSWERS = SyncAction.__table__
+COUNTERS = SyncCounter.__table__
+DEVICES = SyncDevice.__table__
 
 
 class BatchTooLarge(HeatCrewError):
@@ -115,9 +116,14 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
 def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
     batch.results = []
     with ctx.db.session() as session:
-        device = _lock_device(session, batch)
-        counter = changes.ensure_counter(session, batch.actor.company_id)
-        last = device.last_applied_seq
+        last, epoch = _device_and_epoch(session, batch)
+        if batch.envelopes and batch.envelopes[-1].seq <= last:
+            # Only actions applied before (their answer was lost): every answer is stored and final,
+            # so nothing is locked or written.
+            seen = _answers_for(session, batch.device_id, [e.seq for e in batch.envelopes])
+            batch.results = [_duplicate(e, seen.get(e.seq)) for e in batch.envelopes]
+            return last, epoch
+        last = _lock_device(session, batch)
         seen = _answers_for(session, batch.device_id, [e.seq for e in batch.envelopes if e.seq <= last])
         fresh = [_decode(e) for e in batch.envelopes if e.seq > last]
         _lock_orders(session, [d for d in fresh if d.payload is not None], batch.actor.company_id)
@@ -171,26 +177,69 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
             _remember(session, batch, envelope, result, when)
             batch.results.append(result)
             expected += 1
-        device.last_applied_seq = expected - 1
-        device.updated_at = batch.received_at
-        session.add(device)
-        epoch = counter.epoch
+        session.execute(
+            _DEVICE_DONE, {"device": batch.device_id, "last": expected - 1, "at": batch.received_at}
+        )
     return expected - 1, epoch
 
 
-def _lock_device(session: Session, batch: _Batch) -> SyncDevice:
+# The statements every push runs are built once, with parameters: building a select and its
+# cache key on every call costs more than running it.
+_DEVICE_AND_EPOCH = (
+    sa.select(COUNTERS.c.epoch, DEVICES.c.last_applied_seq)
+    .outerjoin(DEVICES, DEVICES.c.device_id == sa.bindparam("device_id"))
+    .where(COUNTERS.c.company_id == sa.bindparam("company_id"))
+)
+_LOCK_DEVICE = (
+    sa.select(DEVICES.c.last_applied_seq)
+    .where(DEVICES.c.device_id == sa.bindparam("device_id"))
+    .with_for_update()
+)
+# ``current`` is JSON null for all but conflicts: left unparsed, a replay costs half as much.
+_CURRENT = sa.case((sa.cast(ANSWERS.c.current, sa.Text) == "null", sa.null()), else_=ANSWERS.c.current).label(
+    "current"
+)
+_ANSWERS = sa.select(
+    ANSWERS.c.seq, ANSWERS.c.action_id, ANSWERS.c.status, ANSWERS.c.code, ANSWERS.c.message, _CURRENT
+).where(ANSWERS.c.device_id == sa.bindparam("device_id"))
+_ANSWERS_IN = _ANSWERS.where(ANSWERS.c.seq.in_(sa.bindparam("seqs", expanding=True)))
+# A batch's seqs are consecutive: one index range, not hundreds of parameters.
+_ANSWERS_BETWEEN = _ANSWERS.where(ANSWERS.c.seq.between(sa.bindparam("low"), sa.bindparam("high")))
+_UPLOADED = sa.select(Blob.sha256, Blob.refused).where(
+    Blob.company_id == sa.bindparam("company_id"),
+    col(Blob.sha256).in_(sa.bindparam("hashes", expanding=True)),
+)
+_DEVICE_DONE = (
+    sa.update(DEVICES)
+    .where(DEVICES.c.device_id == sa.bindparam("device"))
+    .values(last_applied_seq=sa.bindparam("last"), updated_at=sa.bindparam("at"))
+)
+
+
+def _device_and_epoch(session: Session, batch: _Batch) -> tuple[int, str]:
+    """The device's last applied seq as committed (not locked yet) and the company's feed epoch."""
+    company_id = batch.actor.company_id
+    params = {"device_id": batch.device_id, "company_id": company_id}
+    row = session.execute(_DEVICE_AND_EPOCH, params).first()
+    if row is None:  # the company's first change
+        changes.ensure_counter(session, company_id)
+        row = session.execute(_DEVICE_AND_EPOCH, params).one()
+    return row.last_applied_seq or 0, row.epoch
+
+
+def _lock_device(session: Session, batch: _Batch) -> int:
     """Two pushes from one device take turns: each sees the other's counter."""
-    device = session.get(SyncDevice, batch.device_id, with_for_update=True)
-    if device is None:
-        table = SyncDevice.__table__
+    params = {"device_id": batch.device_id}
+    last = session.execute(_LOCK_DEVICE, params).scalar_one_or_none()
+    if last is None:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(table).on_conflict_do_nothing()
         session.execute(
-            insert.values(device_id=batch.device_id, last_applied_seq=0, updated_at=batch.received_at)
+            dialect.insert(DEVICES)
+            .on_conflict_do_nothing()
+            .values(device_id=batch.device_id, last_applied_seq=0, updated_at=batch.received_at)
         )
-        device = session.get(SyncDevice, batch.device_id, with_for_update=True, populate_existing=True)
-        assert device is not None
-    return device
+        last = session.execute(_LOCK_DEVICE, params).scalar_one()
+    return last
 
 
 class _Answer(msgspec.Struct, frozen=True):
@@ -205,15 +254,16 @@ def _answers_for(session: Session, device_id: str, seqs: list[int]) -> dict[int,
     """The first answers to a resent batch, read as plain rows (a replay must be cheap)."""
     if not seqs:
         return {}
-    table = ANSWERS
-    rows = session.execute(
-        sa.select(
-            table.c.seq, table.c.action_id, table.c.status, table.c.code, table.c.message, table.c.current
-        ).where(table.c.device_id == device_id, table.c.seq.in_(seqs))
-    )
+    low, high = min(seqs), max(seqs)
+    if high - low < 2 * len(seqs):
+        query = session.execute(_ANSWERS_BETWEEN, {"device_id": device_id, "low": low, "high": high})
+    else:  # scattered seqs (a confused client): never a range over the device's whole history
+        query = session.execute(_ANSWERS_IN, {"device_id": device_id, "seqs": seqs})
+    wanted = set(seqs)
     return {
         seq: _Answer(action_id, status, code, message, current)
-        for seq, action_id, status, code, message, current in rows
+        for seq, action_id, status, code, message, current in query.all()
+        if seq in wanted
     }
 
 
@@ -250,12 +300,8 @@ def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) 
     wanted = sorted({h for d in decoded if d.payload is not None for h in blobs_of(d.payload)})
     if not wanted:
         return {}
-    rows = session.execute(
-        sa.select(Blob.sha256, Blob.refused).where(
-            Blob.company_id == company_id, col(Blob.sha256).in_(wanted)
-        )
-    )
-    return dict(rows.all())
+    rows = session.execute(_UPLOADED, {"company_id": company_id, "hashes": wanted})
+    return dict(rows.all())  # type: ignore[arg-type]
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
@@ -280,11 +326,18 @@ def _apply_one(
         actor=batch.actor,
         when=when,
         action_id=envelope.id,
+        raw=envelope.payload,
     )
-    savepoint = session.begin_nested() if careful else None
+    savepoint = None
+    if careful:
+        # Everything before this action goes to the database first: a rollback undoes this one only.
+        session.flush()
+        buffer.write_rows(session)
+        savepoint = session.begin_nested()
     try:
         decoded.handler.apply(applying, decoded.payload)
         if savepoint is not None:
+            buffer.write_rows(session)
             savepoint.commit()
     except HeatCrewError as exc:
         if savepoint is not None:
@@ -315,8 +368,11 @@ def _apply_one(
 
 def _current(session: Session, decoded: _Decoded, batch: _Batch) -> dict[str, Any] | None:
     order_id = order_id_of(decoded.payload)
-    order = session.get(WorkOrder, order_id) if order_id else None
-    if order is None:
+    if order_id is None:
+        return None
+    try:  # the batch's own copy: it has what the actions before this one did
+        order = service.get_order_for_update(session, order_id=order_id, company_id=batch.actor.company_id)
+    except NotFound:
         return None
     return {
         "work_order_id": str(order.id),

@@ -10,23 +10,27 @@ the supervisor when the order has moved on.
 import math
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from backend.auth.models import Role, User
 from backend.auth.principal import Principal
 from backend.db import buffer
-from backend.errors import Forbidden, InvalidInput, NotFound
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.evidence.models import Photo
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household
 from backend.sync import changes
 from backend.work_orders import sla
 from backend.work_orders.models import Appointment, Arrival, Revisit, WorkOrder, WorkOrderEvent
 from backend.work_orders.states import IllegalTransition, Move, State, allowed_moves, next_state
-from mobile_contract.reference import ClockName, SlaPolicy
+from mobile_contract.reference import ClockName, SlaPolicy, WorkOrderKind
 
 __all__ = (
     "FieldTime",
@@ -45,6 +49,7 @@ __all__ = (
     "late_fact_flags",
     "lock_orders",
     "note",
+    "note_photo",
     "online",
     "record_arrival",
     "record_contact",
@@ -60,6 +65,8 @@ __all__ = (
 FIELD_ROLES = (Role.technician, Role.inspector)
 # Beyond this the phone's fix says little about where it was.
 USELESS_ACCURACY_M = 500.0
+# Completing as done needs the photos the company asks for; "not fixed" or "answered" do not.
+RESULTS_NEEDING_PHOTOS = frozenset({"fixed", "temporary_fix"})
 
 
 class FieldTime(msgspec.Struct, frozen=True):
@@ -80,70 +87,180 @@ def online(now: datetime) -> FieldTime:
 
 
 EVENTS = WorkOrderEvent.__table__
+ORDERS = WorkOrder.__table__
 _LOCKED = "heatcrew.locked_orders"
 _COMPANIES = "heatcrew.companies"
+_HOUSEHOLDS = "heatcrew.households"
+_PHOTOS = "heatcrew.photo_purposes"
+
+
+class LockedOrder:
+    """A work order locked for a push batch: a plain object with one attribute per column.
+
+    Every service function that takes a ``WorkOrder`` takes this too. A batch moves its orders
+    through the state machine in memory and ``db.buffer`` writes back what changed, one statement
+    for all of them, before the session's next query and before the commit; an ORM object costs
+    more per attribute set than that whole write.
+    """
+
+    __slots__ = tuple(c.key for c in ORDERS.columns)
+
+    def __init__(self, row: Any) -> None:
+        for name, value in zip(self.__slots__, row, strict=True):
+            setattr(self, name, value)
 
 
 def get_order_for_update(session: Session, *, order_id: uuid.UUID, company_id: uuid.UUID) -> WorkOrder:
-    """The order, row-locked on PostgreSQL so two writers cannot interleave on it."""
-    locked: dict[uuid.UUID, WorkOrder] = session.info.get(_LOCKED, {})
-    order = locked.get(order_id)
-    if order is None:
+    """The order, row-locked on PostgreSQL so two writers cannot interleave on it.
+
+    Within a push batch (after :func:`lock_orders`) it is the batch's :class:`LockedOrder`.
+    """
+    locked: dict[uuid.UUID, LockedOrder] | None = session.info.get(_LOCKED)
+    order: WorkOrder | LockedOrder | None
+    if locked is not None:
+        if order_id not in locked:
+            _lock(session, locked, [order_id], company_id)
+        order = locked.get(order_id)
+    else:
         order = session.exec(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).first()
     if order is None or order.company_id != company_id:
         raise NotFound("No such work order.")
-    return order
+    return order  # type: ignore[return-value]
 
 
 def lock_orders(session: Session, *, order_ids: list[uuid.UUID], company_id: uuid.UUID) -> None:
-    """Lock many orders at once, in id order (one order for every writer: no deadlocks), with their clocks."""
-    ids = sorted(set(order_ids))
+    """Start a push batch: lock its orders at once, in id order (one order for every writer: no
+    deadlocks), and read their clocks, households and the company's policy once."""
+    locked = session.info.setdefault(_LOCKED, {})
+    if order_ids:
+        _policy(session, company_id)
+        _lock(session, locked, order_ids, company_id)
+
+
+def _lock(
+    session: Session, locked: dict[uuid.UUID, LockedOrder], order_ids: list[uuid.UUID], company_id: uuid.UUID
+) -> None:
+    ids = sorted(set(order_ids).difference(locked))
     if not ids:
         return
-    # By primary key alone: a company filter here tempts SQLite's planner into a company-wide scan.
-    rows = session.exec(
-        select(WorkOrder).where(col(WorkOrder.id).in_(ids)).order_by(col(WorkOrder.id)).with_for_update()
-    )
-    locked = session.info.setdefault(_LOCKED, {})
-    for order in rows:
+    rows = session.execute(_LOCK_ORDERS, {"ids": ids})
+    places: dict[uuid.UUID, Any] = session.info.setdefault(_HOUSEHOLDS, {})
+    width = len(LockedOrder.__slots__)
+    fresh = []
+    for row in rows:
+        order = LockedOrder(row[:width])
         if order.company_id == company_id:
-            locked[order.id] = order
-    sla.preload_clocks(session, list(locked))
-    _preload_households(session, [o.household_id for o in locked.values()])
+            fresh.append(order)
+            places[order.household_id] = _Place(*row[width:])
+    locked.update((order.id, order) for order in fresh)
+    buffer.track(session, ORDERS, fresh)
+    sla.preload_clocks(session, [order.id for order in fresh])
+    _preload_photo_purposes(session, [order.id for order in fresh])
 
 
 def forget_locked(session: Session) -> None:
     """After a savepoint rollback the cached rows may be stale: read them again."""
-    session.info.pop(_LOCKED, None)
+    if _LOCKED in session.info:
+        session.info[_LOCKED] = {}
     session.info.pop(_HOUSEHOLDS, None)
+    session.info.pop(_PHOTOS, None)
     sla.forget_preloaded(session)
 
 
-_HOUSEHOLDS = "heatcrew.households"
+@sa.event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    forget_locked(session)  # type: ignore[arg-type]
 
 
-def _preload_households(session: Session, household_ids: list[uuid.UUID]) -> None:
-    # Held here strongly: the session's identity map alone would let them be collected and re-read.
-    cache: dict[uuid.UUID, tuple[Household, Building | None]] = session.info.setdefault(_HOUSEHOLDS, {})
-    wanted = sorted({h for h in household_ids if h not in cache})
-    if not wanted:
+@sa.event.listens_for(OrmSession, "after_transaction_end")
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the locks went with the transaction: so does the batch
+        for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _COMPANIES):
+            session.info.pop(key, None)
+        sla.forget_preloaded(session)  # type: ignore[arg-type]
+
+
+def _preload_photo_purposes(session: Session, order_ids: list[uuid.UUID]) -> None:
+    # Complete for a locked order: a photo is added only by someone holding the order's lock.
+    cache: dict[uuid.UUID, set[str]] = session.info.setdefault(_PHOTOS, {})
+    if not order_ids:
         return
-    rows = session.exec(
-        select(Household, Building)
-        .join(Building, col(Building.id) == Household.building_id)
-        .where(col(Household.id).in_(wanted))
-    )
-    for household, building in rows:
-        cache[household.id] = (household, building)
+    for order_id in order_ids:
+        cache[order_id] = set()
+    for order_id, purpose in session.execute(_PHOTO_PURPOSES, {"ids": order_ids}):
+        cache[order_id].add(purpose)
 
 
-def _household(session: Session, household_id: uuid.UUID) -> tuple[Household, Building | None]:
+@sa.event.listens_for(OrmSession, "transient_to_pending")
+def _photo_added(session: OrmSession, instance: object) -> None:
+    if isinstance(instance, Photo):
+        cache = session.info.get(_PHOTOS)
+        if cache is not None and instance.order_id in cache:
+            cache[instance.order_id].add(instance.purpose)
+
+
+def note_photo(session: Session, *, order_id: uuid.UUID, purpose: str) -> None:
+    """A photo written in bulk (not as an ORM object) counts for completing within the batch."""
+    cache = session.info.get(_PHOTOS)
+    if cache is not None and order_id in cache:
+        cache[order_id].add(purpose)
+
+
+def _photo_purposes(session: Session, order: WorkOrder) -> set[str]:
+    """What the order's photos show; within a push batch, read with its orders and kept up to date."""
+    cache = session.info.get(_PHOTOS)
+    if cache is not None and order.id in cache:
+        return cache[order.id]
+    return set(session.exec(select(Photo.purpose).where(Photo.order_id == order.id).distinct()))
+
+
+class _Place(NamedTuple):
+    """What a check-in and a revisit need of a household: its building's position beside its own."""
+
+    is_key_customer: bool
+    lat: float | None
+    lon: float | None
+    building_lat: float | None
+    building_lon: float | None
+
+
+_PLACE = (
+    Household.is_key_customer,
+    Household.lat,
+    Household.lon,
+    col(Building.lat).label("building_lat"),
+    col(Building.lon).label("building_lon"),
+)
+
+# A push batch runs these every time: built once, with parameters.
+_LOCK_ORDERS = (
+    # By primary key alone: a company filter here tempts SQLite's planner into a company-wide scan.
+    # The household's place comes along; only the orders are locked.
+    sa.select(ORDERS, *_PLACE)
+    .join_from(ORDERS, Household, Household.id == ORDERS.c.household_id)
+    .join(Building, col(Building.id) == Household.building_id)
+    .where(ORDERS.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(ORDERS.c.id)
+    .with_for_update(of=ORDERS)
+)
+_PHOTO_PURPOSES = (
+    sa.select(Photo.order_id, Photo.purpose)
+    .where(col(Photo.order_id).in_(sa.bindparam("ids", expanding=True)))
+    .distinct()
+)
+_POLICY = sa.select(Company.sla_policy).where(Company.id == sa.bindparam("company_id"))
+
+
+def _household(session: Session, household_id: uuid.UUID) -> _Place:
     cache = session.info.get(_HOUSEHOLDS, {})
-    if household_id not in cache:
-        household = session.get(Household, household_id)
-        assert household is not None
-        return household, session.get(Building, household.building_id)
-    return cache[household_id]
+    if household_id in cache:
+        return cache[household_id]
+    row = session.execute(
+        sa.select(*_PLACE)
+        .join(Building, col(Building.id) == Household.building_id)
+        .where(Household.id == household_id)
+    ).one()
+    return _Place(*row)
 
 
 def _company(session: Session, company_id: uuid.UUID) -> Company:
@@ -155,7 +272,9 @@ def _company(session: Session, company_id: uuid.UUID) -> Company:
 def _policy(session: Session, company_id: uuid.UUID) -> SlaPolicy:
     cache: dict[uuid.UUID, SlaPolicy] = session.info.setdefault(_COMPANIES, {})
     if company_id not in cache:
-        cache[company_id] = sla.load_policy(_company(session, company_id))
+        # The one column it needs, not a Company object: a push batch reads it every time.
+        row = session.execute(_POLICY, {"company_id": company_id}).one()
+        cache[company_id] = sla.load_policy(row)  # type: ignore[arg-type]
     return cache[company_id]
 
 
@@ -407,6 +526,9 @@ def complete(
     note: str | None = None,
 ) -> WorkOrder:
     _require_assignee(order, actor)
+    next_state(State(order.state), Move.complete)  # a completion that no longer applies says so first
+    if result in RESULTS_NEEDING_PHOTOS:
+        _require_photos(session, order)
     _move(
         session,
         order,
@@ -424,6 +546,21 @@ def complete(
     )
     _after_completion(session, actor=actor, order=order, when=when)
     return order
+
+
+def _require_photos(session: Session, order: WorkOrder) -> None:
+    """Work reported done shows its evidence: the photos the company asks for this kind of order."""
+    wanted = _policy(session, order.company_id).required_photos.get(WorkOrderKind(order.kind), [])
+    if not wanted:
+        return
+    taken = _photo_purposes(session, order)
+    missing = [p.value for p in wanted if p.value not in taken]
+    if missing:
+        raise Conflict(
+            f"Completing needs these photos first: {', '.join(missing)}.",
+            code="photos_missing",
+            detail={"missing": missing},
+        )
 
 
 def request_return(
@@ -565,7 +702,7 @@ def _after_completion(session: Session, *, actor: Principal, order: WorkOrder, w
     policy = _policy(session, order.company_id)
     if order.kind not in {k.value for k in policy.revisit_kinds}:
         return
-    household, _ = _household(session, order.household_id)
+    household = _household(session, order.household_id)
     assert order.completed_at is not None
     minutes = policy.key_customer_revisit_minutes if household.is_key_customer else policy.revisit_minutes
     due_at = order.completed_at + timedelta(minutes=minutes)
@@ -785,7 +922,7 @@ def _fact(
     after: State | None = None
     if before in _SETTLED:
         flags.append(f"after_{before.value}")
-    elif move is not None and not reassigned and move.value in allowed_moves(before):
+    elif move is not None and not reassigned and move in _ALLOWED[before]:
         # Otherwise (e.g. a second check-in at the same door) it is recorded and the order stays put.
         after = next_state(before, move)
     if after is not None:
@@ -846,7 +983,8 @@ def _record(
         order.review_flags = [*order.review_flags, *review]
     order.updated_at = when.received_at
     order.version += 1
-    session.add(order)
+    if not isinstance(order, LockedOrder):  # a batch's order is written back by db.buffer
+        session.add(order)
     _touch(session, order)
     return event
 
@@ -859,6 +997,8 @@ def _touch(session: Session, order: WorkOrder) -> None:
 
 # A fact arriving for an order in one of these states is news the supervisor must see.
 _SETTLED = frozenset({State.cancelled, State.closed, State.completed, State.revisit_due, State.returned})
+# The moves allowed from each state, worked out once.
+_ALLOWED = {state: frozenset(allowed_moves(state)) for state in State}
 
 _EVENT_NAMES = {
     Move.assign: "assigned",
@@ -885,12 +1025,12 @@ def _distance_to_household(
 ) -> float | None:
     if lat is None or lon is None:
         return None
-    household, building = _household(session, order.household_id)
+    household = _household(session, order.household_id)
     target_lat, target_lon = household.lat, household.lon
     if target_lat is None or target_lon is None:
-        if building is None or building.lat is None or building.lon is None:
+        if household.building_lat is None or household.building_lon is None:
             return None
-        target_lat, target_lon = building.lat, building.lon
+        target_lat, target_lon = household.building_lat, household.building_lon
     return haversine_m(lat, lon, target_lat, target_lon)
 
 

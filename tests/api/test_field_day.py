@@ -7,10 +7,10 @@ from litestar.testing import TestClient
 
 from backend.clock import ManualClock
 from backend.context import AppContext
-from backend.errors import Forbidden
+from backend.errors import Conflict, Forbidden
 from backend.work_orders.states import IllegalTransition
 from tests.api.helpers import auth, login
-from tests.fixtures.field import act, new_order, principal, when
+from tests.fixtures.field import act, new_order, principal, take_photos, when
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -39,6 +39,7 @@ def work_to_completion(
         **AT_DOOR,
     )
     act(ctx, order_id, "start_work", tech)
+    take_photos(ctx, order_id, tech, "before", "after", "site_cleared")
     act(ctx, order_id, "complete", tech, result=result, satisfaction=satisfaction)
 
 
@@ -84,7 +85,19 @@ def test_a_repair_from_call_to_closed(client: TestClient, ctx: AppContext, clock
     )
     act(ctx, order.id, "start_work", tech)
     clock.advance(minutes=40)
+    # Done means shown: a repair needs its before and after photos (the company's policy).
+    with pytest.raises(Conflict) as refused:
+        act(ctx, order.id, "complete", tech, result="fixed", satisfaction=5, note="更换阀门")
+    assert (refused.value.code, refused.value.detail) == ("photos_missing", {"missing": ["before", "after"]})
+    take_photos(ctx, order.id, tech, "before")
+    with pytest.raises(Conflict) as refused:
+        act(ctx, order.id, "complete", tech, result="fixed", satisfaction=5, note="更换阀门")
+    assert refused.value.detail == {"missing": ["after"]}
+    assert detail(client, order.id)["evidence"]["photos_missing"] == ["after"]
+    take_photos(ctx, order.id, tech, "after")
     act(ctx, order.id, "complete", tech, result="fixed", satisfaction=5, note="更换阀门")
+    evidence = detail(client, order.id)["evidence"]
+    assert ([p["purpose"] for p in evidence["photos"]], evidence["photos_missing"]) == (["before", "after"], [])
 
     body = detail(client, order.id)
     assert body["order"]["state"] == "revisit_due"
@@ -162,6 +175,7 @@ def test_sla_clock_boundaries(
             **AT_DOOR,
         )
         act(ctx, order.id, "start_work", tech)
+        take_photos(ctx, order.id, tech, "before", "after")
     clock.set(received + timedelta(minutes=minutes, seconds=late_by_seconds))
     if step == "arrive":
         act(

@@ -9,7 +9,7 @@ from tests.fixtures.live_server import demo_server  # noqa: F401
 
 def test_a_simulated_day_loses_nothing_and_doubles_nothing(demo_server: str) -> None:  # noqa: F811
     result = simulate(
-        demo_server, phones=3, orders_per_user=2, rounds=8, offline_rate=0.25, loss_rate=0.6, seed=7
+        demo_server, phones=3, orders_per_user=2, rounds=8, offline_rate=0.25, loss_rate=0.6, seed=11
     )
     assert result.ok, result.problems
     assert result.notes_taken > 0

@@ -359,6 +359,9 @@ def test_an_app_upgrade_with_old_version_actions_queued(make_phone, ctx: AppCont
     order_id = first_order(phone)
     for action_id in work_a_visit(phone, order_id)[:4]:
         assert action_id
+    for shade, purpose in enumerate(("before", "after")):
+        sha = phone.attach_file(jpeg(color=(60 * shade, 90, 120)))
+        phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": purpose})
     old, _ = phone.enqueue(
         "work_order.complete", {"work_order_id": order_id, "result": "fixed", "satisfaction": 5}, v=1
     )
@@ -558,7 +561,7 @@ def test_a_residents_record_created_on_two_devices(make_phone, ctx: AppContext) 
     phone.push()
     tablet.push()
     assert tablet.outcome(same)["status"] == "applied"
-    assert tablet.outcome(changed)["code"] == "measurement_exists"
+    assert tablet.outcome(changed)["code"] == "document_frozen"  # a signed-to-be record is never edited
     assert tablet.outcome(other)["status"] == "applied"
     with ctx.db.session(readonly=True) as session:
         records = session.exec(
