@@ -97,7 +97,8 @@ def test_a_repair_from_call_to_closed(client: TestClient, ctx: AppContext, clock
     take_photos(ctx, order.id, tech, "after")
     act(ctx, order.id, "complete", tech, result="fixed", satisfaction=5, note="更换阀门")
     evidence = detail(client, order.id)["evidence"]
-    assert ([p["purpose"] for p in evidence["photos"]], evidence["photos_missing"]) == (["before", "after"], [])
+    assert [p["purpose"] for p in evidence["photos"]] == ["before", "after"]
+    assert evidence["photos_missing"] == []
 
     body = detail(client, order.id)
     assert body["order"]["state"] == "revisit_due"
