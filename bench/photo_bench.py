@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from PIL.TiffImagePlugin import IFDRational
 
-from backend.evidence.photos import DECODE_SLOTS, process
+from backend.evidence.photos import DECODE_SLOTS, DEFAULT_SIZES, process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -102,7 +102,7 @@ def run(runs: int, data: bytes, path: Path) -> None:
     for _ in range(max(5, runs // 3)):
         started = time.perf_counter()
         with Image.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (1600, 1200))
+            img.draft("RGB", (DEFAULT_SIZES["display"], DEFAULT_SIZES["display"] * 3 // 4))
             img.load()
         floor.append((time.perf_counter() - started) * 1000)
     # Calibration: a pure-Python loop, to compare this core with another machine's.
@@ -153,7 +153,9 @@ def run(runs: int, data: bytes, path: Path) -> None:
         f"throughput: {parallel_rate:.1f} photos/s on {DECODE_SLOTS} cores "
         f"({1000 * DECODE_SLOTS / parallel_rate:.1f} ms per photo per core)"
     )
-    print(f"decode floor (JPEG at 1/2 scale, Pillow only): p50 {percentile(floor, 0.5):.1f} ms")
+    print(
+        f"decode floor (JPEG at the pipeline's draft scale, Pillow only): p50 {percentile(floor, 0.5):.1f} ms"
+    )
     print(f"peak RSS: {peak:.0f} MiB")
     print(f"calibration: sum(i*i for i in range(10**7)) took {calibration:.2f} s on this core")
 

@@ -57,8 +57,12 @@ ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "HEIF"})
 #: small hostile file make a worker allocate gigabytes.
 MAX_PIXELS = 50_000_000
 
-#: Derived copies by name, as the long edge in pixels. Never upscaled.
-DEFAULT_SIZES: Mapping[str, int] = MappingProxyType({"thumb": 320, "display": 1600})
+#: Derived copies by name, as the long edge in pixels. Never upscaled. The display copy is what
+#: phones fetch over mobile data and what the review queue shows (about 90 kB for a 12 MP photo);
+#: 1000 px is also a quarter of a phone camera's 4000 px, which libjpeg decodes at 1/4 scale
+#: directly, so a 12 MP photo goes through in about 45 ms instead of 65. Supervisors zoom into
+#: the original.
+DEFAULT_SIZES: Mapping[str, int] = MappingProxyType({"thumb": 320, "display": 1000})
 
 #: Visually clean for photos on phone screens at roughly half the bytes of quality 95.
 JPEG_QUALITY = 82

@@ -201,7 +201,7 @@ def test_every_allowed_format_gives_claims_and_jpeg_copies(fmt: str) -> None:
     assert [c.name for c in copies] == ["thumb", "display"]
     thumb, display = copies
     assert (thumb.width, thumb.height) == (320, 240)  # long edge 320, 4:3 kept
-    assert (display.width, display.height) == (640, 480)  # smaller than 1600: never upscaled
+    assert (display.width, display.height) == (640, 480)  # smaller than 1000: never upscaled
     for copy in copies:
         img = decode(copy)
         assert img.format == "JPEG"
@@ -219,12 +219,12 @@ def test_every_allowed_format_gives_claims_and_jpeg_copies(fmt: str) -> None:
 def test_long_edge_limits_and_aspect_ratio_for_large_photos() -> None:
     claims, (thumb, display) = process(encode(scene((3000, 1000)), "JPEG"))
     assert (claims.width, claims.height) == (3000, 1000)
-    assert (display.width, display.height) == (1600, 533)
+    assert (display.width, display.height) == (1000, 333)
     assert (thumb.width, thumb.height) == (320, 107)
     _, (thumb, display) = process(encode(scene((900, 2700)), "PNG"))
-    assert (display.width, display.height) == (533, 1600)
+    assert (display.width, display.height) == (333, 1000)
     assert (thumb.width, thumb.height) == (107, 320)
-    assert decode(display).size == (533, 1600)
+    assert decode(display).size == (333, 1000)
 
 
 def test_custom_sizes_keep_their_order_and_never_upscale() -> None:
@@ -631,8 +631,8 @@ def test_twelve_megapixel_photo_goes_through() -> None:
 
     claims, (thumb, display) = process(data)
     assert (claims.format, claims.width, claims.height) == ("JPEG", 3000, 4000)
-    # Decoded at half scale by libjpeg (2000 px): within 25 % of 1600, so kept without resampling.
-    assert (display.width, display.height) == decode(display).size == (1500, 2000)
+    # Decoded at quarter scale by libjpeg (1000 px): the display size itself, no resampling.
+    assert (display.width, display.height) == decode(display).size == (750, 1000)
     assert (thumb.width, thumb.height) == decode(thumb).size == (240, 320)
     assert math.isclose(display.width / display.height, 3000 / 4000, rel_tol=0.01)
 
@@ -670,7 +670,7 @@ def test_a_large_jpeg_cut_short_is_corrupt_even_when_decoded_at_reduced_scale(
         with pytest.raises(CorruptImage):
             call(data[:-cut])
     _, (thumb, display) = process(data)
-    assert (display.width, display.height) == (1600, 1200) and (thumb.width, thumb.height) == (320, 240)
+    assert (display.width, display.height) == (1000, 750) and (thumb.width, thumb.height) == (320, 240)
 
 
 def test_no_more_images_are_decoded_at_once_than_there_are_cores(monkeypatch: pytest.MonkeyPatch) -> None:
