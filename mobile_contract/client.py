@@ -328,9 +328,12 @@ class OutboxClient:
         return report
 
     def _next_batch(self) -> list[dict[str, Any]]:
+        # Everything not answered yet, including an action at or below the server's counter whose
+        # answer never came (it was dropped from a batch the server applied around it): resent,
+        # it is answered ``duplicate`` with its first result.
         rows = self.db.execute(
             "SELECT seq, id, type, v, occurred_at, payload, blobs FROM outbox"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            " WHERE done = 0 OR seq > ? ORDER BY seq LIMIT ?",
             (self.last_applied_seq, self.batch_size),
         ).fetchall()
         keys = ("seq", "id", "type", "v", "occurred_at", "payload", "blobs")
@@ -396,6 +399,7 @@ class OutboxClient:
         before = self.last_applied_seq
         now = _iso(self.clock())
         missing: list[str] = []
+        answered = 0
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for result in answer.results:
@@ -413,6 +417,7 @@ class OutboxClient:
                         Status.conflict: "conflicts",
                     }[result.status]
                     setattr(report, counter, getattr(report, counter) + 1)
+                    answered += 1
                     self.db.execute(
                         "UPDATE outbox SET done = 1, status = ?, code = ?, message = ?, current = ?,"
                         " acked_at = ? WHERE seq = ?",
@@ -443,7 +448,7 @@ class OutboxClient:
             raise
         if missing:
             self._upload_files_for([], only=missing)
-        return answer.last_applied_seq != before
+        return answer.last_applied_seq != before or answered > 0
 
     def _forget_old(self) -> None:
         cutoff = _iso(self.clock() - KEEP_ACKNOWLEDGED)

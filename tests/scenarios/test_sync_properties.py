@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 from sqlmodel import col, func, select
@@ -74,6 +74,12 @@ steps = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(plan=steps, seed=st.integers(min_value=0, max_value=2**16))
+# Found by hypothesis: the answer to a full batch is lost, the resend has its middle action dropped;
+# the server's counter is past that action, yet the phone never got its answer and must resend it.
+@example(
+    plan=[("note", 0, "ok"), ("note", 0, "ok"), ("note", 0, "ok"), ("sync", 0, "lose"), ("sync", 0, "drop")],
+    seed=0,
+)
 def test_nothing_lost_nothing_doubled(
     client: TestClient,
     ctx: AppContext,
