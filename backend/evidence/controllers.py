@@ -12,7 +12,6 @@ import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Response, get, put
@@ -27,7 +26,7 @@ from backend.deps import Caller, Ctx
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.evidence import documents, instruments, printing
 from backend.evidence.documents import Verification
-from backend.evidence.measurements import MeasurementResult, evaluate
+from backend.evidence.measurements import MeasurementResult, judge
 from backend.evidence.models import Document, Measurement, Photo
 from backend.evidence.pdf import render_pdf
 from backend.evidence.seal import session_seal_key
@@ -294,13 +293,8 @@ class MeasurementController(Controller):
                 raise NotFound("No such measurement.")
             company = session.get(Company, row.company_id)
             assert company is not None
-            evaluation = evaluate(
-                rooms=row.rooms,
-                measured_at=row.measured_at or row.corrected_at,
-                zone=ZoneInfo(company.timezone),
-                outdoor_c=row.outdoor_c,
-                design_outdoor_min_c=load_policy(company).design_outdoor_min_c,
-                closed_minutes=row.closed_minutes,
+            evaluation = judge(
+                row, timezone=company.timezone, design_outdoor_min_c=load_policy(company).design_outdoor_min_c
             )
             verification = documents.verify(session, document)
             photos = session.exec(

@@ -91,15 +91,12 @@ def upsert(
 ) -> tuple[Instrument, bool]:
     row = session.get(Instrument, (company_id, instrument_id), with_for_update=True)
     created = row is None
+    fields = msgspec.structs.asdict(data)
     if row is None:
-        row = Instrument(company_id=company_id, id=instrument_id, updated_at=now, **msgspec.to_builtins(data))
-        row.calibration_expires = data.calibration_expires
+        row = Instrument(company_id=company_id, id=instrument_id, updated_at=now, **fields)
     else:
-        row.model = data.model
-        row.certificate_no = data.certificate_no
-        row.calibration_expires = data.calibration_expires
-        row.accuracy_c = data.accuracy_c
-        row.retired = data.retired
+        for name, value in fields.items():
+            setattr(row, name, value)
         row.updated_at = now
     session.add(row)
     # Reference data travels to every phone of the company.

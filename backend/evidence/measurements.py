@@ -8,12 +8,12 @@ at or above the heating system's design minimum: below it the result is "not app
 
 from datetime import datetime, time
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
 
-__all__ = ("COUNTED_ROOMS", "MeasurementResult", "RoomResult", "evaluate")
+__all__ = ("COUNTED_ROOMS", "MeasurementResult", "RoomResult", "evaluate", "judge")
 
 COUNTED_ROOMS = frozenset({"bedroom", "living_room"})
 DAY_START, DAY_END = time(6, 0), time(21, 0)
@@ -119,3 +119,15 @@ def _procedure_problems(room: dict) -> list[str]:
         elif any((b - a).total_seconds() < MIN_READING_GAP_S for a, b in pairwise(stamps)):
             problems.append(f"{name}: readings less than a minute apart")
     return problems
+
+
+def judge(record: Any, *, timezone: str, design_outdoor_min_c: float) -> MeasurementResult:
+    """:func:`evaluate` for a measurement row (recorded, or about to be) in its company's zone."""
+    return evaluate(
+        rooms=record.rooms,
+        measured_at=record.measured_at or record.corrected_at,
+        zone=ZoneInfo(timezone),
+        outdoor_c=record.outdoor_c,
+        design_outdoor_min_c=design_outdoor_min_c,
+        closed_minutes=record.closed_minutes,
+    )

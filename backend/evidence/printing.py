@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from sqlmodel import Session
 
 from backend.evidence import documents
-from backend.evidence.measurements import evaluate
+from backend.evidence.measurements import judge
 from backend.evidence.models import Document, Measurement, Signature
 from backend.evidence.pdf import PdfDocument, PdfTable, SignatureBlock
 from backend.org.models import Company
@@ -86,7 +86,7 @@ def compose(session: Session, blobs: BlobStore, document: Document, *, reference
     ]
     table = None
     if document.type == "measurement":
-        table, verdict = _measurement(session, document, zone)
+        table, verdict = _measurement(session, document, company)
         fields.append(("结论 Result", verdict))
     signatures = documents.signatures_of(session, document.id)
     verification = documents.verify(session, document, signatures)
@@ -133,21 +133,13 @@ def _value(name: str, value: Any, zone: ZoneInfo) -> str:
     return str(value)
 
 
-def _measurement(session: Session, document: Document, zone: ZoneInfo) -> tuple[PdfTable, str]:
+def _measurement(session: Session, document: Document, company: Company) -> tuple[PdfTable, str]:
     row = session.get(Measurement, document.id)
-    content = json.loads(document.content)
-    rooms = row.rooms if row is not None else content.get("rooms", [])
-    company = session.get(Company, document.company_id)
-    assert company is not None
+    rooms = row.rooms if row is not None else json.loads(document.content).get("rooms", [])
     verdict = "—"
     if row is not None:
-        result = evaluate(
-            rooms=rooms,
-            measured_at=row.measured_at or row.corrected_at,
-            zone=zone,
-            outdoor_c=row.outdoor_c,
-            design_outdoor_min_c=load_policy(company).design_outdoor_min_c,
-            closed_minutes=row.closed_minutes,
+        result = judge(
+            row, timezone=company.timezone, design_outdoor_min_c=load_policy(company).design_outdoor_min_c
         )
         verdict = f"{RESULTS[result.result]}（{result.period} ≥ {result.threshold_c} °C）"
         if result.problems:

@@ -19,7 +19,7 @@ from backend.auth.principal import Principal
 from backend.db import buffer
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.evidence import documents, instruments
-from backend.evidence.measurements import evaluate
+from backend.evidence.measurements import judge
 from backend.evidence.models import Document, Measurement, MeterReading, Photo
 from backend.ids import new_id
 from backend.org.models import Company, Household
@@ -287,29 +287,22 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
     )
     if existing is not None:
         return  # the same record from a second device: one record, not two
-    verdict = evaluate(
+    record = Measurement(
+        id=p.measurement_id,
+        household_id=p.household_id,
+        order_id=p.work_order_id,
+        instrument_id=p.instrument_id,
         rooms=rooms,
-        measured_at=measured_at,
-        zone=zone,
         outdoor_c=p.outdoor_c,
-        design_outdoor_min_c=load_policy(company).design_outdoor_min_c,
         closed_minutes=p.closed_minutes,
+        measured_at=measured_at,
+        note=p.note,
+        **ap.record(),
     )
-    ap.session.add(
-        Measurement(
-            id=p.measurement_id,
-            result=verdict.result,
-            household_id=p.household_id,
-            order_id=p.work_order_id,
-            instrument_id=p.instrument_id,
-            rooms=rooms,
-            outdoor_c=p.outdoor_c,
-            closed_minutes=p.closed_minutes,
-            measured_at=measured_at,
-            note=p.note,
-            **ap.record(),
-        )
-    )
+    record.result = judge(
+        record, timezone=company.timezone, design_outdoor_min_c=load_policy(company).design_outdoor_min_c
+    ).result
+    ap.session.add(record)
 
 
 def _document_issue(ap: Applying, p: a.DocumentIssueV1) -> None:
