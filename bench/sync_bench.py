@@ -13,7 +13,9 @@ would be before it serves.
 import argparse
 import gc
 import hashlib
+import multiprocessing
 import os
+import queue
 import resource
 import shutil
 import statistics
@@ -281,12 +283,58 @@ def envelopes(batch: list[tuple[str, dict]], first_seq: int) -> PushRequest:
     )
 
 
+def _push_worker(settings: Settings, share: list[tuple[Principal, PushRequest]], barrier, answers) -> None:
+    """One worker process: its own connections, its technicians' batches in order."""
+    ctx = build_context(settings, clock=ManualClock(NOW))
+    principal = share[0][0]  # connect and load everything before the clock starts
+    push(
+        ctx, principal=principal, request=PushRequest(device_id=principal.device_id, sent_at=NOW, actions=[])
+    )
+    gc.collect()
+    barrier.wait()
+    started, applied, latencies = time.perf_counter(), 0, []
+    for principal, request in share:
+        t0 = time.perf_counter()
+        answer = push(ctx, principal=principal, request=request)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        applied += sum(r.status == "applied" for r in answer.results)
+    answers.put((started, time.perf_counter(), applied, latencies))
+    ctx.db.dispose()
+
+
+def _push_in_parallel(
+    settings: Settings, shares: list[list[tuple[Principal, PushRequest]]]
+) -> tuple[int, float, list[float]]:
+    """Every share pushed by its own process at once: actions applied, wall time, batch latencies."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier, answers = spawn.Barrier(len(shares)), spawn.Queue()
+    workers = [
+        spawn.Process(target=_push_worker, args=(settings, share, barrier, answers)) for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    reports = []
+    while len(reports) < len(workers):
+        try:
+            reports.append(answers.get(timeout=5))
+        except queue.Empty:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                raise SystemExit("a push worker failed") from None
+    for worker in workers:
+        worker.join()
+    elapsed = max(r[1] for r in reports) - min(r[0] for r in reports)
+    return sum(r[2] for r in reports), elapsed, [x for r in reports for x in r[3]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--techs", type=int, default=25, help="technicians pushing a day of 40 orders each")
+    parser.add_argument("--techs", type=int, default=50, help="technicians pushing a day of 40 orders each")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes pushing at once in the second push run"
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--pulls", type=int, default=200)
     args = parser.parse_args()
@@ -321,7 +369,9 @@ def main() -> None:
         f"p95 {percentile(empty, 0.95):.2f} ms  p99 {percentile(empty, 0.99):.2f} ms"
     )
 
-    # ---- push: every technician's day, in batches of 200 mixed actions
+    # ---- push: every technician's day, in batches of 200 mixed actions. Half the technicians
+    # push one after another through one worker; the other half at once through several worker
+    # processes, as a deployment on PostgreSQL runs them (SQLite takes one writer at a time).
     plans = []
     for principal in techs:
         seq = 1
@@ -330,23 +380,40 @@ def main() -> None:
             request.device_id = principal.device_id
             plans.append((principal, request))
             seq += len(batch)
+    half = len(techs) // 2
+    serial = [(p, r) for p, r in plans if techs.index(p) < half]
     gc.collect()
     latencies, applied, started = [], 0, time.perf_counter()
-    for principal, request in plans:
+    for principal, request in serial:
         t0 = time.perf_counter()
         answer = push(ctx, principal=principal, request=request)
         latencies.append((time.perf_counter() - t0) * 1000)
         applied += sum(r.status == "applied" for r in answer.results)
     elapsed = time.perf_counter() - started
-    total = sum(len(r.actions) for _, r in plans)
+    total = sum(len(r.actions) for _, r in serial)
     assert applied == total, f"only {applied} of {total} applied"
     print(
-        f"push {len(plans)} batches of 200: {applied / elapsed:,.0f} actions/s applied   batch p50 "
-        f"{statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
+        f"push, one worker, {len(serial)} batches of 200: {applied / elapsed:,.0f} actions/s applied   "
+        f"batch p50 {statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
         f"p99 {percentile(latencies, 0.99):.1f} ms"
     )
+    if args.workers > 1:
+        shares = [
+            [(p, r) for p, r in plans if techs.index(p) >= half and techs.index(p) % args.workers == w]
+            for w in range(args.workers)
+        ]
+        ctx.db.dispose()  # the workers open their own connections
+        applied, elapsed, latencies = _push_in_parallel(ctx.settings, shares)
+        total = sum(len(r.actions) for share in shares for _, r in share)
+        assert applied == total, f"only {applied} of {total} applied"
+        print(
+            f"push, {args.workers} workers at once, {sum(map(len, shares))} batches of 200: "
+            f"{applied / elapsed:,.0f} actions/s applied   batch p50 {statistics.median(latencies):.1f} ms  "
+            f"p95 {percentile(latencies, 0.95):.1f} ms  p99 {percentile(latencies, 0.99):.1f} ms"
+        )
 
     # ---- replay: the same batches again (answers lost on the way back)
+    total = sum(len(r.actions) for _, r in plans)
     latencies, started = [], time.perf_counter()
     for principal, request in plans:
         t0 = time.perf_counter()

@@ -20,12 +20,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
 
-__all__ = ("add_row", "discard_rows", "track", "write_rows")
+__all__ = ("add_row", "discard_rows", "insert_now", "track", "write_rows")
 
 _ROWS = "heatcrew.rows"
 _TRACKED = "heatcrew.tracked"
@@ -53,6 +54,19 @@ def track(session: OrmSession, table: sa.Table, rows: Iterable[Any]) -> None:
         mine[shape.key(row)] = (row, _snapshot(row, shape))
 
 
+def insert_now(session: OrmSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` now, as one statement where it can."""
+    if not rows:
+        return
+    connection = session.connection()
+    columns = tuple(rows[0])
+    recordset = _recordset_insert(connection.dialect, table, columns)
+    if recordset is not None:
+        recordset.send(connection, rows)
+    else:
+        _executemany(connection, _insert(connection.dialect, table, columns), rows)
+
+
 def write_rows(session: OrmSession) -> None:
     """Send what is pending now (the session's events call this; call it before a savepoint ends)."""
     info = session.info
@@ -69,7 +83,11 @@ def write_rows(session: OrmSession) -> None:
             for row in inserts:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
-                _executemany(connection, _insert(dialect, table, columns), same)
+                recordset = _recordset_insert(dialect, table, columns)
+                if recordset is not None:
+                    recordset.send(connection, same)
+                else:
+                    _executemany(connection, _insert(dialect, table, columns), same)
         for table, rows in (tracked or {}).items():
             shape = _shape(table)
             # Only the columns that changed: whatever else wrote to the row in this transaction stays.
@@ -81,7 +99,11 @@ def write_rows(session: OrmSession) -> None:
                     changed = {c: v for c, v, b in zip(shape.columns, now, before, strict=True) if v != b}
                     by_columns.setdefault(tuple(changed), []).append({**changed, **shape.key_params(key)})
             for columns, same in by_columns.items():
-                _executemany(connection, _update(dialect, table, columns), same)
+                recordset = _recordset_update(dialect, table, columns)
+                if recordset is not None:
+                    recordset.send(connection, same)
+                else:
+                    _executemany(connection, _update(dialect, table, columns), same)
 
 
 @contextmanager
@@ -191,6 +213,122 @@ def _executemany(connection: sa.Connection, statement: _Statement, rows: list[di
         else:
             params.append({escaped: value for (_, escaped, _), value in zip(names, values, strict=True)})
     connection.exec_driver_sql(statement.sql, params)
+
+
+class _Recordset:
+    """PostgreSQL: a write's rows as one JSON array that the server unpacks into the table's row type.
+
+    One parameter instead of one bind per row: psycopg's per-row work (dumping each value, a
+    Bind/Execute message, reading each result) costs more client time than the server's JSON
+    parsing. Values are encoded by msgspec: UUIDs, aware datetimes (with their offset), booleans,
+    numbers, strings, and JSON columns as nested JSON. A type decorator's own conversion (the UTC
+    columns refusing naive datetimes) still runs first. A JSON column's ``None`` lands as SQL NULL.
+    """
+
+    __slots__ = ("defaults", "names", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[tuple[str, str, Callable[[Any], Any] | None], ...],
+        defaults: dict[str, Callable[[], Any]],
+    ) -> None:
+        self.sql = sql
+        self.names = names  # (row key, column name, conversion)
+        self.defaults = defaults
+
+    def send(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        names = self.names
+        defaults = self.defaults
+        memo: dict[tuple[str, Any, Any], Any] = {}
+        records = []
+        for row in rows:
+            record = {}
+            for key, name, convert in names:
+                if key in row:
+                    value = row[key]
+                elif key in defaults:
+                    value = defaults[key]()
+                else:
+                    value = None
+                if convert is not None and value is not None:
+                    if type(value) is datetime:
+                        memo_key = (key, value, value.tzinfo)
+                        converted = memo.get(memo_key, memo)
+                        if converted is memo:
+                            converted = memo[memo_key] = convert(value)
+                        value = converted
+                    else:
+                        value = convert(value)
+                record[name] = value
+            records.append(record)
+        connection.exec_driver_sql(self.sql, (_JSON.encode(records).decode(),))
+
+
+_JSON = msgspec.json.Encoder()
+_RECORDSETS: dict[tuple[Any, ...], _Recordset | None] = {}
+
+
+def _recordset_insert(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> _Recordset | None:
+    cache_key = ("insert", dialect.name, dialect.driver, table, columns)
+    if cache_key not in _RECORDSETS:
+        _RECORDSETS[cache_key] = None
+        if dialect.name == "postgresql" and dialect.driver == "psycopg" and _encodable(table):
+            defaults = _insert(dialect, table, columns).defaults
+            keys = list(columns) + [k for k in defaults if k not in columns]
+            quote = dialect.identifier_preparer.quote
+            name = dialect.identifier_preparer.format_table(table)
+            listed = ", ".join(quote(table.c[k].name) for k in keys)
+            sql = (
+                f"INSERT INTO {name} ({listed}) SELECT {listed} "
+                f"FROM json_populate_recordset(NULL::{name}, %s::json)"
+            )
+            _RECORDSETS[cache_key] = _Recordset(sql, _conversions(dialect, table, keys), defaults)
+    return _RECORDSETS[cache_key]
+
+
+def _recordset_update(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> _Recordset | None:
+    cache_key = ("update", dialect.name, dialect.driver, table, columns)
+    if cache_key not in _RECORDSETS:
+        _RECORDSETS[cache_key] = None
+        if dialect.name == "postgresql" and dialect.driver == "psycopg" and _encodable(table):
+            quote = dialect.identifier_preparer.quote
+            name = dialect.identifier_preparer.format_table(table)
+            keys = _shape(table).keys
+            assigned = ", ".join(f"{quote(table.c[k].name)} = v.{quote(table.c[k].name)}" for k in columns)
+            matched = " AND ".join(
+                f"{name}.{quote(table.c[k].name)} = v.{quote(table.c[k].name)}" for k in keys
+            )
+            sql = (
+                f"UPDATE {name} SET {assigned} "
+                f"FROM json_populate_recordset(NULL::{name}, %s::json) AS v WHERE {matched}"
+            )
+            names = _conversions(dialect, table, list(columns)) + tuple(
+                (_PK + k, table.c[k].name, None) for k in keys
+            )
+            _RECORDSETS[cache_key] = _Recordset(sql, names, {})
+    return _RECORDSETS[cache_key]
+
+
+def _encodable(table: sa.Table) -> bool:
+    """Every column's values survive JSON: no bytes (msgspec would write base64)."""
+    return not any(isinstance(c.type, sa.LargeBinary) for c in table.columns)
+
+
+def _conversions(
+    dialect: sa.Dialect, table: sa.Table, keys: list[str]
+) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
+    names = []
+    for key in keys:
+        kind = table.c[key].type
+        convert = None
+        if (
+            isinstance(kind, sa.TypeDecorator)
+            and type(kind).process_bind_param is not sa.TypeDecorator.process_bind_param
+        ):
+            convert = lambda value, kind=kind: kind.process_bind_param(value, dialect)  # noqa: E731
+        names.append((key, table.c[key].name, convert))
+    return tuple(names)
 
 
 class _Shape:
