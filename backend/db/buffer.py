@@ -16,7 +16,7 @@ is exactly what a Core ``insert`` would have written.
 
 import operator
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +26,11 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
 
-__all__ = ("add_row", "discard_rows", "insert_now", "track", "write_rows")
+__all__ = ("abandon", "add_row", "discard_rows", "insert_now", "send_rows", "track", "write_rows")
 
 _ROWS = "heatcrew.rows"
 _TRACKED = "heatcrew.tracked"
+_OPEN = "heatcrew.pipeline"
 
 
 def add_row(session: OrmSession, table: sa.Table, row: dict[str, Any]) -> None:
@@ -68,7 +69,32 @@ def insert_now(session: OrmSession, table: sa.Table, rows: list[dict[str, Any]])
 
 
 def write_rows(session: OrmSession) -> None:
-    """Send what is pending now (the session's events call this; call it before a savepoint ends)."""
+    """Send what is pending and wait until the database has done all of it, raising what failed.
+
+    The session's events call this before each statement, flush and commit; call it before a
+    savepoint ends.
+    """
+    _send_pending(session, keep_open=False)
+    _collect(session)
+
+
+def send_rows(session: OrmSession) -> None:
+    """Send what is pending and go on at once: the database works on it while Python prepares more.
+
+    On PostgreSQL (psycopg) the writes go into a pipeline that stays open; the next statement,
+    flush or commit through the session waits for their answers (and raises a failure there). Only
+    writes may run while it is open, so nothing else may reach the connection except through the
+    session. Elsewhere this is :func:`write_rows`.
+    """
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if connection.dialect.name != "postgresql" or getattr(driver, "pipeline", None) is None:
+        write_rows(session)
+        return
+    _send_pending(session, keep_open=True)
+
+
+def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
     info = session.info
     tracked = info.get(_TRACKED)
     if _ROWS not in info and not tracked:
@@ -76,7 +102,11 @@ def write_rows(session: OrmSession) -> None:
     pending: dict[sa.Table, list[dict[str, Any]]] = info.pop(_ROWS, {})
     connection = session.connection()
     dialect = connection.dialect
-    with _pipelined(connection):
+    if keep_open and _OPEN not in info:
+        pipeline = connection.connection.driver_connection.pipeline()
+        pipeline.__enter__()
+        info[_OPEN] = (pipeline, connection)
+    with _pipelined(connection) if _OPEN not in info else nullcontext():
         # Inserts first: a row added and tracked in one batch is updated after it exists.
         for table, inserts in pending.items():
             by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -91,19 +121,39 @@ def write_rows(session: OrmSession) -> None:
         for table, rows in (tracked or {}).items():
             shape = _shape(table)
             # Only the columns that changed: whatever else wrote to the row in this transaction stays.
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            changes: dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]] = {}
             for key, (row, before) in rows.items():
                 now = _snapshot(row, shape)
                 if now != before:
                     rows[key] = (row, now)
                     changed = {c: v for c, v, b in zip(shape.columns, now, before, strict=True) if v != b}
-                    by_columns.setdefault(tuple(changed), []).append({**changed, **shape.key_params(key)})
-            for columns, same in by_columns.items():
+                    changes.setdefault(tuple(changed), []).append((changed, key))
+            for columns, same in changes.items():
                 recordset = _recordset_update(dialect, table, columns)
                 if recordset is not None:
-                    recordset.send(connection, same)
+                    recordset.send(
+                        connection,
+                        [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same],
+                    )
                 else:
-                    _executemany(connection, _update(dialect, table, columns), same)
+                    params = [{**changed, **shape.key_params(key)} for changed, key in same]
+                    _executemany(connection, _update(dialect, table, columns), params)
+
+
+def _collect(session: OrmSession, *, failed: bool = False) -> None:
+    """Close a pipeline :func:`send_rows` left open: wait for its answers and raise what failed."""
+    opened = session.info.pop(_OPEN, None)
+    if opened is None:
+        return
+    pipeline, connection = opened
+    if failed:  # the transaction is being rolled back: its errors are moot
+        pipeline.__exit__(RuntimeError, RuntimeError("rolled back"), None)
+        return
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        pipeline.__exit__(None, None, None)
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi.Error, dialect=connection.dialect) from exc
 
 
 @contextmanager
@@ -128,6 +178,15 @@ def discard_rows(session: OrmSession) -> None:
     """After a savepoint rollback: the undone work must not be written, nor its rows written back."""
     session.info.pop(_ROWS, None)
     session.info.pop(_TRACKED, None)
+    _collect(session, failed=True)
+
+
+def abandon(session: OrmSession) -> None:
+    """Before a rollback: close a pipeline left open, whatever failed in it, so the rollback runs."""
+    try:
+        _collect(session, failed=True)
+    except Exception:  # the connection is broken: the pool replaces it
+        session.info.pop(_OPEN, None)
 
 
 # ---------------------------------------------------------------- statements
@@ -220,49 +279,50 @@ class _Recordset:
 
     One parameter instead of one bind per row: psycopg's per-row work (dumping each value, a
     Bind/Execute message, reading each result) costs more client time than the server's JSON
-    parsing. Values are encoded by msgspec: UUIDs, aware datetimes (with their offset), booleans,
-    numbers, strings, and JSON columns as nested JSON. A type decorator's own conversion (the UTC
-    columns refusing naive datetimes) still runs first. A JSON column's ``None`` lands as SQL NULL.
+    parsing. The row dicts are encoded as they are by msgspec: UUIDs, aware datetimes (with their
+    offset), booleans, numbers, strings, and JSON columns as nested JSON. A type decorator's own
+    conversion (the UTC columns refusing naive datetimes) still runs first, once per distinct
+    value. A JSON column's ``None`` lands as SQL NULL.
     """
 
-    __slots__ = ("defaults", "names", "sql")
+    __slots__ = ("conversions", "defaults", "key", "sql")
 
     def __init__(
         self,
         sql: str,
-        names: tuple[tuple[str, str, Callable[[Any], Any] | None], ...],
+        conversions: tuple[tuple[str, Callable[[Any], Any]], ...],
         defaults: dict[str, Callable[[], Any]],
+        key: str | None = None,
     ) -> None:
         self.sql = sql
-        self.names = names  # (row key, column name, conversion)
-        self.defaults = defaults
+        self.conversions = conversions  # (column, conversion) for the type decorators
+        self.defaults = defaults  # for the columns the rows leave out
+        self.key = key  # an update's key column, also sent as an array
 
     def send(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        names = self.names
-        defaults = self.defaults
-        memo: dict[tuple[str, Any, Any], Any] = {}
-        records = []
-        for row in rows:
-            record = {}
-            for key, name, convert in names:
-                if key in row:
-                    value = row[key]
-                elif key in defaults:
-                    value = defaults[key]()
+        """Write ``rows`` (keyed by column, all with the same keys; filled in and converted in place)."""
+        for column, make in self.defaults.items():
+            for row in rows:
+                row[column] = make()
+        for column, convert in self.conversions:
+            memo: dict[Any, Any] = {}
+            for row in rows:
+                value = row[column]
+                if value is None:
+                    continue
+                if type(value) is datetime:
+                    # A batch's rows share a handful of instants: each converts once.
+                    memo_key = (value, value.tzinfo)
+                    converted = memo.get(memo_key, memo)
+                    if converted is memo:
+                        converted = memo[memo_key] = convert(value)
+                    row[column] = converted
                 else:
-                    value = None
-                if convert is not None and value is not None:
-                    if type(value) is datetime:
-                        memo_key = (key, value, value.tzinfo)
-                        converted = memo.get(memo_key, memo)
-                        if converted is memo:
-                            converted = memo[memo_key] = convert(value)
-                        value = converted
-                    else:
-                        value = convert(value)
-                record[name] = value
-            records.append(record)
-        connection.exec_driver_sql(self.sql, (_JSON.encode(records).decode(),))
+                    row[column] = convert(value)
+        params: tuple[Any, ...] = (_JSON.encode(rows).decode(),)
+        if self.key is not None:
+            params += ([row[self.key] for row in rows],)
+        connection.exec_driver_sql(self.sql, params)
 
 
 _JSON = msgspec.json.Encoder()
@@ -303,32 +363,33 @@ def _recordset_update(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, 
                 f"UPDATE {name} SET {assigned} "
                 f"FROM json_populate_recordset(NULL::{name}, %s::json) AS v WHERE {matched}"
             )
-            names = _conversions(dialect, table, list(columns)) + tuple(
-                (_PK + k, table.c[k].name, None) for k in keys
-            )
-            _RECORDSETS[cache_key] = _Recordset(sql, names, {})
+            key = None
+            if len(keys) == 1:
+                # The planner takes a set-returning function for 100 rows and may scan the whole
+                # table to hash-join them; the keys as an array make it an index lookup.
+                key = keys[0]
+                sql += f" AND {name}.{quote(table.c[key].name)} = ANY(%s)"
+            _RECORDSETS[cache_key] = _Recordset(sql, _conversions(dialect, table, list(columns)), {}, key)
     return _RECORDSETS[cache_key]
 
 
 def _encodable(table: sa.Table) -> bool:
-    """Every column's values survive JSON: no bytes (msgspec would write base64)."""
-    return not any(isinstance(c.type, sa.LargeBinary) for c in table.columns)
+    """Rows keyed by column name, and every column's values survive JSON (no bytes: base64)."""
+    return all(c.key == c.name and not isinstance(c.type, sa.LargeBinary) for c in table.columns)
 
 
 def _conversions(
     dialect: sa.Dialect, table: sa.Table, keys: list[str]
-) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
-    names = []
+) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    conversions = []
     for key in keys:
         kind = table.c[key].type
-        convert = None
         if (
             isinstance(kind, sa.TypeDecorator)
             and type(kind).process_bind_param is not sa.TypeDecorator.process_bind_param
         ):
-            convert = lambda value, kind=kind: kind.process_bind_param(value, dialect)  # noqa: E731
-        names.append((key, table.c[key].name, convert))
-    return tuple(names)
+            conversions.append((key, lambda value, kind=kind: kind.process_bind_param(value, dialect)))
+    return tuple(conversions)
 
 
 class _Shape:
@@ -380,6 +441,12 @@ def _snapshot(row: Any, shape: _Shape) -> tuple[Any, ...]:
 @event.listens_for(OrmSession, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
     write_rows(state.session)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _before_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+    # The unit of work reads results (RETURNING) as it writes: no pipeline may be open under it.
+    _collect(session)
 
 
 @event.listens_for(OrmSession, "after_flush_postexec")

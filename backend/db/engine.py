@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
+from backend.db import buffer
 
 __all__ = ("Database", "make_engine")
 
@@ -92,6 +93,7 @@ class Database:
                 yield session
                 session.commit()
             except BaseException:
+                buffer.abandon(session)  # writes still in flight are moot; the rollback must run
                 session.rollback()
                 raise
 

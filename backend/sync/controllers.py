@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+import sqlalchemy as sa
 from litestar import Controller, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
@@ -10,7 +11,7 @@ from sqlmodel import col, select
 from backend.deps import Caller, Ctx
 from backend.sync import pull as pull_feed
 from backend.sync import push as push_batch
-from backend.sync.models import SyncAction, SyncDevice
+from backend.sync.models import REFUSED, SyncAction, SyncDevice
 from mobile_contract.sync import PullResponse, PushRequest, PushResponse
 
 __all__ = ("SyncController",)
@@ -43,10 +44,7 @@ class SyncController(Controller):
             device = session.get(SyncDevice, principal.device_id)
             refused = session.exec(
                 select(SyncAction)
-                .where(
-                    SyncAction.device_id == principal.device_id,
-                    col(SyncAction.status).in_(["rejected", "conflict"]),
-                )
+                .where(SyncAction.device_id == principal.device_id, sa.text(REFUSED))
                 .order_by(col(SyncAction.seq).desc())
                 .limit(100)
             ).all()

@@ -37,6 +37,8 @@ __all__ = ("MAX_BATCH", "SKEW_FLAG", "push")
 log = logging.getLogger("heatcrew.sync")
 
 MAX_BATCH = 500
+# Applied actions whose rows go to the database while the batch goes on (PostgreSQL).
+SEND_EVERY = 50
 SKEW_FLAG = timedelta(minutes=5)
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
@@ -177,6 +179,9 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
             _remember(session, batch, envelope, result, when)
             batch.results.append(result)
             expected += 1
+            if not careful and (expected - last) % SEND_EVERY == 0:
+                # The database writes these while the next ones are worked out.
+                buffer.send_rows(session)
         session.execute(
             _DEVICE_DONE, {"device": batch.device_id, "last": expected - 1, "at": batch.received_at}
         )
