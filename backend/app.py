@@ -29,6 +29,7 @@ from backend.evidence.controllers import (
     PublicDocumentController,
 )
 from backend.health import HealthController
+from backend.nul_guard import refuse_nul
 from backend.settings import Settings
 from backend.storage import BlobStore
 from backend.sync.controllers import SyncController
@@ -99,6 +100,7 @@ def create_app(
         },
         middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
         exception_handlers=exception_handlers,
+        before_request=refuse_nul,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings),
         cors_config=CORSConfig(

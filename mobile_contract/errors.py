@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     malformed_json = "malformed_json"
     invalid_body = "invalid_body"
     invalid_input = "invalid_input"
+    text_with_nul = "text_with_nul"
     body_too_large = "body_too_large"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"

@@ -21,7 +21,8 @@ class SyncController(Controller):
     path = "/api/v1/sync"
     tags = ["sync"]
 
-    @post("/push", status_code=HTTP_200_OK, sync_to_thread=True)
+    # A NUL in one action rejects that action only (push.py), not the batch.
+    @post("/push", status_code=HTTP_200_OK, sync_to_thread=True, opt={"nul_checked_by_handler": True})
     def push(self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest]) -> PushResponse:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
         return push_batch.push(ctx, principal=principal, request=data)

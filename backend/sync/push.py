@@ -24,6 +24,7 @@ from backend.context import AppContext
 from backend.db import buffer
 from backend.errors import Conflict, HeatCrewError, NotFound
 from backend.evidence.models import Blob
+from backend.nul_guard import has_nul
 from backend.sync import changes
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncCounter, SyncDevice
@@ -60,6 +61,7 @@ class _Careful(Exception):
 @dataclass(slots=True)
 class _Decoded:
     envelope: ActionEnvelope
+    raw: bytes  # the payload as JSON, kept with the answer
     handler: Handler | None = None
     payload: Any = None
     error: ActionResult | None = None
@@ -156,7 +158,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
                 result = _result(
                     envelope, Status.rejected, "blob_refused", f"The attached file was refused: {refused[0]}."
                 )
-                _remember(session, batch, envelope, result, _field_time(batch, envelope.occurred_at))
+                _remember(session, batch, decoded, result, _field_time(batch, envelope.occurred_at))
                 batch.results.append(result)
                 expected += 1
                 continue
@@ -176,7 +178,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
                 continue
             when = _field_time(batch, envelope.occurred_at)
             result = _apply_one(session, batch, decoded, when, careful=careful)
-            _remember(session, batch, envelope, result, when)
+            _remember(session, batch, decoded, result, when)
             batch.results.append(result)
             expected += 1
             if not careful and (expected - last) % SEND_EVERY == 0:
@@ -273,6 +275,7 @@ def _answers_for(session: Session, device_id: str, seqs: list[int]) -> dict[int,
 
 
 def _decode(envelope: ActionEnvelope) -> _Decoded:
+    raw = msgspec.json.encode(envelope.payload)
     handler = CATALOGUE.get((envelope.type, envelope.v))
     if handler is None:
         versions = ", ".join(f"v{v}" for v in known_versions(envelope.type))
@@ -282,16 +285,23 @@ def _decode(envelope: ActionEnvelope) -> _Decoded:
             else f"Unknown action type {envelope.type!r}."
         )
         return _Decoded(
-            envelope,
-            error=_result(envelope, Status.rejected, "unsupported_action_version", message),
+            envelope, raw, error=_result(envelope, Status.rejected, "unsupported_action_version", message)
+        )
+    if has_nul(raw):  # PostgreSQL text cannot hold it; refused on SQLite too
+        message = "Text may not contain the NUL character (U+0000)."
+        return _Decoded(
+            envelope, raw, handler, error=_result(envelope, Status.rejected, "invalid_payload", message)
         )
     try:
         payload = handler.decode(envelope.payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return _Decoded(
-            envelope, handler, error=_result(envelope, Status.rejected, "invalid_payload", str(exc)[:500])
+            envelope,
+            raw,
+            handler,
+            error=_result(envelope, Status.rejected, "invalid_payload", str(exc)[:500]),
         )
-    return _Decoded(envelope, handler, payload)
+    return _Decoded(envelope, raw, handler, payload)
 
 
 def _lock_orders(session: Session, decoded: list[_Decoded], company_id: uuid.UUID) -> None:
@@ -391,8 +401,9 @@ def _current(session: Session, decoded: _Decoded, batch: _Batch) -> dict[str, An
 
 
 def _remember(
-    session: Session, batch: _Batch, envelope: ActionEnvelope, result: ActionResult, when: FieldTime
+    session: Session, batch: _Batch, decoded: _Decoded, result: ActionResult, when: FieldTime
 ) -> None:
+    envelope = decoded.envelope
     buffer.add_row(
         session,
         ANSWERS,
@@ -407,7 +418,7 @@ def _remember(
             "code": result.code,
             "message": result.message,
             "current": result.current,
-            "payload": msgspec.json.encode(envelope.payload).decode(),
+            "payload": decoded.raw.decode(),
             "occurred_at": envelope.occurred_at,
             "received_at": batch.received_at,
             "corrected_at": when.corrected_at,

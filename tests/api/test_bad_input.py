@@ -1,5 +1,7 @@
 """Every bad request answers a 4xx with a stable code, and leaves nothing written."""
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
@@ -160,3 +162,67 @@ def test_admin_creates_a_user_who_can_log_in(client: TestClient, admin: dict[str
     assert "password" not in created.text and "hash" not in created.text
     tokens = login(client, "tech3", password="long-enough-password")
     assert tokens["user"]["staff_number"] == "T0303"
+
+
+def test_a_nul_character_is_refused_before_anything_is_stored(
+    client: TestClient, ctx: AppContext, admin: dict[str, str]
+) -> None:
+    # PostgreSQL text cannot hold U+0000: without the check this was a 500 there, and kept on SQLite.
+    users_before = count_rows(ctx, "app_user")
+    body = {
+        "username": "nul\x00tech",
+        "full_name": "Nul",
+        "role": "technician",
+        "password": "long-enough-password",
+    }
+    error = assert_error(client.post("/api/v1/users", json=body, headers=admin), 400, "text_with_nul")
+    assert "U+0000" in error["message"]
+    assert count_rows(ctx, "app_user") == users_before
+    assert_error(
+        client.get("/api/v1/work-orders", params={"state": "new\x00"}, headers=admin), 400, "text_with_nul"
+    )
+    # A backslash followed by "u0000" is ordinary text.
+    body["username"], body["full_name"] = "slashtech", "C:\\u0000 \\\\u0000"
+    created = client.post("/api/v1/users", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["full_name"] == "C:\\u0000 \\\\u0000"
+
+
+def test_a_nul_in_one_pushed_action_rejects_that_action_only(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech1", device_id="nul-phone")
+    order_id = client.get("/api/v1/work-orders", headers=auth(tokens)).json()[0]["id"]
+
+    def action(seq: int, kind: str, **payload: object) -> dict[str, object]:
+        return {
+            "id": str(uuid.uuid4()),
+            "seq": seq,
+            "type": kind,
+            "v": 1,
+            "occurred_at": "2026-12-07T00:29:00Z",
+            "payload": {"work_order_id": order_id, **payload},
+        }
+
+    batch = [
+        action(1, "work_order.accept"),
+        action(2, "work_order.note", text="阀门\x00坏了"),
+        action(3, "work_order.note", text="阀门已换"),
+    ]
+    response = client.post(
+        "/api/v1/sync/push",
+        json={"device_id": "nul-phone", "sent_at": "2026-12-07T00:30:00Z", "actions": batch},
+        headers=auth(tokens),
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [r["status"] for r in answer["results"]] == ["applied", "rejected", "applied"]
+    assert answer["results"][1]["code"] == "invalid_payload"
+    assert answer["last_applied_seq"] == 3
+    notes = [
+        e["data"].get("text")
+        for e in client.get(f"/api/v1/work-orders/{order_id}", headers=auth(tokens)).json()["timeline"]
+        if e["type"] == "note"
+    ]
+    assert notes == ["阀门已换"]
+    # The refused action is kept, readable by the phone later.
+    refused = client.get("/api/v1/sync/status", headers=auth(tokens)).json()["refused"]
+    assert [(r["seq"], r["code"]) for r in refused] == [(2, "invalid_payload")]
