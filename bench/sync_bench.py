@@ -6,8 +6,13 @@
 Measures server time (the service functions the HTTP handlers call, no network), prints figures
 and never passes or fails on them. The fleet: technicians with 40 open orders each; the push
 batches are 200 mixed actions a technician takes on their orders in a day, photos included (their
-uploads are seeded). The tables are analysed after seeding, as a restored or bulk-loaded database
+uploads are seeded); the rest of the orders are past winters' closed ones, up to 50,000 of them
+with their two photos. The tables are analysed after seeding, as a restored or bulk-loaded database
 would be before it serves.
+
+Half the technicians push one after another through one worker; the other half at once through
+``--workers`` processes (default 2), as a deployment on PostgreSQL runs them. Every push is timed
+in the process that runs it; throughput is actions applied over the wall time of the run.
 """
 
 import argparse
@@ -33,7 +38,7 @@ from backend.auth.principal import Principal
 from backend.clock import ManualClock
 from backend.context import build_context
 from backend.db.migrate import upgrade
-from backend.evidence.models import Blob
+from backend.evidence.models import Blob, Photo
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household
 from backend.settings import Settings
@@ -45,6 +50,7 @@ from mobile_contract.sync import ActionEnvelope, PushRequest
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 ORDERS_PER_TECH = 40
+HISTORY_WITH_PHOTOS = 50_000  # closed orders with their two photos
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -117,6 +123,7 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
             ],
         )
     assigned: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tech_ids}
+    history: list[uuid.UUID] = []
     chunk = 20_000
     for start in range(0, orders, chunk):  # one transaction per chunk: a huge one only bloats the WAL
         with engine.begin() as conn:
@@ -161,6 +168,8 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                     )
                 if tech:
                     assigned[tech].append(order_id)
+                elif len(history) < HISTORY_WITH_PHOTOS:
+                    history.append(order_id)
             conn.execute(sa.insert(WorkOrder), rows)
             conn.execute(sa.insert(SlaClock), clocks)
     with engine.begin() as conn:  # the photos of the day, uploaded before their actions are pushed
@@ -182,6 +191,46 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                 for purpose in ("before", "after")
             ],
         )
+    # Past winters' photos: the photo and upload tables are as large as a season's, not just today's.
+    for start in range(0, len(history), 10_000):
+        past = [
+            (order, purpose) for order in history[start : start + 10_000] for purpose in ("before", "after")
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(Blob),
+                [
+                    {
+                        "company_id": company_id,
+                        "sha256": photo_hash(order, purpose),
+                        "size": 100_000,
+                        "content_type": "image/jpeg",
+                        "uploaded_by": tech_ids[0],
+                        "uploaded_at": NOW - timedelta(days=60),
+                        "media": "JPEG",
+                        "variants": {},
+                    }
+                    for order, purpose in past
+                ],
+            )
+            conn.execute(
+                sa.insert(Photo),
+                [
+                    {
+                        "id": new_id(),
+                        "company_id": company_id,
+                        "order_id": order,
+                        "blob_sha256": photo_hash(order, purpose),
+                        "purpose": purpose,
+                        "user_id": tech_ids[0],
+                        "occurred_at": NOW - timedelta(days=60),
+                        "received_at": NOW - timedelta(days=60),
+                        "corrected_at": NOW - timedelta(days=60),
+                        "flags": [],
+                    }
+                    for order, purpose in past
+                ],
+            )
     principals = []
     with ctx.db.session() as session:
         changes.ensure_counter(session, company_id)
@@ -212,7 +261,8 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                 )
             )
     print(
-        f"seeded {orders:,} orders, {households:,} households, {techs} technicians in {time.perf_counter() - started:.1f} s"
+        f"seeded {orders:,} orders, {households:,} households, {techs} technicians, "
+        f"{2 * len(history):,} past photos in {time.perf_counter() - started:.1f} s"
     )
     started = time.perf_counter()
     analyse(engine)
