@@ -176,16 +176,7 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
         conn.execute(
             sa.insert(Blob),
             [
-                {
-                    "company_id": company_id,
-                    "sha256": photo_hash(order, purpose),
-                    "size": 100_000,
-                    "content_type": "image/jpeg",
-                    "uploaded_by": tech,
-                    "uploaded_at": NOW,
-                    "media": "JPEG",
-                    "variants": {},
-                }
+                upload(company_id, photo_hash(order, purpose), tech, NOW)
                 for tech, orders in assigned.items()
                 for order in orders
                 for purpose in ("before", "after")
@@ -200,16 +191,7 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
             conn.execute(
                 sa.insert(Blob),
                 [
-                    {
-                        "company_id": company_id,
-                        "sha256": photo_hash(order, purpose),
-                        "size": 100_000,
-                        "content_type": "image/jpeg",
-                        "uploaded_by": tech_ids[0],
-                        "uploaded_at": NOW - timedelta(days=60),
-                        "media": "JPEG",
-                        "variants": {},
-                    }
+                    upload(company_id, photo_hash(order, purpose), tech_ids[0], NOW - timedelta(days=60))
                     for order, purpose in past
                 ],
             )
@@ -278,6 +260,20 @@ def analyse(engine: sa.Engine) -> None:
     else:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
+
+
+def upload(company_id: uuid.UUID, sha256: str, by: uuid.UUID, at: datetime) -> dict[str, object]:
+    """An uploaded photo's row (its bytes are not needed: pushes only check it is there)."""
+    return {
+        "company_id": company_id,
+        "sha256": sha256,
+        "size": 100_000,
+        "content_type": "image/jpeg",
+        "uploaded_by": by,
+        "uploaded_at": at,
+        "media": "JPEG",
+        "variants": {},
+    }
 
 
 def photo_hash(order: uuid.UUID, purpose: str) -> str:
