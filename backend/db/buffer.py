@@ -84,7 +84,9 @@ def send_rows(session: OrmSession) -> None:
     On PostgreSQL (psycopg) the writes go into a pipeline that stays open; the next statement,
     flush or commit through the session waits for their answers (and raises a failure there). Only
     writes may run while it is open, so nothing else may reach the connection except through the
-    session. Elsewhere this is :func:`write_rows`.
+    session; and only in a session from ``Database.session``, which closes the pipeline before a
+    rollback (SQLAlchemy's own end-of-transaction events come after the connection went back to
+    the pool). Elsewhere this is :func:`write_rows`.
     """
     connection = session.connection()
     driver = connection.connection.driver_connection

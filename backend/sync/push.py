@@ -108,7 +108,15 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
         except _Careful:
             careful = True
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == DB_RETRIES - 1:
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                if careful:
+                    raise
+                # A write the database refused (rows are sent in bulk, after their handlers ran):
+                # again with a savepoint around each action, so only the one that wrote it fails.
+                log.warning("push for %s retried action by action after %s", batch.device_id, exc.orig)
+                careful = True
+                continue
+            if attempt == DB_RETRIES - 1:
                 raise
             log.info("push for %s retried after %s", batch.device_id, type(exc.orig).__name__)
     last, epoch = _apply(ctx, batch, careful=True)

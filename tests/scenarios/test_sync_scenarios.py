@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from backend.clock import ManualClock
 from backend.context import AppContext
+from backend.db import buffer
 from backend.evidence.models import Measurement, Photo
 from backend.sync import changes, handlers
 from backend.sync.models import SyncDevice
@@ -301,6 +302,53 @@ def test_an_action_that_always_fails_does_not_block_the_queue(
     refused = {r["id"]: r for r in status.json()["refused"]}
     assert refused[note_id]["code"] == "server_error"
     assert refused[bad_id]["message"].startswith("Invalid enum value 'maybe'")
+
+
+def test_a_write_the_database_refuses_fails_that_action_only(
+    make_phone, ctx: AppContext, monkeypatch
+) -> None:
+    # Rows are written in bulk, part of them while the batch goes on (every 50 actions): a row the
+    # database refuses (here a bug writes an event for an order that does not exist) surfaces after
+    # its handler returned, and must still cost only its own action, not the batch.
+    phone = make_phone("tech1")
+    phone.pull()
+    order_id = first_order(phone)
+    real = handlers.CATALOGUE[("work_order.note", 1)]
+
+    def writes_a_bad_row(applying, payload):
+        real.apply(applying, payload)
+        if payload.text == "poison":
+            when = applying.when
+            row = {
+                "id": uuid.uuid4(),
+                "order_id": uuid.uuid4(),  # no such order: the foreign key refuses it
+                "type": "note",
+                "actor_id": applying.actor.user_id,
+                "occurred_at": when.occurred_at,
+                "received_at": when.received_at,
+                "corrected_at": when.corrected_at,
+                "data": {},
+                "flags": [],
+            }
+            buffer.add_row(applying.session, WorkOrderEvent.__table__, row)
+
+    monkeypatch.setitem(
+        handlers.CATALOGUE,
+        ("work_order.note", 1),
+        handlers.Handler(**{**_fields(real), "apply": writes_a_bad_row}),
+    )
+    phone.enqueue("work_order.accept", {"work_order_id": order_id})
+    texts = [f"读数 {n}" for n in range(1, 80)]
+    texts[60] = "poison"
+    note_ids = [phone.enqueue("work_order.note", {"work_order_id": order_id, "text": t})[0] for t in texts]
+    report = phone.push()
+    assert report.requests == 1 and report.applied == 79 and report.rejected == 1
+    assert phone.outcome(note_ids[60])["code"] == "server_error"
+    assert phone.pending() == []
+    assert last_applied(ctx, phone.device_id) == 80
+    kept = [e.data["text"] for e in events(ctx, order_id, "note")]
+    assert sorted(kept) == sorted(t for t in texts if t != "poison")
+    assert order_state(ctx, order_id).state == "accepted"
 
 
 @pytest.mark.parametrize("skew", [timedelta(days=3), timedelta(days=-2), timedelta(minutes=-4)])
