@@ -59,13 +59,7 @@ def insert_now(session: OrmSession, table: sa.Table, rows: list[dict[str, Any]])
     """Insert ``rows`` (all with the same keys) into ``table`` now, as one statement where it can."""
     if not rows:
         return
-    connection = session.connection()
-    columns = tuple(rows[0])
-    recordset = _recordset_insert(connection.dialect, table, columns)
-    if recordset is not None:
-        recordset.send(connection, rows)
-    else:
-        _executemany(connection, _insert(connection.dialect, table, columns), rows)
+    _insert_rows(session.connection(), table, tuple(rows[0]), rows)
 
 
 def write_rows(session: OrmSession) -> None:
@@ -115,11 +109,7 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
             for row in inserts:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
-                recordset = _recordset_insert(dialect, table, columns)
-                if recordset is not None:
-                    recordset.send(connection, same)
-                else:
-                    _executemany(connection, _insert(dialect, table, columns), same)
+                _insert_rows(connection, table, columns, same)
         for table, rows in (tracked or {}).items():
             shape = _shape(table)
             # Only the columns that changed: whatever else wrote to the row in this transaction stays.
@@ -140,6 +130,17 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                 else:
                     params = [{**changed, **shape.key_params(key)} for changed, key in same]
                     _executemany(connection, _update(dialect, table, columns), params)
+
+
+def _insert_rows(
+    connection: sa.Connection, table: sa.Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """One statement on PostgreSQL (a JSON recordset), an executemany elsewhere."""
+    recordset = _recordset_insert(connection.dialect, table, columns)
+    if recordset is not None:
+        recordset.send(connection, rows)
+    else:
+        _executemany(connection, _insert(connection.dialect, table, columns), rows)
 
 
 def _collect(session: OrmSession, *, failed: bool = False) -> None:
