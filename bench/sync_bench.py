@@ -472,6 +472,33 @@ def main() -> None:
         f"{statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms"
     )
 
+    # ---- a refusal costs its batch a second run, in savepoints from the refused action on: 200
+    # notes on the day's (now completed) orders, and the same with an accept in the middle, which
+    # no longer applies (conflict), from each technician's next seq
+    next_seq = {p.user_id: 1 + sum(len(r.actions) for q, r in plans if q is p) for p in techs}
+    for label, refused_at in (("200 notes", None), ("200 notes, one refused", 100)):
+        latencies = []
+        for principal in techs[:20]:
+            orders = assigned[principal.user_id]
+            batch = [
+                ("work_order.note", {"work_order_id": str(orders[i % len(orders)]), "text": f"补记 {i}"})
+                for i in range(200)
+            ]
+            if refused_at is not None:
+                batch[refused_at] = ("work_order.accept", {"work_order_id": str(orders[0])})
+            request = envelopes(batch, next_seq[principal.user_id])
+            request.device_id = principal.device_id
+            next_seq[principal.user_id] += len(batch)
+            t0 = time.perf_counter()
+            answer = push(ctx, principal=principal, request=request)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            refusals = sum(r.status != "applied" for r in answer.results)
+            assert refusals == (refused_at is not None), f"{refusals} refused"
+        print(
+            f"push {label + ':':<24} batch p50 {statistics.median(latencies):.1f} ms  "
+            f"p95 {percentile(latencies, 0.95):.1f} ms"
+        )
+
     # ---- a delta after the day: each technician's 40 changed orders
     deltas = []
     for principal in techs:

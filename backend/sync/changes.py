@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 from backend.db import buffer
 from backend.sync.models import ChangeLog, SyncCounter
 
-__all__ = ("bump_epoch", "ensure_counter", "touch")
+__all__ = ("Mark", "bump_epoch", "ensure_counter", "mark", "restore", "touch")
 
 _PENDING = "heatcrew.changes"
 CHANGES = ChangeLog.__table__
@@ -38,6 +38,18 @@ def touch(
     pending: set[tuple[uuid.UUID, uuid.UUID | None, str, str]] = session.info.setdefault(_PENDING, set())
     for user in users:
         pending.add((company_id, user, entity, str(entity_id)))
+
+
+Mark = frozenset[tuple[uuid.UUID, uuid.UUID | None, str, str]]
+
+
+def mark(session: Session) -> Mark:
+    """What is noted so far: :func:`restore` goes back to it when the work since is undone."""
+    return frozenset(session.info.get(_PENDING, ()))
+
+
+def restore(session: Session, noted: Mark) -> None:
+    session.info[_PENDING] = set(noted)
 
 
 def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:

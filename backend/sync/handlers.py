@@ -1,8 +1,8 @@
 """One handler per action type and version, each declaring itself a fact or an intent.
 
-A handler checks everything it needs *before* it changes anything and raises a
-:class:`~backend.errors.HeatCrewError` to refuse; the push loop relies on that to skip a
-savepoint per action. An unexpected exception sends the batch down the careful path instead.
+A handler refuses by raising a :class:`~backend.errors.HeatCrewError`. It need not take care to
+check before it writes: the push path undoes whatever a refused action changed (``sync.push``),
+so a refusal leaves only its answer behind.
 """
 
 import uuid
@@ -225,6 +225,15 @@ def _photo(ap: Applying, p: a.PhotoV1) -> None:
     else:
         measurement = ap.session.get(Measurement, p.measurement_id)
         if measurement is None or measurement.company_id != ap.actor.company_id:
+            raise NotFound("No such measurement: record it before its photos.", code="unknown_measurement")
+        if measurement.user_id != ap.actor.user_id and not (
+            measurement.order_id is not None
+            and service.get_order_for_update(
+                ap.session, order_id=measurement.order_id, company_id=ap.actor.company_id
+            ).assignee_id
+            == ap.actor.user_id
+        ):
+            # Only its inspector, or whoever holds its order now, adds photos to a measurement.
             raise NotFound("No such measurement: record it before its photos.", code="unknown_measurement")
         flags = []
     record = ap.record()

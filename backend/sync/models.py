@@ -42,6 +42,8 @@ class SyncAction(SQLModel, table=True):
             postgresql_where=sa.text(REFUSED),
             sqlite_where=sa.text(REFUSED),
         ),
+        # The phone's action id is its idempotency key: one answer per id and device.
+        sa.Index("ux_sync_action_action_id", "device_id", "action_id", unique=True),
     )
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=64)

@@ -9,9 +9,10 @@ advancing the counter (``waiting``); a permanent refusal is recorded and the que
 
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
+from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.db import buffer
@@ -41,8 +43,12 @@ MAX_BATCH = 500
 # Applied actions whose rows go to the database while the batch goes on (PostgreSQL).
 SEND_EVERY = 50
 SKEW_FLAG = timedelta(minutes=5)
+# Who may attach a file another user uploaded (a supervisor completing the evidence).
+ATTACH_ANY = frozenset({Role.supervisor})
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
+# Runs of a batch that met a refusal before every action gets its own savepoint.
+MAX_CAREFUL_RUNS = 3
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 ANSWERS = SyncAction.__table__
 COUNTERS = SyncCounter.__table__
@@ -55,7 +61,13 @@ class BatchTooLarge(HeatCrewError):
 
 
 class _Careful(Exception):
-    """A handler failed unexpectedly: run the batch again with a savepoint around each action."""
+    """An action was refused, or failed unexpectedly, without a savepoint around it: whatever it
+    changed before it raised may be in the transaction. The batch runs again, and from this
+    action on each action runs in a savepoint of its own."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
 
 
 @dataclass(slots=True)
@@ -98,104 +110,142 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
         skew=received_at - request.sent_at,
         envelopes=sorted(request.actions, key=lambda e: e.seq),
     )
-    careful = False
-    for attempt in range(DB_RETRIES):
+    # Actions from this seq on run in a savepoint each (None: none do). A batch with no refusal,
+    # the common case, needs none: all it changed is kept.
+    careful_from: int | None = None
+    careful_runs = db_tries = 0
+    while True:
         try:
-            last, epoch = _apply(ctx, batch, careful=careful)
+            last, epoch = _apply(ctx, batch, careful_from=careful_from)
             return PushResponse(
                 last_applied_seq=last, server_time=received_at, server_epoch=epoch, results=batch.results
             )
-        except _Careful:
-            careful = True
+        except _Careful as refused:
+            # Nothing of that run was committed. In the next one, the refused action and those after
+            # it run in savepoints that a refusal rolls back. Another writer may change things in
+            # between, so an earlier action may be refused next time: after a few runs, every
+            # action gets a savepoint.
+            careful_runs += 1
+            careful_from = (
+                0 if careful_runs >= MAX_CAREFUL_RUNS else min(refused.seq, careful_from or refused.seq)
+            )
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
-                if careful:
+                if careful_from == 0:
                     raise
                 # A write the database refused (rows are sent in bulk, after their handlers ran):
                 # again with a savepoint around each action, so only the one that wrote it fails.
                 log.warning("push for %s retried action by action after %s", batch.device_id, exc.orig)
-                careful = True
+                careful_from = 0
                 continue
-            if attempt == DB_RETRIES - 1:
+            db_tries += 1
+            if db_tries >= DB_RETRIES:
                 raise
             log.info("push for %s retried after %s", batch.device_id, type(exc.orig).__name__)
-    last, epoch = _apply(ctx, batch, careful=True)
-    return PushResponse(
-        last_applied_seq=last, server_time=received_at, server_epoch=epoch, results=batch.results
-    )
 
 
-def _apply(ctx: AppContext, batch: _Batch, *, careful: bool) -> tuple[int, str]:
+def _apply(ctx: AppContext, batch: _Batch, *, careful_from: int | None) -> tuple[int, str]:
+    """One run of the batch in one transaction: the pipeline, step by step."""
     batch.results = []
     with ctx.db.session() as session:
         last, epoch = _device_and_epoch(session, batch)
         if batch.envelopes and batch.envelopes[-1].seq <= last:
             # Only actions applied before (their answer was lost): every answer is stored and final,
             # so nothing is locked or written.
-            seen = _answers_for(session, batch.device_id, [e.seq for e in batch.envelopes])
-            batch.results = [_duplicate(e, seen.get(e.seq)) for e in batch.envelopes]
+            batch.results = _replayed(session, batch.device_id, batch.envelopes)
             return last, epoch
         last = _lock_device(session, batch)
-        seen = _answers_for(session, batch.device_id, [e.seq for e in batch.envelopes if e.seq <= last])
-        fresh = [_decode(e) for e in batch.envelopes if e.seq > last]
-        _lock_orders(session, [d for d in fresh if d.payload is not None], batch.actor.company_id)
-        uploaded = _uploaded(session, batch.actor.company_id, fresh)
-        stopped: str | None = None
-        expected = last + 1
-        fresh_by_seq: dict[int, _Decoded] = {}
-        for d in fresh:
-            fresh_by_seq.setdefault(d.envelope.seq, d)
+        run = _Run.start(session, batch, last=last, careful_from=careful_from)
         for envelope in batch.envelopes:
-            if envelope.seq <= last:
-                batch.results.append(_duplicate(envelope, seen.get(envelope.seq)))
-                continue
-            decoded = fresh_by_seq[envelope.seq]
-            if decoded.envelope is not envelope:  # the same seq twice in one batch
-                batch.results.append(
-                    _result(envelope, Status.rejected, "seq_repeated", "This seq appears twice in the batch.")
-                )
-                continue
-            if stopped is not None or envelope.seq != expected:
-                stopped = stopped or "gap"
-                batch.results.append(_out_of_order(envelope, expected - 1, stopped))
-                continue
-            refs = blobs_of(decoded.payload) if decoded.payload else []
-            refused = [uploaded[h] for h in refs if uploaded.get(h)]
-            if refused:
-                # The file will never arrive: refuse the action now rather than wait for ever.
-                result = _result(
-                    envelope, Status.rejected, "blob_refused", f"The attached file was refused: {refused[0]}."
-                )
-                _remember(session, batch, decoded, result, _field_time(batch, envelope.occurred_at))
-                batch.results.append(result)
-                expected += 1
-                continue
-            missing = [h for h in refs if h not in uploaded]
-            if missing:
-                batch.results.append(
-                    _result(
-                        envelope,
-                        Status.waiting,
-                        "blob_missing",
-                        "Upload these files first, then push again from this action.",
-                        retryable=True,
-                        missing=missing,
-                    )
-                )
-                stopped = "waiting"
-                continue
-            when = _field_time(batch, envelope.occurred_at)
-            result = _apply_one(session, batch, decoded, when, careful=careful)
-            _remember(session, batch, decoded, result, when)
-            batch.results.append(result)
-            expected += 1
-            if not careful and (expected - last) % SEND_EVERY == 0:
-                # The database writes these while the next ones are worked out.
-                buffer.send_rows(session)
+            batch.results.append(run.answer(envelope))
         session.execute(
-            _DEVICE_DONE, {"device": batch.device_id, "last": expected - 1, "at": batch.received_at}
+            _DEVICE_DONE, {"device": batch.device_id, "last": run.expected - 1, "at": batch.received_at}
         )
-    return expected - 1, epoch
+    return run.expected - 1, epoch
+
+
+@dataclass(slots=True)
+class _Run:
+    """A batch's actions taken in seq order, each through the same steps:
+
+    1. *sequence* — already applied (its first answer), past a gap or a wait (``out_of_order``);
+    2. *decode* — the payload by its ``(type, v)`` (done for the whole batch up front);
+    3. *authorise* — an action id sent before, files refused or uploaded by someone else, files
+       still missing (``waiting``: the batch stops there);
+    4. *check and apply* — the handler, inside an action scope once a refusal was met;
+    5. *write rows* — what the handlers buffered goes to the database every ``SEND_EVERY``
+       actions, and with the commit;
+    6. *answer* — stored with the effects, for resends.
+    """
+
+    session: Session
+    batch: _Batch
+    last: int
+    careful_from: int | None
+    replayed: Iterator[ActionResult]
+    fresh: dict[int, _Decoded]
+    firsts: dict[uuid.UUID, "_First"]
+    uploaded: dict[str, "_Upload"]
+    expected: int
+    stopped: str | None = None
+
+    @classmethod
+    def start(cls, session: Session, batch: _Batch, *, last: int, careful_from: int | None) -> "_Run":
+        replayed = _replayed(session, batch.device_id, [e for e in batch.envelopes if e.seq <= last])
+        decoded = [_decode(e) for e in batch.envelopes if e.seq > last]
+        fresh: dict[int, _Decoded] = {}
+        for d in decoded:
+            fresh.setdefault(d.envelope.seq, d)
+        # What the steps read is read once for the batch: first deliveries of these action ids,
+        # the orders (locked, in id order: no deadlocks between writers), the uploads.
+        firsts = _answers_by_id(session, batch.device_id, [d.envelope.id for d in decoded])
+        _lock_orders(session, [d for d in decoded if d.payload is not None], batch.actor.company_id)
+        uploaded = _uploaded(session, batch.actor.company_id, decoded)
+        return cls(session, batch, last, careful_from, iter(replayed), fresh, firsts, uploaded, last + 1)
+
+    def answer(self, envelope: ActionEnvelope) -> ActionResult:
+        # 1. sequence
+        if envelope.seq <= self.last:
+            return next(self.replayed)
+        decoded = self.fresh[envelope.seq]
+        if decoded.envelope is not envelope:  # the same seq twice in one batch
+            return _result(envelope, Status.rejected, "seq_repeated", "This seq appears twice in the batch.")
+        if self.stopped is not None or envelope.seq != self.expected:
+            self.stopped = self.stopped or "gap"
+            return _out_of_order(envelope, self.expected - 1, self.stopped)
+        # 3. authorise
+        first = self.firsts.get(envelope.id)
+        if first is not None:
+            # The action id is the phone's idempotency key: its seq is used up, and nothing else.
+            self.expected += 1
+            return _sent_again(envelope, decoded.raw, first)
+        refs = blobs_of(decoded.payload) if decoded.payload else []
+        when = _field_time(self.batch, envelope.occurred_at)
+        result = _blob_refusal(envelope, refs, self.uploaded, self.batch.actor)
+        if result is None:
+            missing = [h for h in refs if h not in self.uploaded]
+            if missing:
+                self.stopped = "waiting"
+                return _result(
+                    envelope,
+                    Status.waiting,
+                    "blob_missing",
+                    "Upload these files first, then push again from this action.",
+                    retryable=True,
+                    missing=missing,
+                )
+            # 4. check and apply
+            careful = self.careful_from is not None and envelope.seq >= self.careful_from
+            result = _apply_one(self.session, self.batch, decoded, when, careful=careful)
+        # 6. answer
+        _remember(self.session, self.batch, decoded, result, when)
+        self.firsts[envelope.id] = _First.of(envelope, decoded.raw, result)
+        self.expected += 1
+        # 5. write rows
+        if self.careful_from is None and (self.expected - self.last - 1) % SEND_EVERY == 0:
+            # The database writes these while the next ones are worked out.
+            buffer.send_rows(self.session)
+        return result
 
 
 # The statements every push runs are built once, with parameters: building a select and its
@@ -217,10 +267,25 @@ _CURRENT = sa.case((sa.cast(ANSWERS.c.current, sa.Text) == "null", sa.null()), e
 _ANSWERS = sa.select(
     ANSWERS.c.seq, ANSWERS.c.action_id, ANSWERS.c.status, ANSWERS.c.code, ANSWERS.c.message, _CURRENT
 ).where(ANSWERS.c.device_id == sa.bindparam("device_id"))
+_FIRSTS = sa.select(
+    ANSWERS.c.action_id,
+    ANSWERS.c.seq,
+    ANSWERS.c.type,
+    ANSWERS.c.v,
+    ANSWERS.c.occurred_at,
+    ANSWERS.c.payload,
+    ANSWERS.c.status,
+    ANSWERS.c.code,
+    ANSWERS.c.message,
+    _CURRENT,
+).where(
+    ANSWERS.c.device_id == sa.bindparam("device_id"),
+    ANSWERS.c.action_id.in_(sa.bindparam("ids", expanding=True)),
+)
 _ANSWERS_IN = _ANSWERS.where(ANSWERS.c.seq.in_(sa.bindparam("seqs", expanding=True)))
 # A batch's seqs are consecutive: one index range, not hundreds of parameters.
 _ANSWERS_BETWEEN = _ANSWERS.where(ANSWERS.c.seq.between(sa.bindparam("low"), sa.bindparam("high")))
-_UPLOADED = sa.select(Blob.sha256, Blob.refused).where(
+_UPLOADED = sa.select(Blob.sha256, Blob.refused, Blob.uploaded_by).where(
     Blob.company_id == sa.bindparam("company_id"),
     col(Blob.sha256).in_(sa.bindparam("hashes", expanding=True)),
 )
@@ -282,6 +347,84 @@ def _answers_for(session: Session, device_id: str, seqs: list[int]) -> dict[int,
     }
 
 
+class _First(msgspec.Struct, frozen=True):
+    """The first delivery of an action id: what was sent and what it was answered."""
+
+    seq: int
+    type: str
+    v: int
+    occurred_at: datetime
+    payload: str
+    status: str
+    code: str | None
+    message: str | None
+    current: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, envelope: ActionEnvelope, raw: bytes, result: ActionResult) -> "_First":
+        return cls(
+            envelope.seq,
+            envelope.type,
+            envelope.v,
+            envelope.occurred_at,
+            raw.decode(),
+            result.status.value,
+            result.code,
+            result.message,
+            result.current,
+        )
+
+
+def _answers_by_id(session: Session, device_id: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, _First]:
+    """The stored first deliveries of these action ids from this device (an index lookup each)."""
+    if not ids:
+        return {}
+    rows = session.execute(_FIRSTS, {"device_id": device_id, "ids": ids})
+    return {action_id: _First(*rest) for action_id, *rest in rows.all()}
+
+
+def _replayed(session: Session, device_id: str, envelopes: list[ActionEnvelope]) -> list[ActionResult]:
+    """The answers to actions at or below the counter: each one's first answer, by seq or by id."""
+    if not envelopes:
+        return []
+    seen = _answers_for(session, device_id, [e.seq for e in envelopes])
+    # A seq that holds no answer of its own was an action id sent again: its first delivery answers.
+    firsts = _answers_by_id(session, device_id, [e.id for e in envelopes if e.seq not in seen])
+    return [
+        _sent_again(e, msgspec.json.encode(e.payload), firsts[e.id])
+        if e.seq not in seen and e.id in firsts
+        else _duplicate(e, seen.get(e.seq))
+        for e in envelopes
+    ]
+
+
+def _sent_again(envelope: ActionEnvelope, raw: bytes, first: _First) -> ActionResult:
+    """An action id seen before: the same action is a duplicate; anything else under it is refused."""
+    same = (
+        first.type == envelope.type
+        and first.v == envelope.v
+        and first.occurred_at == envelope.occurred_at
+        and msgspec.json.decode(first.payload) == msgspec.json.decode(raw)
+    )
+    if not same:
+        return _result(
+            envelope,
+            Status.rejected,
+            "action_id_reused",
+            f"Action id {envelope.id} was sent before (seq {first.seq}) with other content; "
+            "a new action needs a new id.",
+        )
+    return ActionResult(
+        id=envelope.id,
+        seq=envelope.seq,
+        status=Status.duplicate,
+        code=first.code,
+        message=first.message,
+        current=first.current,
+        original_status=Status(first.status),
+    )
+
+
 def _decode(envelope: ActionEnvelope) -> _Decoded:
     raw = msgspec.json.encode(envelope.payload)
     handler = CATALOGUE.get((envelope.type, envelope.v))
@@ -318,13 +461,40 @@ def _lock_orders(session: Session, decoded: list[_Decoded], company_id: uuid.UUI
     service.lock_orders(session, order_ids=ids, company_id=company_id)
 
 
-def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> dict[str, str | None]:
-    """The referenced uploads the server holds: hash -> None, or the code it was refused with."""
+class _Upload(NamedTuple):
+    refused: str | None
+    """The code the file was refused with, if it was."""
+    uploaded_by: uuid.UUID
+
+
+def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> dict[str, _Upload]:
+    """The referenced uploads the server holds, by hash."""
     wanted = sorted({h for d in decoded if d.payload is not None for h in blobs_of(d.payload)})
     if not wanted:
         return {}
     rows = session.execute(_UPLOADED, {"company_id": company_id, "hashes": wanted})
-    return dict(rows.all())  # type: ignore[arg-type]
+    return {sha256: _Upload(refused, uploaded_by) for sha256, refused, uploaded_by in rows}
+
+
+def _blob_refusal(
+    envelope: ActionEnvelope, refs: list[str], uploaded: dict[str, _Upload], actor: Principal
+) -> ActionResult | None:
+    """A permanent refusal for the files an action attaches, if any: it will never be applied."""
+    held = [uploaded[h] for h in refs if h in uploaded]
+    refused = [upload.refused for upload in held if upload.refused]
+    if refused:
+        # The file will never arrive: refuse the action now rather than wait for ever.
+        message = f"The attached file was refused: {refused[0]}."
+        return _result(envelope, Status.rejected, "blob_refused", message)
+    if actor.role not in ATTACH_ANY and any(upload.uploaded_by != actor.user_id for upload in held):
+        # A hash is no licence: attaching someone else's photo would also let this user see it.
+        return _result(
+            envelope,
+            Status.rejected,
+            "blob_not_yours",
+            "An attached file was uploaded by another user; attach only files this account uploaded.",
+        )
+    return None
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
@@ -335,6 +505,33 @@ def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
         corrected_at=corrected,
         skew_flagged=abs(batch.skew) > SKEW_FLAG,
     )
+
+
+@dataclass(slots=True)
+class _ActionScope:
+    """One action's changes, kept or undone as a whole: a database savepoint, plus what the batch
+    holds in memory for the database (bulk rows, locked orders, the change-feed notes)."""
+
+    session: Session
+    savepoint: Any
+    feed: changes.Mark
+
+    @classmethod
+    def open(cls, session: Session) -> "_ActionScope":
+        # Everything before this action goes to the database first: a rollback undoes this one only.
+        session.flush()
+        buffer.write_rows(session)
+        return cls(session, session.begin_nested(), changes.mark(session))
+
+    def keep(self) -> None:
+        buffer.write_rows(self.session)
+        self.savepoint.commit()
+
+    def undo(self) -> None:
+        self.savepoint.rollback()
+        buffer.discard_rows(self.session)
+        service.forget_locked(self.session)
+        changes.restore(self.session, self.feed)
 
 
 def _apply_one(
@@ -351,33 +548,27 @@ def _apply_one(
         action_id=envelope.id,
         raw=envelope.payload,
     )
-    savepoint = None
-    if careful:
-        # Everything before this action goes to the database first: a rollback undoes this one only.
-        session.flush()
-        buffer.write_rows(session)
-        savepoint = session.begin_nested()
+    if not careful:
+        try:
+            decoded.handler.apply(applying, decoded.payload)
+        except Exception as exc:
+            # Refused (or failed) with nothing to undo what it may have changed first: the batch
+            # runs again, with this action in a savepoint. Nothing of this run is committed.
+            raise _Careful(envelope.seq) from exc
+        return _result(envelope, Status.applied)
+    scope = _ActionScope.open(session)
     try:
         decoded.handler.apply(applying, decoded.payload)
-        if savepoint is not None:
-            buffer.write_rows(session)
-            savepoint.commit()
+        scope.keep()
     except HeatCrewError as exc:
-        if savepoint is not None:
-            savepoint.rollback()
-            buffer.discard_rows(session)
-            service.forget_locked(session)
+        scope.undo()
         if isinstance(exc, Conflict) and order_id_of(decoded.payload) is not None:
             return _result(
                 envelope, Status.conflict, exc.code, exc.message, current=_current(session, decoded, batch)
             )
         return _result(envelope, Status.rejected, exc.code, exc.message)
-    except Exception as exc:
-        if savepoint is None:
-            raise _Careful from exc
-        savepoint.rollback()
-        buffer.discard_rows(session)
-        service.forget_locked(session)
+    except Exception:
+        scope.undo()
         log.exception("action %s (%s v%s) failed", envelope.id, envelope.type, envelope.v)
         # Kept with its payload in sync_action: an operator can replay it once the fault is fixed.
         return _result(

@@ -7,6 +7,7 @@ note a phone took is on the server exactly once and every action has exactly one
 """
 
 import contextlib
+import json
 import random
 import uuid
 from collections import Counter
@@ -57,9 +58,52 @@ class ChaoticNetwork:
         return response
 
 
+def send_again(client: TestClient, phone: OutboxClient, *, altered: bool) -> bool:
+    """Push the phone's last answered note again under its next seq; the seq is used up."""
+    row = phone.db.execute(
+        "SELECT id, type, v, occurred_at, payload FROM outbox WHERE type = 'work_order.note' AND done = 1"
+        " ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return False
+    action_id, type_, v, occurred_at, payload = row
+    body = json.loads(payload)
+    if altered:
+        body["text"] += " (altered)"
+    seq = int(phone._get("next_seq") or 1)
+    response = client.post(
+        "/api/v1/sync/push",
+        json={
+            "device_id": phone.device_id,
+            "sent_at": occurred_at,
+            "actions": [
+                {
+                    "id": action_id,
+                    "seq": seq,
+                    "type": type_,
+                    "v": v,
+                    "occurred_at": occurred_at,
+                    "payload": body,
+                }
+            ],
+        },
+        headers={"Authorization": f"Bearer {phone._get('access_token')}"},
+    )
+    if response.status_code == 401:  # the token expired meanwhile: the phone would refresh first
+        return False
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    (result,) = answer["results"]
+    expected = ("rejected", "action_id_reused") if altered else ("duplicate", None)
+    assert (result["status"], result.get("code") if altered else None) == expected, result
+    assert answer["last_applied_seq"] == seq
+    phone._set("next_seq", str(seq + 1))
+    return True
+
+
 steps = st.lists(
     st.tuples(
-        st.sampled_from(["note", "note", "accept", "arrive", "sync", "sync", "reassign"]),
+        st.sampled_from(["note", "note", "accept", "arrive", "sync", "sync", "reassign", "again"]),
         st.integers(min_value=0, max_value=2),  # which phone
         st.sampled_from(["ok", "ok", "down", "lose", "reorder", "drop"]),
     ),
@@ -79,6 +123,20 @@ steps = st.lists(
 @example(
     plan=[("note", 0, "ok"), ("note", 0, "ok"), ("note", 0, "ok"), ("sync", 0, "lose"), ("sync", 0, "drop")],
     seed=0,
+)
+# An action id sent again under new seqs, as is and altered, around a lost answer.
+@example(
+    plan=[
+        ("note", 0, "ok"),
+        ("sync", 0, "ok"),
+        ("again", 0, "ok"),
+        ("again", 0, "ok"),
+        ("again", 0, "ok"),
+        ("note", 0, "ok"),
+        ("sync", 0, "lose"),
+        ("sync", 0, "ok"),
+    ],
+    seed=3,
 )
 def test_nothing_lost_nothing_doubled(
     client: TestClient,
@@ -103,6 +161,7 @@ def test_nothing_lost_nothing_doubled(
     tech_ids = {u: str(principal(ctx, u).user_id) for u in ("tech1", "tech2")}
     ledger: Counter[str] = Counter()  # what the phones did: note text -> times taken (always 1)
     queued: Counter[str] = Counter()  # device -> actions queued
+    reused: Counter[str] = Counter()  # device -> seqs that carried an action id sent before
 
     for step, who, mode in plan:
         phone = phones[who]
@@ -126,6 +185,11 @@ def test_nothing_lost_nothing_doubled(
             with contextlib.suppress(Offline):
                 phone.sync()
             phone.http.mode = "ok"
+        elif step == "again" and not phone.pending():
+            # A confused app queues an action it already sent under a new seq, perhaps altered.
+            if send_again(client, phone, altered=rng.random() < 0.5):
+                queued[phone.device_id] += 1
+                reused[phone.device_id] += 1
         elif step == "reassign" and orders:
             target = tech_ids["tech2" if users[who] == "tech1" else "tech1"]
             client.post(
@@ -155,7 +219,8 @@ def test_nothing_lost_nothing_doubled(
             answers = session.exec(
                 select(func.count()).select_from(SyncAction).where(SyncAction.device_id == phone.device_id)
             ).one()
-            assert answers == queued[phone.device_id]
+            # One answer per action id: a seq that carried a used id has none of its own.
+            assert answers == queued[phone.device_id] - reused[phone.device_id]
     assert texts == ledger  # every note once: none lost, none doubled
     for phone in phones:
         phone.close()

@@ -1,0 +1,369 @@
+"""Every action of the catalogue, pushed over HTTP: applied, sent again, and refused without a trace.
+
+A refused action (``rejected`` or ``conflict``) must leave the database exactly as it found it,
+but for its stored answer and the device's counter: whatever its handler changed before it
+refused is undone by the push path itself, not by each handler's care. The sweep is generic: a
+new ``(type, v)`` without its three cases fails ``test_every_action_has_its_cases``.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from litestar.testing import TestClient
+from sqlmodel import select
+
+from backend.context import AppContext
+from backend.db.models import metadata
+from backend.sync.handlers import CATALOGUE
+from backend.work_orders import service
+from backend.work_orders.models import Revisit, WorkOrder
+from mobile_contract.documents import content_sha256
+from tests.api.helpers import auth
+from tests.fixtures.field import act, new_order, principal
+from tests.fixtures.pushing import Phone
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+# Rows every push writes by design: the answer and the device's counter.
+BOOKKEEPING = {"sync_action", "sync_device"}
+
+
+@dataclass
+class Case:
+    """How to get one action applied and how to get it refused, from the demo company's state."""
+
+    user: str
+    applied: Callable[[AppContext, Phone], dict[str, Any]]
+    refused: Callable[[AppContext, Phone], dict[str, Any]]
+    refusal: tuple[str, str]  # (status, code)
+
+
+def order(ctx: AppContext, *, assignee: str = "tech1", kind: str = "repair", account: str = "100101") -> str:
+    return str(new_order(ctx, kind=kind, account=account, assignee=assignee).id)
+
+
+def step(ctx: AppContext, order_id: str, *steps: str, user: str = "tech1") -> None:
+    actor = principal(ctx, user)
+    for name in steps:
+        act(ctx, uuid.UUID(order_id), name, actor)
+
+
+def arrived(ctx: AppContext, user: str = "tech1", **kw: Any) -> str:
+    order_id = order(ctx, assignee=user, **kw)
+    actor = principal(ctx, user)
+    step(ctx, order_id, "accept", "depart", user=user)
+    door = {"lat": None, "lon": None, "accuracy_m": None, "attempts": [], "badge_shown": True}
+    act(ctx, uuid.UUID(order_id), "record_arrival", actor, outcome="admitted", **door)
+    return order_id
+
+
+def started(ctx: AppContext, user: str = "tech1", **kw: Any) -> str:
+    order_id = arrived(ctx, user, **kw)
+    step(ctx, order_id, "start_work", user=user)
+    return order_id
+
+
+def dispatcher_does(ctx: AppContext, order_id: str, name: str, **kwargs: Any) -> None:
+    actor = principal(ctx, "dispatcher1")
+    with ctx.db.session() as session:
+        target = service.get_order_for_update(
+            session, order_id=uuid.UUID(order_id), company_id=actor.company_id
+        )
+        getattr(service, name)(session, actor=actor, order=target, now=ctx.clock.now(), **kwargs)
+
+
+def on_order(**fields: Any) -> Callable[[AppContext, Phone], dict[str, Any]]:
+    """A payload for a fresh order of the phone's user."""
+    return lambda ctx, phone: {"work_order_id": order(ctx, assignee=phone.username), **fields}
+
+
+def on_foreign_order(**fields: Any) -> Callable[[AppContext, Phone], dict[str, Any]]:
+    """A payload naming an order that was never the phone user's: it does not exist for them."""
+    return lambda ctx, phone: {"work_order_id": order(ctx, assignee="tech2", account="200101"), **fields}
+
+
+def window(ctx: AppContext) -> dict[str, str]:
+    start = ctx.clock.now() + timedelta(hours=2)
+    return {"window_start": start.isoformat(), "window_end": (start + timedelta(hours=2)).isoformat()}
+
+
+def appointment_on_cancelled(ctx: AppContext, phone: Phone) -> dict[str, Any]:
+    order_id = _accepted(ctx)
+    dispatcher_does(ctx, order_id, "cancel", reason="resident called it off")
+    return {"work_order_id": order_id, **window(ctx)}
+
+
+def photo_of(ctx: AppContext, phone: Phone) -> dict[str, Any]:
+    return {"work_order_id": order(ctx), "blob": phone.upload_photo(), "purpose": "before"}
+
+
+def photo_of_someone_else(ctx: AppContext, phone: Phone) -> dict[str, Any]:
+    # tech2's upload: a hash tech1 learnt of is no licence to attach (and then see) the photo.
+    other = Phone(phone.client, ctx, "tech2")
+    return {"work_order_id": order(ctx), "blob": other.upload_photo(), "purpose": "before"}
+
+
+def measurement(ctx: AppContext, phone: Phone, instrument: str = "TH-0042") -> dict[str, Any]:
+    order_id = order(ctx, assignee="inspector1", kind="temperature_complaint", account="100103")
+    with ctx.db.session(readonly=True) as session:
+        household = session.get(WorkOrder, uuid.UUID(order_id)).household_id
+    return {
+        "measurement_id": str(uuid.uuid4()),
+        "household_id": str(household),
+        "work_order_id": order_id,
+        "instrument_id": instrument,
+        "rooms": [{"name": "主卧", "kind": "bedroom", "readings_c": [18.4, 18.5, 18.4], "height_m": 1.3}],
+        "outdoor_c": -12.5,
+        "closed_minutes": 35,
+    }
+
+
+def receipt(order_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "work_order_id": order_id,
+        "order_ref": order_id[-8:].upper(),
+        "technician_name": "张伟",
+        "staff_number": "T0301",
+        "resident_name": "赵建国",
+        "address": "和平区南京北街 12 号 1-2-201",
+        "arrived_at": "2026-12-07T00:50:00Z",
+        "completed_at": "2026-12-07T01:40:00Z",
+        "found": "卧室暖气片排气阀漏水",
+        "done": "更换排气阀，试压正常",
+        "result": "fixed",
+        "satisfaction": 5,
+        "parts_used": ["排气阀 DN15"],
+        **changes,
+    }
+
+
+def issue(ctx: AppContext, phone: Phone, **changes: Any) -> dict[str, Any]:
+    return {
+        "document": {"type": "receipt", "id": str(uuid.uuid4())},
+        "content": receipt(order(ctx), **changes),
+    }
+
+
+def signature(ctx: AppContext, phone: Phone, *, tampered: bool = False) -> dict[str, Any]:
+    issued = issue(ctx, phone)
+    assert phone.push("document.issue", 1, issued)["status"] == "applied"
+    signed = {**issued["content"], "satisfaction": 1} if tampered else issued["content"]
+    return {
+        "document": issued["document"],
+        "signer_name": "赵建国",
+        "signer_role": "resident",
+        "content_sha256": content_sha256(signed),
+        "strokes": [[[0, 0, 0], [40, 12, 30], [80, 4, 60]]],
+    }
+
+
+def completion(result: str) -> Callable[[AppContext, Phone], dict[str, Any]]:
+    return lambda ctx, phone: {"work_order_id": started(ctx), "result": result, "satisfaction": 5}
+
+
+def return_requested_twice(ctx: AppContext, phone: Phone) -> dict[str, Any]:
+    order_id = order(ctx)
+    assert (
+        phone.push("work_order.return_request", 1, {"work_order_id": order_id, "reason": "缺零件"})["status"]
+        == "applied"
+    )
+    return {"work_order_id": order_id, "reason": "还是缺零件"}
+
+
+def revisit(ctx: AppContext, phone: Phone, *, closed_first: bool = False) -> dict[str, Any]:
+    order_id = started(ctx)
+    act(ctx, uuid.UUID(order_id), "complete", principal(ctx, "tech1"), result="not_fixed", satisfaction=4)
+    with ctx.db.session(readonly=True) as session:
+        revisit_id = session.exec(select(Revisit.id).where(Revisit.order_id == uuid.UUID(order_id))).one()
+    if closed_first:
+        # A supervisor closed the order from the office while the phone was offline.
+        dispatcher_does(ctx, order_id, "close", reason="closed by phone call")
+    return {"revisit_id": str(revisit_id), "channel": "phone", "outcome": "satisfied", "satisfaction": 5}
+
+
+CASES: dict[tuple[str, int], Case] = {
+    ("work_order.accept", 1): Case(
+        "tech1",
+        on_order(),
+        lambda ctx, phone: {"work_order_id": _accepted(ctx)},
+        ("conflict", "illegal_transition"),
+    ),
+    ("work_order.contact", 1): Case(
+        "tech1",
+        on_order(outcome="reached", note="约好下午"),
+        on_foreign_order(outcome="reached"),
+        ("rejected", "not_found"),
+    ),
+    ("work_order.appointment", 1): Case(
+        "tech1",
+        lambda ctx, phone: {"work_order_id": _accepted(ctx), **window(ctx)},
+        appointment_on_cancelled,
+        ("conflict", "illegal_transition"),
+    ),
+    ("work_order.depart", 1): Case("tech1", on_order(), on_foreign_order(), ("rejected", "not_found")),
+    ("work_order.arrive", 1): Case(
+        "tech1",
+        on_order(lat=41.7968, lon=123.4245, accuracy_m=8, outcome="admitted", badge_shown=True),
+        on_foreign_order(outcome="admitted"),
+        ("rejected", "not_found"),
+    ),
+    ("work_order.no_access", 1): Case(
+        "tech1", on_order(note="敲门三次无人"), on_foreign_order(note="x"), ("rejected", "not_found")
+    ),
+    ("work_order.start", 1): Case(
+        "tech1",
+        lambda ctx, phone: {"work_order_id": arrived(ctx)},
+        lambda ctx, phone: {"work_order_id": _accepted(ctx)},  # not at the door yet
+        ("conflict", "illegal_transition"),
+    ),
+    ("work_order.note", 1): Case(
+        "tech1", on_order(text="阀门锈死"), on_foreign_order(text="x"), ("rejected", "not_found")
+    ),
+    ("evidence.photo", 1): Case("tech1", photo_of, photo_of_someone_else, ("rejected", "blob_not_yours")),
+    ("measurement.record", 1): Case(
+        "inspector1",
+        measurement,
+        lambda ctx, phone: measurement(ctx, phone, instrument="TH-0007"),  # its certificate expired
+        ("rejected", "instrument_expired"),
+    ),
+    ("document.issue", 1): Case(
+        "tech1",
+        issue,
+        lambda ctx, phone: issue(ctx, phone, staff_number="T9999"),
+        ("rejected", "invalid_document"),
+    ),
+    ("evidence.signature", 1): Case(
+        "tech1",
+        signature,
+        lambda ctx, phone: signature(ctx, phone, tampered=True),
+        ("rejected", "content_mismatch"),
+    ),
+    ("meter.reading", 1): Case(
+        "tech1",
+        on_order(meter_id="HM-2231", value=1234.5, phase="before"),
+        on_foreign_order(meter_id="HM-2231", value=1.0),
+        ("rejected", "not_found"),
+    ),
+    ("work_order.complete", 1): Case(
+        "tech1", completion("not_fixed"), completion("fixed"), ("conflict", "photos_missing")
+    ),
+    ("work_order.complete", 2): Case(
+        "tech1", completion("not_fixed"), completion("fixed"), ("conflict", "photos_missing")
+    ),
+    ("work_order.return_request", 1): Case(
+        "tech1", on_order(reason="缺零件"), return_requested_twice, ("conflict", "illegal_transition")
+    ),
+    ("revisit.outcome", 1): Case(
+        "tech1",
+        revisit,
+        lambda ctx, phone: revisit(ctx, phone, closed_first=True),
+        ("rejected", "illegal_transition"),
+    ),
+}
+
+
+def _accepted(ctx: AppContext) -> str:
+    order_id = order(ctx)
+    step(ctx, order_id, "accept")
+    return order_id
+
+
+def snapshot(ctx: AppContext) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order."""
+    with ctx.db.engine.connect() as conn:
+        return {
+            table.name: sorted((tuple(row) for row in conn.execute(sa.select(table))), key=repr)
+            for table in metadata.sorted_tables
+        }
+
+
+def test_every_action_has_its_cases() -> None:
+    assert set(CASES) == set(CATALOGUE)
+
+
+@pytest.mark.parametrize("key", sorted(CASES), ids=lambda k: f"{k[0]}-v{k[1]}")
+def test_an_action_is_applied_once_and_answered_again_the_same(
+    key: tuple[str, int], client: TestClient, ctx: AppContext
+) -> None:
+    case = CASES[key]
+    phone = Phone(client, ctx, case.user)
+    payload = case.applied(ctx, phone)
+    first = phone.push(*key, payload)
+    assert first["status"] == "applied", first
+    before = snapshot(ctx)
+    again = phone.resend()
+    assert (again["status"], again["original_status"]) == ("duplicate", "applied")
+    assert snapshot(ctx) == before, "a resent action changed something"
+
+
+@pytest.mark.parametrize("key", sorted(CASES), ids=lambda k: f"{k[0]}-v{k[1]}")
+def test_a_refused_action_leaves_no_trace_but_its_answer(
+    key: tuple[str, int], client: TestClient, ctx: AppContext
+) -> None:
+    case = CASES[key]
+    phone = Phone(client, ctx, case.user)
+    payload = case.refused(ctx, phone)
+    before = snapshot(ctx)
+    result = phone.push(*key, payload)
+    assert (result["status"], result["code"]) == case.refusal, result
+    after = snapshot(ctx)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed <= BOOKKEEPING, f"a refused {key[0]} changed {sorted(changed - BOOKKEEPING)}"
+    assert len(after["sync_action"]) == len(before["sync_action"]) + 1
+    # The queue moves on: the next action from this phone is applied.
+    next_one = {"work_order_id": order(ctx, assignee=case.user), "text": "下一个"}
+    note = phone.push("work_order.note", 1, next_one)
+    assert note["status"] == "applied", note
+
+
+def test_a_batch_keeps_what_its_applied_actions_did_around_a_refusal(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """Savepoints come in only after a refusal; the actions before and after it still count."""
+    phone = Phone(client, ctx, "tech1")
+    payload = revisit(ctx, phone, closed_first=True)
+    mine = order(ctx)
+    now = ctx.clock.now()
+
+    def action(seq: int, type_: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "seq": seq,
+            "type": type_,
+            "v": 1,
+            "occurred_at": now.isoformat(),
+            "payload": body,
+        }
+
+    batch = {
+        "device_id": phone.device,
+        "sent_at": now.isoformat(),
+        "actions": [
+            action(1, "work_order.accept", {"work_order_id": mine}),
+            action(2, "revisit.outcome", payload),
+            action(3, "work_order.note", {"work_order_id": mine, "text": "在路上"}),
+            action(4, "work_order.accept", {"work_order_id": mine}),  # already accepted by seq 1
+            action(5, "work_order.depart", {"work_order_id": mine}),
+        ],
+    }
+    response = client.post("/api/v1/sync/push", json=batch, headers=auth(phone.tokens))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["last_applied_seq"] == 5
+    assert [(r["status"], r.get("code")) for r in body["results"]] == [
+        ("applied", None),
+        ("rejected", "illegal_transition"),
+        ("applied", None),
+        ("conflict", "illegal_transition"),
+        ("applied", None),
+    ]
+    detail = client.get(f"/api/v1/work-orders/{mine}", headers=auth(phone.tokens)).json()
+    assert detail["order"]["state"] == "en_route"
+    assert [e["type"] for e in detail["timeline"]][-3:] == ["accepted", "note", "departed"]
+    with ctx.db.session(readonly=True) as session:
+        assert session.get(Revisit, uuid.UUID(payload["revisit_id"])).state == "due"
