@@ -37,6 +37,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Stream
 from litestar.utils.sync import sync_to_thread
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal
@@ -58,7 +59,7 @@ from backend.errors import (
     UploadStalled,
 )
 from backend.evidence import photos
-from backend.evidence.models import Blob, Photo
+from backend.evidence.models import Blob, Measurement, Photo
 from backend.storage import is_sha256
 from backend.storage.uploads import Partial
 from backend.work_orders.models import WorkOrder
@@ -601,41 +602,57 @@ def _require_sha256(sha256: str) -> None:
 
 
 def _held_size(ctx: AppContext, principal: Principal, sha256: str) -> int | None:
-    """Size of the file if this company holds it (and did not refuse it), else None."""
+    """Size of the file if this company holds it (and did not refuse it) and this caller may see
+    it, else None: to anyone else a file they may not see does not exist, and uploading it is
+    the only way on (which proves they have the bytes)."""
     if not is_sha256(sha256):
         return None
     with ctx.db.session(readonly=True) as session:
-        return session.execute(
-            sa.select(Blob.size).where(
-                Blob.company_id == principal.company_id, Blob.sha256 == sha256, Blob.refused.is_(None)
-            )
-        ).scalar_one_or_none()
+        blob = session.get(Blob, (principal.company_id, sha256))
+        if blob is None or blob.refused or not _may_see(session, principal, blob):
+            return None
+        return blob.size
+
+
+def _may_see(session: Session, principal: Principal, blob: Blob) -> bool:
+    """Office roles see the company's files; field staff their own uploads and the photos of the
+    orders they hold and of the measurements they took."""
+    if principal.role in OFFICE or blob.uploaded_by == principal.user_id:
+        return True
+    on_my_order = (
+        sa.select(Photo.id)
+        .join(WorkOrder, WorkOrder.id == Photo.order_id)
+        .where(
+            Photo.company_id == principal.company_id,
+            Photo.blob_sha256 == blob.sha256,
+            WorkOrder.assignee_id == principal.user_id,
+        )
+    )
+    on_my_measurement = (
+        sa.select(Photo.id)
+        .join(Measurement, Measurement.id == Photo.measurement_id)
+        .where(
+            Photo.company_id == principal.company_id,
+            Photo.blob_sha256 == blob.sha256,
+            Measurement.user_id == principal.user_id,
+        )
+    )
+    return session.execute(on_my_order.union_all(on_my_measurement).limit(1)).first() is not None
 
 
 def _viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) -> str:
-    """The hash to serve, after checking this caller may see this file at all."""
+    """The hash to serve, after checking this caller may see this file at all (404 otherwise,
+    before anything else: the answer must not tell whether the company holds it)."""
     if not is_sha256(sha256):
         raise NotFound("No such file.", code="blob_not_found")
     with ctx.db.session(readonly=True) as session:
         blob = session.get(Blob, (principal.company_id, sha256))
-        if blob is None or blob.refused:
+        if blob is None or blob.refused or not _may_see(session, principal, blob):
             raise NotFound("No such file.", code="blob_not_found")
         if variant == "original":
             if principal.role not in (Role.supervisor, Role.admin):
                 raise Forbidden("Originals keep their GPS data and are for supervisors only.")
             return sha256
-        if principal.role not in OFFICE and blob.uploaded_by != principal.user_id:
-            attached = session.execute(
-                sa.select(Photo.id)
-                .join(WorkOrder, WorkOrder.id == Photo.order_id)
-                .where(
-                    Photo.company_id == principal.company_id,
-                    Photo.blob_sha256 == sha256,
-                    WorkOrder.assignee_id == principal.user_id,
-                )
-            ).first()
-            if attached is None:
-                raise NotFound("No such file.", code="blob_not_found")
         copy = blob.variants.get(variant)
         if copy is None:
             raise NotFound("This file has no such copy.", code="blob_not_found")

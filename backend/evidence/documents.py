@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
+from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.errors import Forbidden, HeatCrewError, InvalidInput, NotFound
 from backend.evidence.models import Document, Measurement, Signature
@@ -37,6 +38,8 @@ __all__ = (
 )
 
 Status = Literal["valid", "awaiting_signatures", "superseded", "tampered"]
+# Besides a record's own issuer, who may correct (and so void) it.
+CORRECTORS = frozenset({Role.supervisor})
 
 
 class DocumentFrozen(HeatCrewError):
@@ -87,6 +90,9 @@ def issue(
     if supersedes is not None:
         old = session.get(Document, supersedes, with_for_update=True)
         if old is None or old.company_id != actor.company_id:
+            raise NotFound("The document to supersede does not exist.", code="unknown_document")
+        if old.user_id != actor.user_id and actor.role not in CORRECTORS:
+            # Only whoever issued a record, or a supervisor, may void it with a correction.
             raise NotFound("The document to supersede does not exist.", code="unknown_document")
         if old.type != doc_type or old.order_id != order_id or old.household_id != household_id:
             raise InvalidInput(

@@ -1,0 +1,128 @@
+"""Every object an action or a request names is one the caller may touch.
+
+The rules, one test each: a file is attached only by whoever uploaded it (or a supervisor); a
+photo goes on a measurement only from its inspector or the order's assignee; a record is
+superseded only by its issuer or a supervisor; and a file the caller may not see does not exist
+for them, whatever they ask (HEAD, a copy, the original).
+"""
+
+import uuid
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from backend.context import AppContext
+from backend.evidence.models import Document
+from backend.work_orders.models import WorkOrder
+from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.field import new_order
+from tests.fixtures.pushing import Phone
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+
+def record(ctx: AppContext, *, order_id: uuid.UUID | None, household: uuid.UUID, **extra: Any) -> dict:
+    return {
+        "measurement_id": str(uuid.uuid4()),
+        "household_id": str(household),
+        "work_order_id": str(order_id) if order_id else None,
+        "instrument_id": "TH-0042",
+        "rooms": [{"name": "客厅", "kind": "living_room", "readings_c": [17.1, 17.2, 17.1], "height_m": 1.3}],
+        "outdoor_c": -9.0,
+        "closed_minutes": 40,
+        **extra,
+    }
+
+
+def inspection(ctx: AppContext) -> WorkOrder:
+    return new_order(ctx, kind="temperature_complaint", account="100103", assignee="inspector1")
+
+
+def test_a_hash_is_no_licence_to_someone_elses_photo(client: TestClient, ctx: AppContext) -> None:
+    tech1, tech2 = Phone(client, ctx, "tech1"), Phone(client, ctx, "tech2")
+    sha = tech1.upload_photo()
+    mine = str(new_order(ctx).id)
+    assert (
+        tech1.push("evidence.photo", 1, {"work_order_id": mine, "blob": sha, "purpose": "before"})["status"]
+        == "applied"
+    )
+    snoop = auth(tech2.tokens)
+    # Whether the company holds the file is not tech2's to learn.
+    assert tech2.client.head(f"/api/v1/blobs/{sha}", headers=snoop).status_code == 404
+    for variant in ("thumb", "display", "original"):
+        assert_error(client.get(f"/api/v1/blobs/{sha}/{variant}", headers=snoop), 404, "blob_not_found")
+    # Attaching the hash to tech2's own order would have opened the copies to tech2.
+    theirs = str(new_order(ctx, assignee="tech2", account="200101").id)
+    answer = tech2.push("evidence.photo", 1, {"work_order_id": theirs, "blob": sha, "purpose": "before"})
+    assert (answer["status"], answer["code"]) == ("rejected", "blob_not_yours")
+    assert_error(client.get(f"/api/v1/blobs/{sha}/display", headers=snoop), 404, "blob_not_found")
+    # Its uploader and the office still see it; only supervisors get the original.
+    assert client.head(f"/api/v1/blobs/{sha}", headers=auth(tech1.tokens)).status_code == 200
+    assert client.get(f"/api/v1/blobs/{sha}/display", headers=auth(tech1.tokens)).status_code == 200
+    assert_error(client.get(f"/api/v1/blobs/{sha}/original", headers=auth(tech1.tokens)), 403, "forbidden")
+    supervisor = auth(login(client, "supervisor1"))
+    assert client.get(f"/api/v1/blobs/{sha}/original", headers=supervisor).status_code == 200
+
+
+def test_the_new_assignee_sees_the_photos_of_a_reassigned_order(client: TestClient, ctx: AppContext) -> None:
+    tech1 = Phone(client, ctx, "tech1")
+    sha = tech1.upload_photo()
+    order_id = str(new_order(ctx).id)
+    tech1.push("evidence.photo", 1, {"work_order_id": order_id, "blob": sha, "purpose": "leak"})
+    dispatcher = auth(login(client, "dispatcher1"))
+    tech2 = Phone(client, ctx, "tech2")
+    tech2_id = client.get("/api/v1/me", headers=auth(tech2.tokens)).json()["id"]
+    reassigned = client.post(
+        f"/api/v1/work-orders/{order_id}/assign", json={"user_id": tech2_id}, headers=dispatcher
+    )
+    assert reassigned.status_code == 200, reassigned.text
+    assert client.get(f"/api/v1/blobs/{sha}/display", headers=auth(tech2.tokens)).status_code == 200
+
+
+def test_only_its_inspector_or_the_assignee_adds_photos_to_a_measurement(
+    client: TestClient, ctx: AppContext
+) -> None:
+    order = inspection(ctx)
+    inspector = Phone(client, ctx, "inspector1")
+    taken = record(ctx, order_id=order.id, household=order.household_id)
+    assert inspector.push("measurement.record", 1, taken)["status"] == "applied"
+    tech1 = Phone(client, ctx, "tech1")
+    own_upload = tech1.upload_photo()
+    photo = {"measurement_id": taken["measurement_id"], "blob": own_upload, "purpose": "thermometer"}
+    answer = tech1.push("evidence.photo", 1, photo)
+    assert (answer["status"], answer["code"]) == ("rejected", "unknown_measurement")
+    inspectors = {**photo, "blob": inspector.upload_photo()}
+    assert inspector.push("evidence.photo", 1, inspectors)["status"] == "applied"
+
+
+def test_a_record_is_superseded_only_by_its_issuer_or_a_supervisor(
+    client: TestClient, ctx: AppContext
+) -> None:
+    order = inspection(ctx)
+    inspector = Phone(client, ctx, "inspector1")
+    # A round without an order: the inspector measures at a household where they hold one.
+    original = record(ctx, order_id=None, household=order.household_id)
+    assert inspector.push("measurement.record", 1, original)["status"] == "applied"
+    # tech1 also has an order at this household: that is no right to void the inspector's record.
+    new_order(ctx, account="100103", assignee="tech1")
+    tech1 = Phone(client, ctx, "tech1")
+    voiding = record(
+        ctx,
+        order_id=None,
+        household=order.household_id,
+        supersedes=original["measurement_id"],
+        supersede_reason="重测",
+    )
+    answer = tech1.push("measurement.record", 1, voiding)
+    assert (answer["status"], answer["code"]) == ("rejected", "unknown_document")
+    with ctx.db.session(readonly=True) as session:
+        kept = session.get(Document, uuid.UUID(original["measurement_id"]))
+        assert kept is not None and kept.superseded_by_id is None
+        assert session.get(Document, uuid.UUID(voiding["measurement_id"])) is None
+    correction = {**voiding, "measurement_id": str(uuid.uuid4())}
+    assert inspector.push("measurement.record", 1, correction)["status"] == "applied"
+    with ctx.db.session(readonly=True) as session:
+        assert session.get(Document, uuid.UUID(original["measurement_id"])).superseded_by_id == uuid.UUID(
+            correction["measurement_id"]
+        )
