@@ -126,3 +126,34 @@ def test_a_record_is_superseded_only_by_its_issuer_or_a_supervisor(
         assert session.get(Document, uuid.UUID(original["measurement_id"])).superseded_by_id == uuid.UUID(
             correction["measurement_id"]
         )
+
+
+def test_meter_readings_reach_the_order_with_their_photo_and_flags(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """A meter swap: the reading before and after, the second with its photo, the last one late."""
+    tech1 = Phone(client, ctx, "tech1")
+    order_id = str(new_order(ctx, kind="meter_service", account="100201").id)
+    sha = tech1.upload_photo()
+    before = {"work_order_id": order_id, "meter_id": "HM-2231", "value": 1234.5, "phase": "before"}
+    after = {"work_order_id": order_id, "meter_id": "HM-9001", "value": 0.0, "phase": "after", "blob": sha}
+    assert tech1.push("meter.reading", 1, before)["status"] == "applied"
+    assert tech1.push("meter.reading", 1, after)["status"] == "applied"
+    office = auth(login(client, "supervisor1"))
+    dispatcher = auth(login(client, "dispatcher1"))
+    cancelled = client.post(
+        f"/api/v1/work-orders/{order_id}/cancel", json={"reason": "重复工单"}, headers=dispatcher
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    # A fact is never refused: a reading taken before the phone heard of the cancellation is kept, flagged.
+    late = {"work_order_id": order_id, "meter_id": "HM-9001", "value": 0.4, "phase": "single"}
+    assert tech1.push("meter.reading", 1, late)["status"] == "applied"
+    readings = client.get(f"/api/v1/work-orders/{order_id}", headers=office).json()["evidence"][
+        "meter_readings"
+    ]
+    assert [(r["meter_id"], r["value"], r["phase"], r["photo_sha256"]) for r in readings] == [
+        ("HM-2231", 1234.5, "before", None),
+        ("HM-9001", 0.0, "after", sha),
+        ("HM-9001", 0.4, "single", None),
+    ]
+    assert [r["flags"] for r in readings] == [[], [], ["after_cancelled"]]
