@@ -1,4 +1,5 @@
-"""The demo company of SPEC.md: for trying the app locally, never for a real database."""
+"""The demo company (admin, dispatcher1, supervisor1, tech1, tech2, inspector1): for trying the app
+locally, never for a real database."""
 
 from datetime import timedelta
 

@@ -58,7 +58,7 @@ def client(app: Litestar) -> Iterator[TestClient]:
 
 @pytest.fixture
 def demo(ctx: AppContext) -> AppContext:
-    """The demo company of SPEC.md, seeded into the test database."""
+    """The demo company, seeded into the test database."""
     with ctx.db.session() as session:
         seed_demo(ctx, session)
     return ctx

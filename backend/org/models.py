@@ -25,7 +25,7 @@ class Company(SQLModel, table=True):
     is_demo: bool = Field(default=False)
     created_at: datetime = Field(sa_type=UTCDateTime)
     sla_policy: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
-    """The company's own SLA policy; null means the defaults of SPEC.md."""
+    """The company's own SLA policy; null means the defaults (``mobile_contract.reference.SlaPolicy``)."""
 
 
 class Station(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""The scenarios of SPEC.md §3 that the server must survive, each through HTTP with the reference client."""
+"""The sync scenarios the server must survive, each through HTTP with the reference client."""
 
 import uuid
 from datetime import UTC, datetime, timedelta

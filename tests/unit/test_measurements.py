@@ -1,4 +1,4 @@
-"""The temperature standard at its boundaries (SPEC.md §2)."""
+"""The indoor-temperature standard at its boundaries: 18 °C by day, 16 °C at night, the design minimum."""
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo

@@ -1,0 +1,236 @@
+"""A push batch's orders: locked once, moved in memory, written back in bulk.
+
+Outside a batch an order is an ORM row locked with ``SELECT … FOR UPDATE``. Inside one
+(:func:`lock_orders`) it is a :class:`LockedOrder`, a plain object whose changed columns
+``db.buffer`` writes back; the batch also reads each order's household, clocks and photo purposes
+once, and the company's policy. The caches live in ``session.info`` and end with the transaction.
+"""
+
+import uuid
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
+from sqlmodel import Session, col, select
+
+from backend.db import buffer
+from backend.errors import NotFound
+from backend.evidence.models import Photo
+from backend.org.models import Building, Company, Household
+from backend.work_orders import sla
+from backend.work_orders.models import WorkOrder
+from mobile_contract.reference import SlaPolicy
+
+__all__ = (
+    "LockedOrder",
+    "company",
+    "forget_locked",
+    "get_order_for_update",
+    "keep",
+    "lock_orders",
+    "note_photo",
+    "photo_purposes",
+    "place",
+    "policy",
+)
+
+
+ORDERS = WorkOrder.__table__
+_LOCKED = "heatcrew.locked_orders"
+_COMPANIES = "heatcrew.companies"
+_HOUSEHOLDS = "heatcrew.households"
+_PHOTOS = "heatcrew.photo_purposes"
+
+
+class LockedOrder:
+    """A work order locked for a push batch: a plain object with one attribute per column.
+
+    Every service function that takes a ``WorkOrder`` takes this too. A batch moves its orders
+    through the state machine in memory and ``db.buffer`` writes back what changed, one statement
+    for all of them, before the session's next query and before the commit; an ORM object costs
+    more per attribute set than that whole write.
+    """
+
+    __slots__ = tuple(c.key for c in ORDERS.columns)
+
+    def __init__(self, row: Any) -> None:
+        for name, value in zip(self.__slots__, row, strict=True):
+            setattr(self, name, value)
+
+
+def get_order_for_update(session: Session, *, order_id: uuid.UUID, company_id: uuid.UUID) -> WorkOrder:
+    """The order, row-locked on PostgreSQL so two writers cannot interleave on it.
+
+    Within a push batch (after :func:`lock_orders`) it is the batch's :class:`LockedOrder`.
+    """
+    locked: dict[uuid.UUID, LockedOrder] | None = session.info.get(_LOCKED)
+    order: WorkOrder | LockedOrder | None
+    if locked is not None:
+        if order_id not in locked:
+            _lock(session, locked, [order_id], company_id)
+        order = locked.get(order_id)
+    else:
+        order = session.exec(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).first()
+    if order is None or order.company_id != company_id:
+        raise NotFound("No such work order.")
+    return order  # type: ignore[return-value]
+
+
+def lock_orders(session: Session, *, order_ids: list[uuid.UUID], company_id: uuid.UUID) -> None:
+    """Start a push batch: lock its orders at once, in id order (one order for every writer: no
+    deadlocks), and read their clocks, households and the company's policy once."""
+    locked = session.info.setdefault(_LOCKED, {})
+    if order_ids:
+        policy(session, company_id)
+        _lock(session, locked, order_ids, company_id)
+
+
+def _lock(
+    session: Session, locked: dict[uuid.UUID, LockedOrder], order_ids: list[uuid.UUID], company_id: uuid.UUID
+) -> None:
+    ids = sorted(set(order_ids).difference(locked))
+    if not ids:
+        return
+    rows = session.execute(_LOCK_ORDERS, {"ids": ids})
+    places: dict[uuid.UUID, Any] = session.info.setdefault(_HOUSEHOLDS, {})
+    width = len(LockedOrder.__slots__)
+    fresh = []
+    for row in rows:
+        order = LockedOrder(row[:width])
+        if order.company_id == company_id:
+            fresh.append(order)
+            places[order.household_id] = _Place(*row[width:])
+    locked.update((order.id, order) for order in fresh)
+    buffer.track(session, ORDERS, fresh)
+    sla.preload_clocks(session, [order.id for order in fresh])
+    _preload_photo_purposes(session, [order.id for order in fresh])
+
+
+def forget_locked(session: Session) -> None:
+    """After a savepoint rollback the cached rows may be stale: read them again."""
+    if _LOCKED in session.info:
+        session.info[_LOCKED] = {}
+    session.info.pop(_HOUSEHOLDS, None)
+    session.info.pop(_PHOTOS, None)
+    sla.forget_preloaded(session)
+
+
+@sa.event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    forget_locked(session)  # type: ignore[arg-type]
+
+
+@sa.event.listens_for(OrmSession, "after_transaction_end")
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the locks went with the transaction: so does the batch
+        for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _COMPANIES):
+            session.info.pop(key, None)
+        sla.forget_preloaded(session)  # type: ignore[arg-type]
+
+
+def _preload_photo_purposes(session: Session, order_ids: list[uuid.UUID]) -> None:
+    # Complete for a locked order: a photo is added only by someone holding the order's lock.
+    cache: dict[uuid.UUID, set[str]] = session.info.setdefault(_PHOTOS, {})
+    if not order_ids:
+        return
+    for order_id in order_ids:
+        cache[order_id] = set()
+    for order_id, purpose in session.execute(_PHOTO_PURPOSES, {"ids": order_ids}):
+        cache[order_id].add(purpose)
+
+
+@sa.event.listens_for(OrmSession, "transient_to_pending")
+def _photo_added(session: OrmSession, instance: object) -> None:
+    if isinstance(instance, Photo):
+        cache = session.info.get(_PHOTOS)
+        if cache is not None and instance.order_id in cache:
+            cache[instance.order_id].add(instance.purpose)
+
+
+def note_photo(session: Session, *, order_id: uuid.UUID, purpose: str) -> None:
+    """A photo written in bulk (not as an ORM object) counts for completing within the batch."""
+    cache = session.info.get(_PHOTOS)
+    if cache is not None and order_id in cache:
+        cache[order_id].add(purpose)
+
+
+def photo_purposes(session: Session, order: WorkOrder) -> set[str]:
+    """What the order's photos show; within a push batch, read with its orders and kept up to date."""
+    cache = session.info.get(_PHOTOS)
+    if cache is not None and order.id in cache:
+        return cache[order.id]
+    return set(session.exec(select(Photo.purpose).where(Photo.order_id == order.id).distinct()))
+
+
+class _Place(NamedTuple):
+    """What a check-in and a revisit need of a household: its building's position beside its own."""
+
+    is_key_customer: bool
+    lat: float | None
+    lon: float | None
+    building_lat: float | None
+    building_lon: float | None
+
+
+_PLACE = (
+    Household.is_key_customer,
+    Household.lat,
+    Household.lon,
+    col(Building.lat).label("building_lat"),
+    col(Building.lon).label("building_lon"),
+)
+
+# A push batch runs these every time: built once, with parameters.
+_LOCK_ORDERS = (
+    # By primary key alone: a company filter here tempts SQLite's planner into a company-wide scan.
+    # The household's place comes along; only the orders are locked.
+    sa.select(ORDERS, *_PLACE)
+    .join_from(ORDERS, Household, Household.id == ORDERS.c.household_id)
+    .join(Building, col(Building.id) == Household.building_id)
+    .where(ORDERS.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(ORDERS.c.id)
+    .with_for_update(of=ORDERS)
+)
+_PHOTO_PURPOSES = (
+    sa.select(Photo.order_id, Photo.purpose)
+    .where(col(Photo.order_id).in_(sa.bindparam("ids", expanding=True)))
+    .distinct()
+)
+_POLICY = sa.select(Company.sla_policy).where(Company.id == sa.bindparam("company_id"))
+
+
+def place(session: Session, household_id: uuid.UUID) -> _Place:
+    cache = session.info.get(_HOUSEHOLDS, {})
+    if household_id in cache:
+        return cache[household_id]
+    row = session.execute(
+        sa.select(*_PLACE)
+        .join(Building, col(Building.id) == Household.building_id)
+        .where(Household.id == household_id)
+    ).one()
+    return _Place(*row)
+
+
+def company(session: Session, company_id: uuid.UUID) -> Company:
+    company = session.get(Company, company_id)
+    assert company is not None
+    return company
+
+
+def policy(session: Session, company_id: uuid.UUID) -> SlaPolicy:
+    cache: dict[uuid.UUID, SlaPolicy] = session.info.setdefault(_COMPANIES, {})
+    if company_id not in cache:
+        # The one column it needs, not a Company object: a push batch reads it every time.
+        row = session.execute(_POLICY, {"company_id": company_id}).one()
+        cache[company_id] = sla.load_policy(row)  # type: ignore[arg-type]
+    return cache[company_id]
+
+
+# ---------------------------------------------------------------- dispatcher
+
+
+def keep(session: Session, order: WorkOrder) -> None:
+    """Write the order's changes with the session; a batch's locked order is written back by db.buffer."""
+    if not isinstance(order, LockedOrder):
+        session.add(order)
