@@ -6,7 +6,7 @@ import pytest
 
 from backend.work_orders.states import IllegalTransition, Move, State, allowed_moves, next_state
 
-# The legal moves, read from the heating-service codes and the field-day issue, written independently of the code.
+# The legal moves, read from the heating-service codes and the field-day issue, written apart from the code.
 ARRANGING = ["accepted", "contacted", "appointment_set", "no_access", "rescheduled"]
 WORKABLE = ["assigned", *ARRANGING, "en_route", "arrived", "in_progress"]
 EXPECTED: dict[tuple[str, str], str] = {}
