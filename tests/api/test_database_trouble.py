@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -209,7 +210,15 @@ def test_a_database_that_never_answers_fails_fast(silent_listener: int, tmp_path
         started = time.monotonic()
         logged_in = pool.submit(client.post, "/api/v1/auth/login", json=LOGIN).result(timeout=30)
         login_took = time.monotonic() - started
+        # An authenticated request fails in the token check (its one query): the same 503.
+        ctx: AppContext = app.state.ctx
+        token = ctx.tokens.issue(
+            user_id=uuid.uuid4(), session_id=uuid.uuid4(), device_id="phone-of-tech1", now=ctx.clock.now()
+        )
+        me = pool.submit(client.get, "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        me_answer = me.result(timeout=30)
     app.state.ctx.db.dispose()
+    assert_unavailable(me_answer)
     body = assert_error(ready, 503, "not_ready")
     assert body["detail"]["failed"] == ["database"]
     assert body["detail"]["checks"]["database"].startswith("unavailable")
