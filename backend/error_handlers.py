@@ -6,6 +6,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
@@ -15,7 +16,8 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from backend.errors import HeatCrewError
+from backend.db.failures import RETRY_AFTER_SECONDS, is_unavailable
+from backend.errors import ClientDisconnected, DatabaseUnavailable, HeatCrewError
 
 __all__ = ("exception_handlers",)
 
@@ -50,7 +52,16 @@ def _too_large(request: Request, exc: HTTPException) -> Response:
     return _body(413, "body_too_large", f"The request body is larger than {limit} bytes.", {"limit": limit})
 
 
-def _http(_: Request, exc: HTTPException) -> Response:
+# What Litestar raises when the client closes the connection while its body is being read.
+_CLIENT_GONE = "client disconnected prematurely"
+
+
+def _http(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE:
+        # A phone that lost its signal mid-request: nothing failed here and nobody reads the answer.
+        log.info("client disconnected before its request arrived: %s %s", request.method, request.url.path)
+        gone = ClientDisconnected()
+        return _body(gone.status, gone.code, gone.message)
     if isinstance(exc.__cause__, SerializationException):
         return _body(400, "malformed_json", "The request body is not valid JSON.", {"error": str(exc.detail)})
     if isinstance(exc, NotFoundException):
@@ -67,7 +78,23 @@ def _http(_: Request, exc: HTTPException) -> Response:
     return _body(exc.status_code, "bad_request", str(exc.detail))
 
 
+def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # One line, no traceback: an outage would otherwise flood the log with the same stack.
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
+    error = DatabaseUnavailable(detail={"retryable": True}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return _heatcrew(request, error)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
+    # Database trouble reaches here from any endpoint (SQLAlchemy's and the drivers' errors are
+    # not HeatCrewErrors): mapped once, so no handler has to catch it.
+    if is_unavailable(exc):
+        return _database_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _body(500, "internal_error", "The server failed; the request was not applied.")
 

@@ -14,11 +14,14 @@ __all__ = (
     "BlobSizeMismatch",
     "BlobStoreUnavailable",
     "BlobTooLarge",
+    "ClientDisconnected",
     "Conflict",
+    "DatabaseUnavailable",
     "Forbidden",
     "HeatCrewError",
     "InvalidInput",
     "NotFound",
+    "NotReady",
     "PresignUnsupported",
     "RateLimited",
     "UploadNotFound",
@@ -116,6 +119,34 @@ class BlobStoreUnavailable(HeatCrewError):
     status = 503
     code = "blob_store_unavailable"
     default_message = "The blob store cannot be reached."
+
+
+class DatabaseUnavailable(HeatCrewError):
+    """503: the database cannot be reached or did not answer in time; nothing was applied.
+
+    ``detail.retryable`` is true and ``Retry-After`` says when to send the same request again.
+    Raised for every endpoint by the error handlers (``backend.db.failures`` tells which errors).
+    """
+
+    status = 503
+    code = "database_unavailable"
+    default_message = "The database cannot be reached right now; nothing was applied. Send it again later."
+
+
+class NotReady(HeatCrewError):
+    """503 from ``/ready``: ``detail.failed`` names the checks that failed, ``detail.checks`` all."""
+
+    status = 503
+    code = "not_ready"
+    default_message = "Not ready."
+
+
+class ClientDisconnected(HeatCrewError):
+    """The client closed the connection before its request arrived: nobody reads this answer."""
+
+    status = 400
+    code = "client_disconnected"
+    default_message = "The client closed the connection before the request body arrived."
 
 
 class UploadOffsetMismatch(HeatCrewError):

@@ -1,14 +1,23 @@
 """Liveness and readiness for load balancers and orchestrators."""
 
+import asyncio
+from collections.abc import Callable
+
+import anyio.to_thread
 from litestar import Controller, get
-from litestar.response import Response
-from litestar.utils.sync import sync_to_thread
 
+from backend.context import AppContext
+from backend.db.failures import RETRY_AFTER_SECONDS
 from backend.deps import Ctx
+from backend.errors import NotReady
 
-__all__ = ("HealthController",)
+__all__ = ("READY_BUDGET_SECONDS", "HealthController")
 
 PUBLIC = {"exclude_from_auth": True}
+READY_BUDGET_SECONDS = 1.5
+"""``/ready`` answers within this (plus a little): a probe that has not answered by then failed.
+Probes run side by side in threads; one still running finishes on its own (the database's own
+connect timeout bounds it)."""
 
 
 class HealthController(Controller):
@@ -20,16 +29,44 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", opt=PUBLIC)
-    async def ready(self, ctx: Ctx) -> Response[dict[str, object]]:
-        """Ready only when the database and the blob store both answer; 503 otherwise."""
-        checks: dict[str, str] = {}
-        for name, probe in (("database", ctx.db.ping), ("blob_store", ctx.blobs.check)):
-            try:
-                await sync_to_thread(probe)
-                checks[name] = "ok"
-            except Exception as exc:  # a probe reports any failure; it must never crash
-                checks[name] = f"unavailable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return Response(
-            {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    async def ready(self, ctx: Ctx) -> dict[str, object]:
+        """Ready when the database answers and the blob store is usable with enough free space.
+
+        Answers within about 2 s. Otherwise ``503 not_ready``: ``detail.failed`` lists the
+        failing checks, ``detail.checks`` says what each check found.
+        """
+        names = ("database", "blob_store")
+        probes = [_probe(ctx.db.ping), _probe(lambda: _blob_store(ctx))]
+        results = await asyncio.gather(*probes)
+        checks = dict(zip(names, results, strict=True))
+        failed = [name for name, value in checks.items() if value != "ok"]
+        if failed:
+            raise NotReady(
+                f"Not ready: {', '.join(f'{name} {checks[name]}' for name in failed)}.",
+                detail={"status": "not_ready", "failed": failed, "checks": checks},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return {"status": "ready", "checks": checks}
+
+
+async def _probe(check: Callable[[], object]) -> str:
+    """``ok``, or what went wrong: a check returns its own finding or raises."""
+    try:
+        # Abandoned, not awaited, when the budget runs out: the thread ends by its own timeouts.
+        finding = await asyncio.wait_for(
+            anyio.to_thread.run_sync(check, abandon_on_cancel=True), READY_BUDGET_SECONDS
         )
+    except TimeoutError:
+        return f"unavailable: no answer within {READY_BUDGET_SECONDS:g} s"
+    except Exception as exc:  # a probe reports any failure; it must never crash
+        return f"unavailable: {type(exc).__name__}"
+    return finding if isinstance(finding, str) else "ok"
+
+
+def _blob_store(ctx: AppContext) -> str | None:
+    ctx.blobs.check()
+    threshold = ctx.settings.ready_min_free_bytes
+    free = ctx.blobs.free_bytes() if threshold else None
+    if free is not None and free < threshold:
+        return f"low_on_space: {free} bytes free, HEATCREW_READY_MIN_FREE_BYTES is {threshold}"
+    return None

@@ -30,6 +30,23 @@ class Settings:
     """SQLAlchemy URL. Empty means ``sqlite:///<var_dir>/heatcrew.db``. PostgreSQL:
     ``postgresql+psycopg://user@host:5432/dbname``."""
 
+    db_connect_timeout: int = 3
+    """Seconds to wait for the database to accept a new connection (PostgreSQL; libpq counts
+    whole seconds, at least 2). A server that accepts TCP and never answers costs this, not minutes."""
+
+    db_statement_timeout: float = 30.0
+    """Seconds one statement may run before the database cancels it (PostgreSQL
+    ``statement_timeout``, sent with the connection); on SQLite, how long a writer waits for the
+    write lock (``busy_timeout``). Either answers ``503 database_unavailable``. 0: no limit (SQLite: 30 s).
+    Migrations run without it."""
+
+    db_pool_timeout: float = 5.0
+    """Seconds a request waits for a free pooled connection before ``503 database_unavailable``."""
+
+    ready_min_free_bytes: int = 1024**3
+    """``/ready`` fails while the local blob directory's disk has fewer free bytes than this
+    (1 GiB); 0 switches the check off. S3 has no such limit."""
+
     auto_migrate: bool = True
     """``heatcrew serve`` upgrades the schema before it starts serving."""
 
@@ -147,6 +164,12 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        for name in ("db_connect_timeout", "db_pool_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
+        for name in ("db_statement_timeout", "ready_min_free_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more")
         if self.presign_expiry > 7 * 24 * 3600:
             raise SettingsError(f"{PREFIX}PRESIGN_EXPIRY cannot exceed 604800 seconds (S3's limit)")
 
@@ -201,6 +224,11 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{var} must be true or false, not {raw!r}")
+    if "float" in text or kind == "float":
+        try:
+            return float(raw.replace("_", ""))
+        except ValueError:
+            raise SettingsError(f"{var} must be a number, not {raw!r}") from None
     if "int" in text or kind == "int":
         try:
             return int(raw.replace("_", ""))

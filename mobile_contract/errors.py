@@ -14,7 +14,9 @@ class ErrorBody(msgspec.Struct):
     message: str
     """For people; may be reworded or translated."""
     detail: Any = None
-    """Structured extra, e.g. the limit that was exceeded or the fields that failed."""
+    """Structured extra, e.g. the limit that was exceeded or the fields that failed. A server-side
+    failure that will pass (``database_unavailable``) says ``{"retryable": true}`` here and sends
+    ``Retry-After``."""
 
 
 class ErrorCode(StrEnum):
@@ -53,6 +55,9 @@ class ErrorCode(StrEnum):
     # server side
     blob_store_unavailable = "blob_store_unavailable"
     database_unavailable = "database_unavailable"
+    """503 with ``detail.retryable`` true and ``Retry-After``: send the same request again later."""
+    not_ready = "not_ready"
+    client_disconnected = "client_disconnected"
     internal_error = "internal_error"
     # resumable and direct uploads
     blob_size_mismatch = "blob_size_mismatch"

@@ -21,13 +21,29 @@ def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+# SQLite writers wait this long for the write lock when no statement timeout is given.
+SQLITE_BUSY_SECONDS = 30.0
+
+
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: int = 3,
+    statement_timeout: float | None = None,
+    pool_timeout: float = 5.0,
+    **kwargs: Any,
+) -> sa.Engine:
+    """An engine for ``url``. ``connect_timeout`` bounds a new PostgreSQL connection (whole seconds);
+    ``statement_timeout`` (seconds, None or 0: none) becomes PostgreSQL's ``statement_timeout``,
+    sent as a startup option so no statement is spent on it (nor on the push path's pipeline), and
+    SQLite's ``busy_timeout``; ``pool_timeout`` bounds the wait for a pooled connection."""
     kwargs.setdefault("json_serializer", _json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        busy = statement_timeout or SQLITE_BUSY_SECONDS
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": busy}, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -59,7 +75,20 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return sa.create_engine(url, **kwargs)
+    kwargs.setdefault("pool_timeout", pool_timeout)
+    connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+    query = parsed.query
+    if "connect_timeout" not in query:
+        # libpq's default is to wait for ever (psycopg: 130 s) on a server that accepts but never answers.
+        connect_args.setdefault("connect_timeout", max(2, int(connect_timeout)))
+    if "application_name" not in query:
+        connect_args.setdefault("application_name", "heatcrew")
+    if statement_timeout:
+        option = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        given = query.get("options")
+        given = given if isinstance(given, str) else " ".join(given or ())
+        connect_args["options"] = f"{given} {option}".strip()
+    return sa.create_engine(url, connect_args=connect_args, **kwargs)
 
 
 class Database:
@@ -68,9 +97,21 @@ class Database:
     __slots__ = ("_readonly_engine", "clock", "engine", "info")
 
     def __init__(
-        self, url: str, clock: Clock | None = None, *, info: dict[str, object] | None = None
+        self,
+        url: str,
+        clock: Clock | None = None,
+        *,
+        info: dict[str, object] | None = None,
+        connect_timeout: int = 3,
+        statement_timeout: float | None = None,
+        pool_timeout: float = 5.0,
     ) -> None:
-        self.engine = make_engine(url)
+        self.engine = make_engine(
+            url,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
+            pool_timeout=pool_timeout,
+        )
         self.clock = clock or SystemClock()
         # Handed to every session (``session.info``): the clock and the keys services need.
         self.info: dict[str, object] = {"clock": self.clock, **(info or {})}

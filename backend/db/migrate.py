@@ -26,6 +26,8 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     config = alembic_config()
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
+            # A migration may rewrite a big table: the service's statement timeout is not for it.
+            connection.execute(sa.text("SET statement_timeout = 0"))
             connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": PG_LOCK_KEY})
             connection.commit()
         try:
@@ -35,6 +37,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         finally:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
+                connection.execute(sa.text("RESET statement_timeout"))
                 connection.commit()
 
 

@@ -159,3 +159,7 @@ class BlobStore(Protocol):
     def check(self) -> None:
         """Readiness probe: raise BlobStoreUnavailable if the store cannot be used right now."""
         ...
+
+    def free_bytes(self) -> int | None:
+        """Bytes still free where blobs are written, or None where that has no meaning (S3)."""
+        ...

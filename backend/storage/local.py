@@ -9,6 +9,7 @@ place, so a reader never sees a half-written or unverified blob.
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -204,6 +205,13 @@ class LocalBlobStore:
                 os.unlink(name)
         except OSError as exc:
             raise BlobStoreUnavailable(f"Blob directory is not writable: {exc}") from exc
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the blob directory's file system (the readiness threshold is checked on it)."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"Cannot read the free space of {self.root}: {exc}") from exc
 
 
 class LocalUploadStaging:

@@ -262,6 +262,10 @@ class S3BlobStore:
         except _S3Errors as exc:
             raise _unavailable(exc, f"head_bucket {self.bucket!r}") from exc
 
+    def free_bytes(self) -> int | None:
+        """A bucket has no notion of free space."""
+        return None
+
     def ensure_bucket(self) -> None:
         """Create the bucket if missing (dev/test setups; production buckets are provisioned)."""
         try:

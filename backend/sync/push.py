@@ -24,6 +24,7 @@ from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.db import buffer
+from backend.db.failures import is_unavailable
 from backend.errors import Conflict, HeatCrewError, NotFound
 from backend.evidence.models import Blob
 from backend.nul_guard import has_nul
@@ -131,7 +132,8 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
             )
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
-                if careful_from == 0:
+                if careful_from == 0 or is_unavailable(exc):
+                    # The database is gone or too slow: 503, the phone sends the batch again.
                     raise
                 # A write the database refused (rows are sent in bulk, after their handlers ran):
                 # again with a savepoint around each action, so only the one that wrote it fails.
@@ -552,6 +554,8 @@ def _apply_one(
         try:
             decoded.handler.apply(applying, decoded.payload)
         except Exception as exc:
+            if is_unavailable(exc):  # not this action's fault: nothing is recorded, the batch fails (503)
+                raise
             # Refused (or failed) with nothing to undo what it may have changed first: the batch
             # runs again, with this action in a savepoint. Nothing of this run is committed.
             raise _Careful(envelope.seq) from exc
@@ -567,7 +571,9 @@ def _apply_one(
                 envelope, Status.conflict, exc.code, exc.message, current=_current(session, decoded, batch)
             )
         return _result(envelope, Status.rejected, exc.code, exc.message)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):  # the database, not the action: nothing is recorded, the batch fails
+            raise
         scope.undo()
         log.exception("action %s (%s v%s) failed", envelope.id, envelope.type, envelope.v)
         # Kept with its payload in sync_action: an operator can replay it once the fault is fixed.

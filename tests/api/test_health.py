@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from backend.app import create_app
 from backend.context import AppContext
 from backend.settings import Settings
+from tests.api.helpers import assert_error
 
 
 def test_health_answers_without_a_token(client: TestClient) -> None:
@@ -29,12 +30,11 @@ def test_not_ready_when_the_blob_store_is_gone(client: TestClient, ctx: AppConte
     assert root is not None
     shutil.rmtree(root)
     root.write_text("the disk was replaced by a file")
-    response = client.get("/ready")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "not_ready"
-    assert body["checks"]["database"] == "ok"
-    assert body["checks"]["blob_store"].startswith("unavailable")
+    body = assert_error(client.get("/ready"), 503, "not_ready")
+    assert body["detail"]["status"] == "not_ready"
+    assert body["detail"]["failed"] == ["blob_store"]
+    assert body["detail"]["checks"]["database"] == "ok"
+    assert body["detail"]["checks"]["blob_store"].startswith("unavailable")
 
 
 def test_not_ready_when_the_database_is_gone(settings: Settings, tmp_path: Path) -> None:
@@ -47,9 +47,10 @@ def test_not_ready_when_the_database_is_gone(settings: Settings, tmp_path: Path)
     app = create_app(replace(settings, database_url=gone))
     with TestClient(app) as client:
         response = client.get("/ready")
-    assert response.status_code == 503
-    assert response.json()["checks"]["database"].startswith("unavailable")
-    assert response.json()["checks"]["blob_store"] == "ok"
+    body = assert_error(response, 503, "not_ready")
+    assert body["detail"]["failed"] == ["database"]
+    assert body["detail"]["checks"]["database"].startswith("unavailable")
+    assert body["detail"]["checks"]["blob_store"] == "ok"
 
 
 def test_openapi_lists_the_endpoints_and_error_shape(client: TestClient) -> None:

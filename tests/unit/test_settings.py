@@ -49,11 +49,36 @@ def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
         ({"HEATCREW_TIMEZONE": "Mars/Olympus"}, "HEATCREW_TIMEZONE"),
         ({"HEATCREW_ACCESS_TOKEN_TTL": "0"}, "HEATCREW_ACCESS_TOKEN_TTL"),
         ({"HEATCREW_ACCESS_TOKEN_TTL": "99999999"}, "HEATCREW_ACCESS_TOKEN_TTL"),
+        ({"HEATCREW_DB_CONNECT_TIMEOUT": "0"}, "HEATCREW_DB_CONNECT_TIMEOUT"),
+        ({"HEATCREW_DB_STATEMENT_TIMEOUT": "soon"}, "HEATCREW_DB_STATEMENT_TIMEOUT"),
+        ({"HEATCREW_DB_STATEMENT_TIMEOUT": "-1"}, "HEATCREW_DB_STATEMENT_TIMEOUT"),
+        ({"HEATCREW_DB_POOL_TIMEOUT": "0"}, "HEATCREW_DB_POOL_TIMEOUT"),
+        ({"HEATCREW_READY_MIN_FREE_BYTES": "-5"}, "HEATCREW_READY_MIN_FREE_BYTES"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(environ)
+
+
+def test_database_timeouts_and_the_free_space_threshold() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.db_connect_timeout == 3
+    assert defaults.db_statement_timeout == 30
+    assert defaults.db_pool_timeout == 5
+    assert defaults.ready_min_free_bytes == 1024**3
+    settings = Settings.from_env(
+        {
+            "HEATCREW_DB_CONNECT_TIMEOUT": "5",
+            "HEATCREW_DB_STATEMENT_TIMEOUT": "2.5",
+            "HEATCREW_DB_POOL_TIMEOUT": "1",
+            "HEATCREW_READY_MIN_FREE_BYTES": "0",
+        }
+    )
+    assert settings.db_connect_timeout == 5
+    assert settings.db_statement_timeout == 2.5
+    assert settings.db_pool_timeout == 1.0
+    assert settings.ready_min_free_bytes == 0
 
 
 def test_settings_are_frozen() -> None:
