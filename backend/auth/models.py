@@ -79,6 +79,10 @@ class RefreshToken(SQLModel, table=True):
     issued_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     spent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set when the token is used, or when it is replaced by a retry of its parent."""
+    parent_id: uuid.UUID | None = Field(default=None)
+    """The token whose refresh issued this one (none for a login's first token). A retry of the
+    parent within the grace replaces this token, so one live successor exists at any time."""
 
 
 class LoginAttempt(SQLModel, table=True):

@@ -30,7 +30,8 @@ __all__ = (
 )
 
 # A phone whose refresh answer was lost resends the same token moments later; within this
-# window that is a retry, not theft, and must not throw a crew member out of the app.
+# window (from the token's first use) and while its successor is unused, that is a retry, not
+# theft, and must not throw a crew member out of the app, however many answers are lost.
 REFRESH_RETRY_GRACE = timedelta(seconds=60)
 MIN_PASSWORD_LENGTH = 10
 # Writing last_seen_at on every request would turn every read into a write.
@@ -79,19 +80,29 @@ def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
 
 def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
     now = ctx.clock.now()
+    token_hash = hash_refresh_token(request.refresh_token)
     failure: HeatCrewError | None = None
     with ctx.db.session() as session:
-        row = session.exec(
-            select(RefreshToken, AuthSession, Device, User)
-            .join(AuthSession, col(AuthSession.id) == RefreshToken.session_id)
+        session_id = session.exec(
+            select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
+        ).first()
+        if session_id is None:
+            raise AuthError("Unknown refresh token; log in again.", code="refresh_token_invalid")
+        # One refresh of a family at a time: the session row is the family's lock (on SQLite the
+        # writing transaction's BEGIN IMMEDIATE already serialises). Tokens are read after it.
+        auth_session, device, user = session.exec(
+            select(AuthSession, Device, User)
             .join(Device, col(Device.id) == AuthSession.device_id)
             .join(User, col(User.id) == AuthSession.user_id)
-            .where(RefreshToken.token_hash == hash_refresh_token(request.refresh_token))
-            .with_for_update(of=RefreshToken)
-        ).first()
-        if row is None:
-            raise AuthError("Unknown refresh token; log in again.", code="refresh_token_invalid")
-        token, auth_session, device, user = row
+            .where(AuthSession.id == session_id)
+            .with_for_update(of=AuthSession)
+            .execution_options(populate_existing=True)
+        ).one()
+        token = session.exec(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .execution_options(populate_existing=True)
+        ).one()
         if device.revoked_at is not None:
             failure = AuthError("This device has been revoked.", code="device_revoked")
         elif not user.is_active:
@@ -110,8 +121,12 @@ def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
                 code="refresh_token_reused",
             )
         if failure is None:
+            # Spends the token itself, or on a retry the successor it was given before (whose
+            # answer was lost): exactly one live token remains, the one issued now.
             _spend_refresh_tokens(session, auth_session.id, now=now)
-            new_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
+            new_token = _issue_refresh_token(
+                ctx, session, session_id=auth_session.id, parent_id=token.id, now=now
+            )
             company = session.get(Company, user.company_id)
     if failure is not None:
         raise failure
@@ -317,7 +332,14 @@ def _register_device(session: Session, *, user: User, device: DeviceInfo, now: d
     return known
 
 
-def _issue_refresh_token(ctx: AppContext, session: Session, *, session_id: uuid.UUID, now: datetime) -> str:
+def _issue_refresh_token(
+    ctx: AppContext,
+    session: Session,
+    *,
+    session_id: uuid.UUID,
+    now: datetime,
+    parent_id: uuid.UUID | None = None,
+) -> str:
     token = new_refresh_token()
     session.add(
         RefreshToken(
@@ -326,6 +348,7 @@ def _issue_refresh_token(ctx: AppContext, session: Session, *, session_id: uuid.
             token_hash=hash_refresh_token(token),
             issued_at=now,
             expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl),
+            parent_id=parent_id,
         )
     )
     return token
@@ -340,18 +363,21 @@ def _spend_refresh_tokens(session: Session, session_id: uuid.UUID, *, now: datet
 
 
 def _is_retry_within_grace(session: Session, token: RefreshToken, *, now: datetime) -> bool:
-    """A spent token is a retry when it was spent moments ago and its successor is still unused."""
+    """A spent token is a retry while it was first spent within the grace and the family's one
+    live token is its own unused successor (the answer that carried it was lost)."""
     if token.spent_at is None or now - token.spent_at > REFRESH_RETRY_GRACE:
         return False
-    successor_used = session.exec(
-        select(RefreshToken.id).where(
-            RefreshToken.session_id == token.session_id,
-            col(RefreshToken.issued_at) >= token.spent_at,
-            col(RefreshToken.spent_at).is_not(None),
-            RefreshToken.id != token.id,
-        )
+    live = session.exec(
+        select(RefreshToken)
+        .where(RefreshToken.session_id == token.session_id, col(RefreshToken.spent_at).is_(None))
+        .execution_options(populate_existing=True)
     ).first()
-    return successor_used is None
+    if live is None:
+        return False
+    if live.parent_id is not None:
+        return live.parent_id == token.id
+    # Issued before successors named their parent: the successor was issued as the token was spent.
+    return live.issued_at == token.spent_at
 
 
 def _revoke_session(session: Session, session_id: uuid.UUID, *, now: datetime, reason: str) -> None:
