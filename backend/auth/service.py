@@ -4,8 +4,11 @@ Plain functions over a session and typed arguments; the HTTP layer and the CLI b
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -13,20 +16,25 @@ from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken,
 from backend.auth.principal import Principal
 from backend.auth.tokens import hash_refresh_token, new_refresh_token
 from backend.context import AppContext
-from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, NotFound, RateLimited
+from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, LoginBusy, NotFound, RateLimited
 from backend.ids import new_id
 from backend.org.models import Company
 from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
 
 __all__ = (
+    "LoginStart",
+    "abandon_login",
     "authenticate",
     "create_user",
     "disable_user",
     "enable_user",
+    "finish_login",
     "login",
+    "login_gated",
     "logout",
     "refresh",
     "revoke_device",
+    "start_login",
 )
 
 # A phone whose refresh answer was lost resends the same token moments later; within this
@@ -38,17 +46,76 @@ MIN_PASSWORD_LENGTH = 10
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
+@dataclass(frozen=True, slots=True)
+class LoginStart:
+    """A login whose attempt is recorded (pending) and counted: it may now check the password."""
+
+    attempt_id: int
+    username: str
+    user: User | None
+    now: datetime
+
+    @property
+    def password_hash(self) -> str | None:
+        return self.user.password_hash if self.user else None
+
+
 def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+    """The whole login in the calling thread; the HTTP layer uses :func:`login_gated`."""
+    start = start_login(ctx, request=request, address=address)
+    ok = ctx.passwords.verify(start.password_hash, request.password)
+    return finish_login(ctx, start=start, request=request, ok=ok)
+
+
+async def login_gated(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+    """A login whose password check waits for one of the worker's slots (``ctx.login_gate``);
+    past the wait it answers ``503 login_busy`` and the attempt is withdrawn, not counted."""
+    start = await anyio.to_thread.run_sync(partial(start_login, ctx, request=request, address=address))
+    try:
+        ok = await ctx.login_gate.run(partial(ctx.passwords.verify, start.password_hash, request.password))
+    except LoginBusy:
+        await anyio.to_thread.run_sync(partial(abandon_login, ctx, start=start))
+        raise
+    return await anyio.to_thread.run_sync(partial(finish_login, ctx, start=start, request=request, ok=ok))
+
+
+def start_login(ctx: AppContext, *, request: LoginRequest, address: str) -> LoginStart:
+    """Count the attempt and record it as pending, in one transaction serialised per username and
+    per address, before the password is checked: concurrent guesses cannot all pass the count."""
     now = ctx.clock.now()
     username = request.username.strip().lower()
-    with ctx.db.session(readonly=True) as session:
+    address = address[:64]
+    with ctx.db.session() as session:
+        _serialise_login(session, username=username, address=address)
         _check_login_rate(ctx, session, username=username, address=address, now=now)
+        attempt = LoginAttempt(username=username, address=address, at=now, succeeded=None)
+        session.add(attempt)
         user = session.exec(select(User).where(User.username == username)).first()
-    # The slow, memory-hard verification runs outside any transaction.
-    ok = ctx.passwords.verify(user.password_hash if user else None, request.password)
+        session.flush()
+        assert attempt.id is not None
+        attempt_id = attempt.id
+    return LoginStart(attempt_id=attempt_id, username=username, user=user, now=now)
+
+
+def abandon_login(ctx: AppContext, *, start: LoginStart) -> None:
+    """The password was never checked (the server was busy): the attempt does not count."""
+    with ctx.db.session() as session:
+        session.exec(
+            sa.delete(LoginAttempt).where(
+                col(LoginAttempt.id) == start.attempt_id, col(LoginAttempt.succeeded).is_(None)
+            )
+        )
+
+
+def finish_login(ctx: AppContext, *, start: LoginStart, request: LoginRequest, ok: bool) -> TokenPair:
+    """Judge the pending attempt by the password check's result; on success open the session."""
+    user = start.user
+    now = ctx.clock.now()
     failure: HeatCrewError | None = None
     with ctx.db.session() as session:
-        session.add(LoginAttempt(username=username, address=address[:64], at=now, succeeded=ok))
+        session.exec(
+            sa.update(LoginAttempt).where(col(LoginAttempt.id) == start.attempt_id).values(succeeded=ok)
+        )
         if not ok or user is None:
             failure = AuthError("Wrong username or password.", code="invalid_credentials")
         elif not user.is_active:
@@ -261,6 +328,23 @@ def revoke_device(
     return device
 
 
+# Advisory-lock classes (PostgreSQL's two-key form); any fixed numbers, the same in every worker.
+LOGIN_LOCK_USERNAME = 7_001
+LOGIN_LOCK_ADDRESS = 7_002
+
+
+def _serialise_login(session: Session, *, username: str, address: str) -> None:
+    """Until commit, no other login of this username or from this address counts or records.
+    PostgreSQL: transaction-scoped advisory locks, always username first (no deadlock); SQLite:
+    the writing transaction's BEGIN IMMEDIATE already serialises every writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for lock_class, key in ((LOGIN_LOCK_USERNAME, username), (LOGIN_LOCK_ADDRESS, address)):
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:class, hashtext(:key))"), {"class": lock_class, "key": key}
+        )
+
+
 def _check_login_rate(
     ctx: AppContext, session: Session, *, username: str, address: str, now: datetime
 ) -> None:
@@ -271,12 +355,17 @@ def _check_login_rate(
             LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(True), LoginAttempt.at >= since
         )
     ).one()
-    # A successful login wipes the slate: only failures after it count.
+    # A successful login wipes the slate: only failures after it count, and attempts whose
+    # password check is still running (pending), which may yet fail.
     counted = LoginAttempt.at > last_success if last_success else LoginAttempt.at >= since
     failures = session.exec(
         select(sa.func.count())
         .select_from(LoginAttempt)
-        .where(LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(False), counted)
+        .where(
+            LoginAttempt.username == username,
+            sa.or_(col(LoginAttempt.succeeded).is_(False), col(LoginAttempt.succeeded).is_(None)),
+            counted,
+        )
     ).one()
     retry_after = str(settings.login_window)
     if failures >= settings.login_max_failures_per_user:
@@ -292,7 +381,7 @@ def _check_login_rate(
     attempts = session.exec(
         select(sa.func.count())
         .select_from(LoginAttempt)
-        .where(LoginAttempt.address == address[:64], LoginAttempt.at >= since)
+        .where(LoginAttempt.address == address, LoginAttempt.at >= since)
     ).one()
     if attempts >= settings.login_max_attempts_per_address:
         raise RateLimited(
