@@ -1,5 +1,7 @@
 """Accounts, devices and tokens as a phone and an admin experience them."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -9,7 +11,7 @@ from litestar.testing import TestClient
 
 from backend.auth.models import AuthSession, LoginAttempt
 from backend.auth.passwords import Passwords
-from backend.auth.tokens import TokenCodec
+from backend.auth.tokens import TokenCodec, hash_refresh_token
 from backend.clock import ManualClock
 from backend.context import AppContext
 from tests.api.helpers import assert_error, auth, login
@@ -405,3 +407,25 @@ def test_retries_of_a_spent_token_end_with_the_grace_window(client: TestClient, 
     assert _refresh(client, first["refresh_token"]).status_code == 200
     clock.advance(seconds=31)  # 61 s after the token was first spent: retries do not extend the grace
     assert_error(_refresh(client, first["refresh_token"]), 401, "refresh_token_reused")
+
+
+def test_concurrent_resends_of_one_token_leave_exactly_one_live_successor(
+    client: TestClient, ctx: AppContext
+) -> None:
+    first = login(client, "tech1")
+    barrier = threading.Barrier(8)
+
+    def resend(_: int) -> httpx.Response:
+        barrier.wait()
+        return _refresh(client, first["refresh_token"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(resend, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    with ctx.db.engine.connect() as conn:
+        unspent = sa.text("SELECT token_hash FROM refresh_token WHERE spent_at IS NULL")
+        live = conn.execute(unspent).scalars().all()
+    assert len(live) == 1
+    (survivor,) = [a.json() for a in answers if hash_refresh_token(a.json()["refresh_token"]) == live[0]]
+    assert client.get("/api/v1/me", headers=auth(survivor)).status_code == 200
+    assert _refresh(client, survivor["refresh_token"]).status_code == 200
