@@ -1,10 +1,11 @@
-"""What every request handler may reach: settings, database, blob store, clock, token codec."""
+"""What every request handler may reach: settings, database, blob store, clock, token codec,
+and the worker's gate on concurrent password checks."""
 
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 
-from backend.auth.passwords import Passwords
+from backend.auth.passwords import HashGate, Passwords
 from backend.auth.tokens import TokenCodec
 from backend.clock import Clock, SystemClock
 from backend.db import Database
@@ -23,6 +24,7 @@ class AppContext:
     clock: Clock
     passwords: Passwords
     tokens: TokenCodec
+    login_gate: HashGate
 
 
 def build_context(
@@ -47,4 +49,5 @@ def build_context(
         clock=clock,
         passwords=Passwords(password_hasher),
         tokens=TokenCodec(settings.signing_key(), settings.access_token_ttl),
+        login_gate=HashGate(settings.login_hash_concurrency, settings.login_queue_wait),
     )

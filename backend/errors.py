@@ -20,6 +20,7 @@ __all__ = (
     "Forbidden",
     "HeatCrewError",
     "InvalidInput",
+    "LoginBusy",
     "NotFound",
     "NotReady",
     "PresignUnsupported",
@@ -96,6 +97,14 @@ class RateLimited(HeatCrewError):
     status = 429
     code = "rate_limited"
     default_message = "Too many attempts; try again later."
+
+
+class LoginBusy(HeatCrewError):
+    """503: every password check of this worker is taken and the wait ran out; retry shortly."""
+
+    status = 503
+    code = "login_busy"
+    default_message = "The server is busy checking other logins; try again in a moment."
 
 
 class BlobNotFound(NotFound):

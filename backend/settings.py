@@ -90,6 +90,28 @@ class Settings:
     login_max_attempts_per_address: int = 30
     """Login attempts from one client address within the window before it is refused with 429."""
 
+    login_hash_concurrency: int = 2
+    """Password checks (Argon2id, 64 MiB each) one worker runs at once; further logins queue. The
+    default suits two cores; it bounds a worker's memory (100 concurrent logins: +2 x 64 MiB)."""
+
+    login_queue_wait: float = 5.0
+    """Seconds a login may queue for a password check; past it, ``503 login_busy`` (retryable)
+    with a ``Retry-After``. The attempt is not counted against the account."""
+
+    refresh_window: int = 60
+    """Seconds over which token refreshes are counted per client address."""
+
+    refresh_max_per_address: int = 60
+    """Token refreshes (``POST /api/v1/auth/refresh``) from one client address within the window
+    before ``429 rate_limited`` with a ``Retry-After``. Crews behind one carrier NAT share it."""
+
+    public_document_window: int = 60
+    """Seconds over which public document look-ups are counted per client address."""
+
+    public_document_max_per_address: int = 30
+    """Look-ups of ``/api/v1/public/documents/{reference}`` (and its PDF) from one client address
+    within the window before ``429 rate_limited`` with a ``Retry-After``."""
+
     trust_forwarded_for: bool = False
     """Take the client address from ``X-Forwarded-For`` (only behind a trusted load balancer)."""
 
@@ -151,6 +173,19 @@ class Settings:
         for name in ("access_token_ttl", "refresh_token_ttl", "login_window", "max_body_bytes", "workers"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        for name in (
+            "login_max_failures_per_user",
+            "login_max_attempts_per_address",
+            "login_hash_concurrency",
+            "refresh_window",
+            "refresh_max_per_address",
+            "public_document_window",
+            "public_document_max_per_address",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        if not 0 < self.login_queue_wait <= 300:
+            raise SettingsError(f"{PREFIX}LOGIN_QUEUE_WAIT must be a number of seconds above 0, at most 300")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
         if self.access_token_ttl >= self.refresh_token_ttl:

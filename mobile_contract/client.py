@@ -181,6 +181,10 @@ class OutboxClient:
             json={"refresh_token": token, "device_id": self.device_id},
             authenticated=False,
         )
+        if response.status_code == 429:
+            # Too many refreshes from this address (a crew behind one NAT): the token is unspent
+            # and the login stands; try again after Retry-After, like any lost connection.
+            raise Offline(f"refresh rate-limited; retry after {response.headers.get('retry-after', '?')} s")
         if response.status_code != 200:
             raise LockedOut(_code(response), _message(response))
         tokens = response.json()

@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     device_registered_elsewhere = "device_registered_elsewhere"
     user_disabled = "user_disabled"
     rate_limited = "rate_limited"
+    login_busy = "login_busy"
     # authorisation and state
     forbidden = "forbidden"
     conflict = "conflict"

@@ -9,9 +9,9 @@ from sqlmodel import col, select
 
 from backend.auth import service
 from backend.auth.guards import require_roles
+from backend.auth.limits import client_address, count_request
 from backend.auth.models import Device, Role, User
 from backend.auth.schemas import DeviceRead, RevokeDevice, UserCreate, UserRead
-from backend.context import AppContext
 from backend.deps import Caller, Ctx
 from backend.org.models import Company
 from mobile_contract.auth import LoginRequest, RefreshRequest, TokenPair, UserSummary
@@ -21,26 +21,30 @@ __all__ = ("AuthController", "DeviceController", "UserController")
 PUBLIC = {"exclude_from_auth": True}
 
 
-def client_address(request: Request, ctx: AppContext) -> str:
-    if ctx.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
-
-
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
-    def login(self, request: Request, ctx: Ctx, data: JSONBody[LoginRequest]) -> TokenPair:
-        """Log in on a device; registers the device to the user on first login."""
-        return service.login(ctx, request=data, address=client_address(request, ctx))
+    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK)
+    async def login(self, request: Request, ctx: Ctx, data: JSONBody[LoginRequest]) -> TokenPair:
+        """Log in on a device; registers the device to the user on first login. `429 rate_limited`
+        when the account's or the address's attempts are spent; `503 login_busy` (retryable,
+        `Retry-After`) when the server's password checks stay taken for too long."""
+        return await service.login_gated(ctx, request=data, address=client_address(request, ctx))
 
     @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
-    def refresh(self, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenPair:
-        """Trade a refresh token for a new pair. The token is spent; reusing it ends the session."""
+    def refresh(self, request: Request, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenPair:
+        """Trade a refresh token for a new pair. The token is spent; reusing it ends the session,
+        except a resend within 60 s while its successor is unused (a lost answer). Limited per
+        client address (`429 rate_limited`, `Retry-After`)."""
+        settings = ctx.settings
+        count_request(
+            ctx,
+            scope="refresh",
+            key=client_address(request, ctx),
+            limit=settings.refresh_max_per_address,
+            window=settings.refresh_window,
+        )
         return service.refresh(ctx, request=data)
 
     @post("/logout", status_code=HTTP_200_OK, sync_to_thread=True)

@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from backend.db.types import UTCDateTime
 
-__all__ = ("AuthSession", "Device", "LoginAttempt", "RefreshToken", "Role", "User")
+__all__ = ("AuthSession", "Device", "LoginAttempt", "RateCounter", "RefreshToken", "Role", "User")
 
 
 class Role(StrEnum):
@@ -79,6 +79,10 @@ class RefreshToken(SQLModel, table=True):
     issued_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     spent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set when the token is used, or when it is replaced by a retry of its parent."""
+    parent_id: uuid.UUID | None = Field(default=None)
+    """The token whose refresh issued this one (none for a login's first token). A retry of the
+    parent within the grace replaces this token, so one live successor exists at any time."""
 
 
 class LoginAttempt(SQLModel, table=True):
@@ -94,4 +98,19 @@ class LoginAttempt(SQLModel, table=True):
     username: str = Field(max_length=64)
     address: str = Field(max_length=64)
     at: datetime = Field(sa_type=UTCDateTime)
-    succeeded: bool
+    succeeded: bool | None = Field(default=None, nullable=True)
+    """None while the password check runs: a pending attempt counts against the budget, so that
+    concurrent guesses cannot all slip past the limit before one of them is recorded."""
+
+
+class RateCounter(SQLModel, table=True):
+    """Requests from one key (a client address) in one fixed window, shared by every worker."""
+
+    __tablename__ = "rate_counter"
+    __table_args__ = (sa.Index("ix_rate_counter_scope_window", "scope", "window_start"),)
+
+    scope: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=64)
+    window_start: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    """Seconds since the epoch at which the window began (a multiple of its length)."""
+    hits: int

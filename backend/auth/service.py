@@ -4,8 +4,11 @@ Plain functions over a session and typed arguments; the HTTP layer and the CLI b
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -13,41 +16,106 @@ from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken,
 from backend.auth.principal import Principal
 from backend.auth.tokens import hash_refresh_token, new_refresh_token
 from backend.context import AppContext
-from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, NotFound, RateLimited
+from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, LoginBusy, NotFound, RateLimited
 from backend.ids import new_id
 from backend.org.models import Company
 from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
 
 __all__ = (
+    "LoginStart",
+    "abandon_login",
     "authenticate",
     "create_user",
     "disable_user",
     "enable_user",
+    "finish_login",
     "login",
+    "login_gated",
     "logout",
     "refresh",
     "revoke_device",
+    "start_login",
 )
 
 # A phone whose refresh answer was lost resends the same token moments later; within this
-# window that is a retry, not theft, and must not throw a crew member out of the app.
+# window (from the token's first use) and while its successor is unused, that is a retry, not
+# theft, and must not throw a crew member out of the app, however many answers are lost.
 REFRESH_RETRY_GRACE = timedelta(seconds=60)
 MIN_PASSWORD_LENGTH = 10
 # Writing last_seen_at on every request would turn every read into a write.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
+@dataclass(frozen=True, slots=True)
+class LoginStart:
+    """A login whose attempt is recorded (pending) and counted: it may now check the password."""
+
+    attempt_id: int
+    username: str
+    user: User | None
+    now: datetime
+
+    @property
+    def password_hash(self) -> str | None:
+        return self.user.password_hash if self.user else None
+
+
 def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+    """The whole login in the calling thread; the HTTP layer uses :func:`login_gated`."""
+    start = start_login(ctx, request=request, address=address)
+    ok = ctx.passwords.verify(start.password_hash, request.password)
+    return finish_login(ctx, start=start, request=request, ok=ok)
+
+
+async def login_gated(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+    """A login whose password check waits for one of the worker's slots (``ctx.login_gate``);
+    past the wait it answers ``503 login_busy`` and the attempt is withdrawn, not counted."""
+    start = await anyio.to_thread.run_sync(partial(start_login, ctx, request=request, address=address))
+    try:
+        ok = await ctx.login_gate.run(partial(ctx.passwords.verify, start.password_hash, request.password))
+    except LoginBusy:
+        await anyio.to_thread.run_sync(partial(abandon_login, ctx, start=start))
+        raise
+    return await anyio.to_thread.run_sync(partial(finish_login, ctx, start=start, request=request, ok=ok))
+
+
+def start_login(ctx: AppContext, *, request: LoginRequest, address: str) -> LoginStart:
+    """Count the attempt and record it as pending, in one transaction serialised per username and
+    per address, before the password is checked: concurrent guesses cannot all pass the count."""
     now = ctx.clock.now()
     username = request.username.strip().lower()
-    with ctx.db.session(readonly=True) as session:
+    address = address[:64]
+    with ctx.db.session() as session:
+        _serialise_login(session, username=username, address=address)
         _check_login_rate(ctx, session, username=username, address=address, now=now)
+        attempt = LoginAttempt(username=username, address=address, at=now, succeeded=None)
+        session.add(attempt)
         user = session.exec(select(User).where(User.username == username)).first()
-    # The slow, memory-hard verification runs outside any transaction.
-    ok = ctx.passwords.verify(user.password_hash if user else None, request.password)
+        session.flush()
+        assert attempt.id is not None
+        attempt_id = attempt.id
+    return LoginStart(attempt_id=attempt_id, username=username, user=user, now=now)
+
+
+def abandon_login(ctx: AppContext, *, start: LoginStart) -> None:
+    """The password was never checked (the server was busy): the attempt does not count."""
+    with ctx.db.session() as session:
+        session.exec(
+            sa.delete(LoginAttempt).where(
+                col(LoginAttempt.id) == start.attempt_id, col(LoginAttempt.succeeded).is_(None)
+            )
+        )
+
+
+def finish_login(ctx: AppContext, *, start: LoginStart, request: LoginRequest, ok: bool) -> TokenPair:
+    """Judge the pending attempt by the password check's result; on success open the session."""
+    user = start.user
+    now = ctx.clock.now()
     failure: HeatCrewError | None = None
     with ctx.db.session() as session:
-        session.add(LoginAttempt(username=username, address=address[:64], at=now, succeeded=ok))
+        session.exec(
+            sa.update(LoginAttempt).where(col(LoginAttempt.id) == start.attempt_id).values(succeeded=ok)
+        )
         if not ok or user is None:
             failure = AuthError("Wrong username or password.", code="invalid_credentials")
         elif not user.is_active:
@@ -79,19 +147,29 @@ def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
 
 def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
     now = ctx.clock.now()
+    token_hash = hash_refresh_token(request.refresh_token)
     failure: HeatCrewError | None = None
     with ctx.db.session() as session:
-        row = session.exec(
-            select(RefreshToken, AuthSession, Device, User)
-            .join(AuthSession, col(AuthSession.id) == RefreshToken.session_id)
+        session_id = session.exec(
+            select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
+        ).first()
+        if session_id is None:
+            raise AuthError("Unknown refresh token; log in again.", code="refresh_token_invalid")
+        # One refresh of a family at a time: the session row is the family's lock (on SQLite the
+        # writing transaction's BEGIN IMMEDIATE already serialises). Tokens are read after it.
+        auth_session, device, user = session.exec(
+            select(AuthSession, Device, User)
             .join(Device, col(Device.id) == AuthSession.device_id)
             .join(User, col(User.id) == AuthSession.user_id)
-            .where(RefreshToken.token_hash == hash_refresh_token(request.refresh_token))
-            .with_for_update(of=RefreshToken)
-        ).first()
-        if row is None:
-            raise AuthError("Unknown refresh token; log in again.", code="refresh_token_invalid")
-        token, auth_session, device, user = row
+            .where(AuthSession.id == session_id)
+            .with_for_update(of=AuthSession)
+            .execution_options(populate_existing=True)
+        ).one()
+        token = session.exec(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .execution_options(populate_existing=True)
+        ).one()
         if device.revoked_at is not None:
             failure = AuthError("This device has been revoked.", code="device_revoked")
         elif not user.is_active:
@@ -110,8 +188,12 @@ def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
                 code="refresh_token_reused",
             )
         if failure is None:
+            # Spends the token itself, or on a retry the successor it was given before (whose
+            # answer was lost): exactly one live token remains, the one issued now.
             _spend_refresh_tokens(session, auth_session.id, now=now)
-            new_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
+            new_token = _issue_refresh_token(
+                ctx, session, session_id=auth_session.id, parent_id=token.id, now=now
+            )
             company = session.get(Company, user.company_id)
     if failure is not None:
         raise failure
@@ -246,6 +328,23 @@ def revoke_device(
     return device
 
 
+# Advisory-lock classes (PostgreSQL's two-key form); any fixed numbers, the same in every worker.
+LOGIN_LOCK_USERNAME = 7_001
+LOGIN_LOCK_ADDRESS = 7_002
+
+
+def _serialise_login(session: Session, *, username: str, address: str) -> None:
+    """Until commit, no other login of this username or from this address counts or records.
+    PostgreSQL: transaction-scoped advisory locks, always username first (no deadlock); SQLite:
+    the writing transaction's BEGIN IMMEDIATE already serialises every writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for lock_class, key in ((LOGIN_LOCK_USERNAME, username), (LOGIN_LOCK_ADDRESS, address)):
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:class, hashtext(:key))"), {"class": lock_class, "key": key}
+        )
+
+
 def _check_login_rate(
     ctx: AppContext, session: Session, *, username: str, address: str, now: datetime
 ) -> None:
@@ -256,12 +355,17 @@ def _check_login_rate(
             LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(True), LoginAttempt.at >= since
         )
     ).one()
-    # A successful login wipes the slate: only failures after it count.
+    # A successful login wipes the slate: only failures after it count, and attempts whose
+    # password check is still running (pending), which may yet fail.
     counted = LoginAttempt.at > last_success if last_success else LoginAttempt.at >= since
     failures = session.exec(
         select(sa.func.count())
         .select_from(LoginAttempt)
-        .where(LoginAttempt.username == username, col(LoginAttempt.succeeded).is_(False), counted)
+        .where(
+            LoginAttempt.username == username,
+            sa.or_(col(LoginAttempt.succeeded).is_(False), col(LoginAttempt.succeeded).is_(None)),
+            counted,
+        )
     ).one()
     retry_after = str(settings.login_window)
     if failures >= settings.login_max_failures_per_user:
@@ -277,7 +381,7 @@ def _check_login_rate(
     attempts = session.exec(
         select(sa.func.count())
         .select_from(LoginAttempt)
-        .where(LoginAttempt.address == address[:64], LoginAttempt.at >= since)
+        .where(LoginAttempt.address == address, LoginAttempt.at >= since)
     ).one()
     if attempts >= settings.login_max_attempts_per_address:
         raise RateLimited(
@@ -317,7 +421,14 @@ def _register_device(session: Session, *, user: User, device: DeviceInfo, now: d
     return known
 
 
-def _issue_refresh_token(ctx: AppContext, session: Session, *, session_id: uuid.UUID, now: datetime) -> str:
+def _issue_refresh_token(
+    ctx: AppContext,
+    session: Session,
+    *,
+    session_id: uuid.UUID,
+    now: datetime,
+    parent_id: uuid.UUID | None = None,
+) -> str:
     token = new_refresh_token()
     session.add(
         RefreshToken(
@@ -326,6 +437,7 @@ def _issue_refresh_token(ctx: AppContext, session: Session, *, session_id: uuid.
             token_hash=hash_refresh_token(token),
             issued_at=now,
             expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl),
+            parent_id=parent_id,
         )
     )
     return token
@@ -340,18 +452,21 @@ def _spend_refresh_tokens(session: Session, session_id: uuid.UUID, *, now: datet
 
 
 def _is_retry_within_grace(session: Session, token: RefreshToken, *, now: datetime) -> bool:
-    """A spent token is a retry when it was spent moments ago and its successor is still unused."""
+    """A spent token is a retry while it was first spent within the grace and the family's one
+    live token is its own unused successor (the answer that carried it was lost)."""
     if token.spent_at is None or now - token.spent_at > REFRESH_RETRY_GRACE:
         return False
-    successor_used = session.exec(
-        select(RefreshToken.id).where(
-            RefreshToken.session_id == token.session_id,
-            col(RefreshToken.issued_at) >= token.spent_at,
-            col(RefreshToken.spent_at).is_not(None),
-            RefreshToken.id != token.id,
-        )
+    live = session.exec(
+        select(RefreshToken)
+        .where(RefreshToken.session_id == token.session_id, col(RefreshToken.spent_at).is_(None))
+        .execution_options(populate_existing=True)
     ).first()
-    return successor_used is None
+    if live is None:
+        return False
+    if live.parent_id is not None:
+        return live.parent_id == token.id
+    # Issued before successors named their parent: the successor was issued as the token was spent.
+    return live.issued_at == token.spent_at
 
 
 def _revoke_session(session: Session, session_id: uuid.UUID, *, now: datetime, reason: str) -> None:

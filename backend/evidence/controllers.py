@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, put
+from litestar import Controller, Request, Response, get, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlmodel import Session, col, select
 
 from backend.auth.guards import require_roles
+from backend.auth.limits import client_address, count_request
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
@@ -243,7 +244,9 @@ class PublicDocumentController(Controller):
     opt = {"exclude_from_auth": True}
 
     @get("/{reference:str}", sync_to_thread=True)
-    def check(self, ctx: Ctx, reference: FromPath[str]) -> PublicDocument:
+    def check(self, request: Request, ctx: Ctx, reference: FromPath[str]) -> PublicDocument:
+        """Is this paper genuine and complete. Limited per client address (`429 rate_limited`)."""
+        _count_public_lookup(request, ctx)
         with ctx.db.session(readonly=True) as session:
             document = _by_reference(session, reference)
             verification = documents.verify(session, document)
@@ -258,10 +261,23 @@ class PublicDocumentController(Controller):
             )
 
     @get("/{reference:str}/pdf", sync_to_thread=True, media_type="application/pdf")
-    def resident_copy(self, ctx: Ctx, reference: FromPath[str]) -> Response[bytes]:
-        """The resident's copy of what they signed."""
+    def resident_copy(self, request: Request, ctx: Ctx, reference: FromPath[str]) -> Response[bytes]:
+        """The resident's copy of what they signed. Counted with the look-ups per address."""
+        _count_public_lookup(request, ctx)
         with ctx.db.session(readonly=True) as session:
             return _pdf_response(ctx, session, _by_reference(session, reference))
+
+
+def _count_public_lookup(request: Request, ctx: AppContext) -> None:
+    # References cannot be guessed (an HMAC), but each look-up verifies seals and a PDF is
+    # rendered on demand: an address may not make the server do that without end.
+    count_request(
+        ctx,
+        scope="public_document",
+        key=client_address(request, ctx),
+        limit=ctx.settings.public_document_max_per_address,
+        window=ctx.settings.public_document_window,
+    )
 
 
 def _pdf_response(ctx: AppContext, session: Session, document: Document) -> Response[bytes]:

@@ -1,14 +1,17 @@
 """Accounts, devices and tokens as a phone and an admin experience them."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
 from backend.auth.models import AuthSession, LoginAttempt
 from backend.auth.passwords import Passwords
-from backend.auth.tokens import TokenCodec
+from backend.auth.tokens import TokenCodec, hash_refresh_token
 from backend.clock import ManualClock
 from backend.context import AppContext
 from tests.api.helpers import assert_error, auth, login
@@ -332,3 +335,97 @@ def test_access_token_life_is_short(client: TestClient, clock: ManualClock) -> N
     assert client.get("/api/v1/me", headers=auth(tokens)).status_code == 200
     clock.advance(timedelta(seconds=2))
     assert_error(client.get("/api/v1/me", headers=auth(tokens)), 401, "token_expired")
+
+
+def _refresh(client: TestClient, token: str) -> httpx.Response:
+    return client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+def test_three_refresh_answers_lost_in_a_row_keep_the_phone_logged_in(
+    client: TestClient, clock: ManualClock
+) -> None:
+    first = login(client, "tech1")
+    # Refresh, answer lost; the phone resends the same token; lost again; and again.
+    lost_once = _refresh(client, first["refresh_token"])
+    assert lost_once.status_code == 200, lost_once.text
+    clock.advance(seconds=10)
+    lost_twice = _refresh(client, first["refresh_token"])
+    assert lost_twice.status_code == 200, lost_twice.text
+    clock.advance(seconds=10)
+    arrived = _refresh(client, first["refresh_token"])
+    assert arrived.status_code == 200, arrived.text
+    last = arrived.json()
+    issued = {lost_once.json()["refresh_token"], lost_twice.json()["refresh_token"], last["refresh_token"]}
+    assert len(issued) == 3
+    # The pair that reached the phone works: the API opens and its refresh token rotates.
+    assert client.get("/api/v1/me", headers=auth(last)).status_code == 200
+    clock.advance(minutes=5)
+    after = _refresh(client, last["refresh_token"])
+    assert after.status_code == 200, after.text
+    assert client.get("/api/v1/me", headers=auth(after.json())).status_code == 200
+    # The successors whose answers were lost were replaced, never used: each is dead, and
+    # presenting one is a replay that ends the family.
+    assert_error(_refresh(client, lost_once.json()["refresh_token"]), 401, "refresh_token_reused")
+    assert_error(_refresh(client, lost_twice.json()["refresh_token"]), 401, "session_revoked")
+    assert_error(_refresh(client, after.json()["refresh_token"]), 401, "session_revoked")
+    assert_error(client.get("/api/v1/me", headers=auth(after.json())), 401, "session_revoked")
+
+
+def test_only_one_successor_of_a_retried_token_stays_alive(client: TestClient, clock: ManualClock) -> None:
+    first = login(client, "tech1")
+    lost = _refresh(client, first["refresh_token"]).json()
+    clock.advance(seconds=5)
+    kept = _refresh(client, first["refresh_token"]).json()
+    clock.advance(seconds=5)
+    # The replaced successor is refused, and it ends the family: it never reached the phone.
+    assert_error(_refresh(client, lost["refresh_token"]), 401, "refresh_token_reused")
+    assert_error(_refresh(client, kept["refresh_token"]), 401, "session_revoked")
+
+
+def test_after_a_successor_is_used_the_old_token_revokes_the_family(
+    client: TestClient, clock: ManualClock
+) -> None:
+    first = login(client, "tech1")
+    lost = _refresh(client, first["refresh_token"]).json()
+    clock.advance(seconds=5)
+    retried = _refresh(client, first["refresh_token"]).json()  # a retry within the grace
+    clock.advance(seconds=5)
+    used = _refresh(client, retried["refresh_token"])  # the phone moves on with the successor
+    assert used.status_code == 200, used.text
+    clock.advance(seconds=5)
+    # Still within 60 s of the first spending, but a successor has been used: a replay.
+    assert_error(_refresh(client, first["refresh_token"]), 401, "refresh_token_reused")
+    assert_error(_refresh(client, used.json()["refresh_token"]), 401, "session_revoked")
+    assert_error(client.get("/api/v1/me", headers=auth(used.json())), 401, "session_revoked")
+    assert lost["refresh_token"] != retried["refresh_token"]
+
+
+def test_retries_of_a_spent_token_end_with_the_grace_window(client: TestClient, clock: ManualClock) -> None:
+    first = login(client, "tech1")
+    _refresh(client, first["refresh_token"])
+    clock.advance(seconds=30)
+    assert _refresh(client, first["refresh_token"]).status_code == 200
+    clock.advance(seconds=31)  # 61 s after the token was first spent: retries do not extend the grace
+    assert_error(_refresh(client, first["refresh_token"]), 401, "refresh_token_reused")
+
+
+def test_concurrent_resends_of_one_token_leave_exactly_one_live_successor(
+    client: TestClient, ctx: AppContext
+) -> None:
+    first = login(client, "tech1")
+    barrier = threading.Barrier(8)
+
+    def resend(_: int) -> httpx.Response:
+        barrier.wait()
+        return _refresh(client, first["refresh_token"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(resend, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    with ctx.db.engine.connect() as conn:
+        unspent = sa.text("SELECT token_hash FROM refresh_token WHERE spent_at IS NULL")
+        live = conn.execute(unspent).scalars().all()
+    assert len(live) == 1
+    (survivor,) = [a.json() for a in answers if hash_refresh_token(a.json()["refresh_token"]) == live[0]]
+    assert client.get("/api/v1/me", headers=auth(survivor)).status_code == 200
+    assert _refresh(client, survivor["refresh_token"]).status_code == 200

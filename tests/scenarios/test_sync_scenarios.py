@@ -440,6 +440,41 @@ def test_a_token_expired_after_a_week_offline(make_phone, ctx: AppContext, clock
     assert "POST /api/v1/auth/refresh" in phone.network.requests
 
 
+def test_refresh_answers_lost_three_times_in_a_row_the_phone_stays_logged_in(
+    make_phone, clock: ManualClock
+) -> None:
+    phone = make_phone("tech1")
+    phone.pull()
+    queued = work_a_visit(phone, first_order(phone))
+    clock.advance(minutes=16)  # the access token has expired: the next push refreshes first
+    phone.network.lose_only = "/api/v1/auth/refresh"
+    phone.network.lose_answers = 3
+    for _ in range(3):
+        with pytest.raises(Offline):
+            phone.push()  # the server rotated the token, the answer never came back
+        clock.advance(seconds=10)
+    report = phone.push()  # the same old token a fourth time: still a retry, not theft
+    assert report.applied == 5
+    assert [phone.outcome(i)["status"] for i in queued] == ["applied"] * 5
+    assert phone.network.requests.count("POST /api/v1/auth/refresh") == 4
+
+
+def test_a_rate_limited_refresh_leaves_the_phone_logged_in(
+    make_phone, client: TestClient, clock: ManualClock
+) -> None:
+    phone = make_phone("tech1")
+    phone.pull()
+    queued = work_a_visit(phone, first_order(phone))
+    clock.advance(minutes=16)
+    for _ in range(60):  # the address's refreshes for this minute are spent (the crew shares a NAT)
+        client.post("/api/v1/auth/refresh", json={"refresh_token": uuid.uuid4().hex})
+    with pytest.raises(Offline):
+        phone.push()  # 429: try again later, the queue and the login are kept
+    clock.advance(seconds=60)
+    assert phone.push().applied == 5
+    assert [phone.outcome(i)["status"] for i in queued] == ["applied"] * 5
+
+
 # ---------------------------------------------------------------- photos travel apart
 
 

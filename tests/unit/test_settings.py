@@ -54,6 +54,12 @@ def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
         ({"HEATCREW_DB_STATEMENT_TIMEOUT": "-1"}, "HEATCREW_DB_STATEMENT_TIMEOUT"),
         ({"HEATCREW_DB_POOL_TIMEOUT": "0"}, "HEATCREW_DB_POOL_TIMEOUT"),
         ({"HEATCREW_READY_MIN_FREE_BYTES": "-5"}, "HEATCREW_READY_MIN_FREE_BYTES"),
+        ({"HEATCREW_LOGIN_HASH_CONCURRENCY": "0"}, "HEATCREW_LOGIN_HASH_CONCURRENCY"),
+        ({"HEATCREW_LOGIN_QUEUE_WAIT": "soon"}, "HEATCREW_LOGIN_QUEUE_WAIT"),
+        ({"HEATCREW_LOGIN_QUEUE_WAIT": "0"}, "HEATCREW_LOGIN_QUEUE_WAIT"),
+        ({"HEATCREW_LOGIN_QUEUE_WAIT": "nan"}, "HEATCREW_LOGIN_QUEUE_WAIT"),
+        ({"HEATCREW_REFRESH_MAX_PER_ADDRESS": "0"}, "HEATCREW_REFRESH_MAX_PER_ADDRESS"),
+        ({"HEATCREW_PUBLIC_DOCUMENT_WINDOW": "-1"}, "HEATCREW_PUBLIC_DOCUMENT_WINDOW"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
@@ -93,3 +99,23 @@ def test_signing_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert first == second and len(first) >= 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
     assert Settings(var_dir=tmp_path, secret_key="configured-key").signing_key() == "configured-key"
+
+
+def test_login_and_address_limits_are_read_from_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.login_hash_concurrency, defaults.login_queue_wait) == (2, 5.0)
+    assert (defaults.refresh_max_per_address, defaults.refresh_window) == (60, 60)
+    assert (defaults.public_document_max_per_address, defaults.public_document_window) == (30, 60)
+    settings = Settings.from_env(
+        {
+            "HEATCREW_LOGIN_HASH_CONCURRENCY": "4",
+            "HEATCREW_LOGIN_QUEUE_WAIT": "2.5",
+            "HEATCREW_REFRESH_MAX_PER_ADDRESS": "600",
+            "HEATCREW_REFRESH_WINDOW": "300",
+            "HEATCREW_PUBLIC_DOCUMENT_MAX_PER_ADDRESS": "10",
+            "HEATCREW_PUBLIC_DOCUMENT_WINDOW": "120",
+        }
+    )
+    assert (settings.login_hash_concurrency, settings.login_queue_wait) == (4, 2.5)
+    assert (settings.refresh_max_per_address, settings.refresh_window) == (600, 300)
+    assert (settings.public_document_max_per_address, settings.public_document_window) == (10, 120)
