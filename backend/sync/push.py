@@ -41,6 +41,8 @@ MAX_BATCH = 500
 # Applied actions whose rows go to the database while the batch goes on (PostgreSQL).
 SEND_EVERY = 50
 SKEW_FLAG = timedelta(minutes=5)
+# sync_action.skew_s is a 32-bit column: a phone clock more than 68 years off is stored at the limit.
+SKEW_STORED_LIMIT = 2**31 - 1
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
@@ -328,13 +330,20 @@ def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) 
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
-    corrected = min(occurred_at + batch.skew, batch.received_at)
+    try:
+        corrected = min(occurred_at + batch.skew, batch.received_at)
+    except OverflowError:  # not for times in the contract's range (2000-2100); never a 500 anyway
+        corrected = batch.received_at
     return FieldTime(
         occurred_at=occurred_at,
         received_at=batch.received_at,
         corrected_at=corrected,
         skew_flagged=abs(batch.skew) > SKEW_FLAG,
     )
+
+
+def _stored_skew(skew: timedelta) -> int:
+    return max(-SKEW_STORED_LIMIT, min(SKEW_STORED_LIMIT, int(skew.total_seconds())))
 
 
 def _apply_one(
@@ -430,7 +439,7 @@ def _remember(
             "occurred_at": envelope.occurred_at,
             "received_at": batch.received_at,
             "corrected_at": when.corrected_at,
-            "skew_s": int(batch.skew.total_seconds()),
+            "skew_s": _stored_skew(batch.skew),
         },
     )
 
