@@ -1,13 +1,13 @@
 """FUZZ (schemathesis): every operation of the served OpenAPI document, as every demo role.
 
-Each operation gets ``HEATCREW_FUZZ_EXAMPLES`` generated requests (default 8), from schemathesis'
+Each operation gets ``HEATCREW_FUZZ_API_EXAMPLES`` generated requests (default 20), from schemathesis'
 positive and negative modes (requests that fit the schema and requests that do not), each sent
 with the access token of a role drawn from the demo company (admin, dispatcher1, supervisor1,
 tech1, tech2, inspector1), on SQLite and on PostgreSQL (the ``app`` fixture). The one assertion is
 schemathesis' ``not_a_server_error``: no answer is 5xx. Every 5xx is collected and reported
 together, with the request that caused it.
 
-Budget: well under a minute per database on CI's two cores (``HEATCREW_FUZZ_EXAMPLES`` raises it).
+Budget: about 30 s per database on CI's two cores (``HEATCREW_FUZZ_API_EXAMPLES`` raises it).
 """
 
 import os
@@ -25,12 +25,13 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 
+from tests import fuzz_log
 from tests.api.helpers import login
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.usefixtures("demo")]
 
 ROLES = ("admin", "dispatcher1", "supervisor1", "tech1", "tech2", "inspector1")
-EXAMPLES = int(os.environ.get("HEATCREW_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("HEATCREW_FUZZ_API_EXAMPLES", "20"))
 # Operations that may end the session whose token they carry: fuzzed last.
 SELF_ENDING = {("POST", "/api/v1/auth/logout")}
 
@@ -42,7 +43,7 @@ def _negative(operation: Any) -> Any:
         return st.nothing()
 
 
-def test_fuzz_openapi_no_server_error(app: Litestar, client: TestClient) -> None:
+def test_fuzz_openapi_no_server_error(app: Litestar, client: TestClient, database_url: str) -> None:
     tokens = {role: login(client, role, device_id=f"fuzz-{role}")["access_token"] for role in ROLES}
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
     failures: dict[str, str] = {}  # the first per operation is enough to find the cause
@@ -86,8 +87,9 @@ def test_fuzz_openapi_no_server_error(app: Litestar, client: TestClient) -> None
         run()
 
     elapsed = time.monotonic() - started
-    print(
-        f"\nFUZZ schemathesis: {len(operations)} operations, {requests} requests, "
+    fuzz_log.report(
+        f"FUZZ schemathesis ({database_url.split(':')[0]}): {len(operations)} operations, "
+        f"{requests} requests ({EXAMPLES} per operation), "
         f"{elapsed:.1f} s, {len(failures)} server errors; statuses {dict(sorted(statuses.items()))}"
     )
     assert not failures, "server errors found by schemathesis:\n" + "\n".join(failures.values())

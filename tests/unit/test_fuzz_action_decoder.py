@@ -11,6 +11,7 @@ about 20 s in all.
 """
 
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,8 +26,20 @@ from backend.sync import push
 from backend.sync.handlers import blobs_of, order_id_of
 from mobile_contract.actions import ACTION_TYPES
 from mobile_contract.sync import ActionResult, PushRequest, Status
+from tests import fuzz_log
 
 pytestmark = pytest.mark.fuzz
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _budget() -> Any:
+    started = time.monotonic()
+    yield
+    fuzz_log.report(
+        f"FUZZ Hypothesis action decoder: {EXAMPLES} examples per test "
+        f"({max(EXAMPLES // 2, 1)} whole push bodies), {time.monotonic() - started:.1f} s"
+    )
+
 
 EXAMPLES = int(os.environ.get("HEATCREW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
