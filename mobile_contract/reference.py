@@ -115,8 +115,8 @@ class SlaPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The heating system's design outdoor minimum: colder than this, the indoor standard does not apply."""
     required_photos: dict[WorkOrderKind, list[PhotoPurpose]] = msgspec.field(default_factory=_default_photos)
     """Photos an order of each kind needs before it can be completed as fixed or temporarily fixed."""
-    on_time_target: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.99
-    temperature_pass_target: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.97
+    on_time_target: float = 0.99
+    temperature_pass_target: float = 0.97
 
 
 def default_sla_policy() -> SlaPolicy:
