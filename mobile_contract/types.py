@@ -4,7 +4,7 @@ Every datetime the server accepts is an :data:`AwareDateTime`: it carries a zone
 ``±hh:mm``; a time without one is refused) and lies between :data:`EARLIEST` and :data:`LATEST`,
 so that no arithmetic on it (a phone's clock skew added to it) can leave what Python and the
 databases hold. The range is checked by :class:`TimeChecked`, the base of every struct holding one.
-Integers the server accepts are bounded too (:data:`SafeInt` at most).
+Integers the server accepts are bounded too (:data:`MAX_SAFE_INT` at most).
 """
 
 from datetime import UTC, date, datetime
@@ -22,7 +22,6 @@ __all__ = (
     "DeviceId",
     "Password",
     "Platform",
-    "SafeInt",
     "Sha256Hex",
     "TimeChecked",
     "Username",
@@ -42,7 +41,6 @@ AwareDateTime = Annotated[
     ),
 ]
 BoundedDate = Annotated[date, msgspec.Meta(description="A date between 2000-01-01 and 2099-12-31.")]
-SafeInt = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 
 
 def _check(name: str, value: Any) -> None:
