@@ -5,7 +5,6 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from litestar import Litestar, Request
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
@@ -20,6 +19,7 @@ from backend.auth.middleware import AccessTokenMiddleware
 from backend.auth.principal import Principal
 from backend.clock import Clock
 from backend.context import AppContext, build_context
+from backend.cors import with_cors
 from backend.error_handlers import exception_handlers
 from backend.evidence.blobs import BlobController
 from backend.evidence.controllers import (
@@ -29,7 +29,7 @@ from backend.evidence.controllers import (
     PublicDocumentController,
 )
 from backend.health import HealthController
-from backend.nul_guard import refuse_nul
+from backend.request_guard import guard_request
 from backend.settings import Settings
 from backend.storage import BlobStore
 from backend.sync.controllers import SyncController
@@ -92,7 +92,7 @@ def create_app(
                 include_in_schema=False,
             )
         )
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         dependencies={
             "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
@@ -100,16 +100,16 @@ def create_app(
         },
         middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
         exception_handlers=exception_handlers,
-        before_request=refuse_nul,
+        before_request=guard_request,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings),
-        cors_config=CORSConfig(
-            allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"]
-        ),
         state=State({"ctx": ctx}),
         on_shutdown=[ctx.db.dispose],
         debug=False,
     )
+    # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204.
+    app.asgi_handler = with_cors(app.asgi_handler)
+    return app
 
 
 def _openapi_config(settings: Settings) -> OpenAPIConfig:

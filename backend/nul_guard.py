@@ -26,7 +26,7 @@ def has_nul(encoded_json: bytes) -> bool:
 
 
 async def refuse_nul(request: Request[Any, Any, Any]) -> None:
-    """Litestar ``before_request`` hook: 400 ``text_with_nul`` for a NUL anywhere in the request."""
+    """400 ``text_with_nul`` for a NUL anywhere in the request (run by ``request_guard``)."""
     if "\x00" in request.scope["path"] or any(
         "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()
     ):

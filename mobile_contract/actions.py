@@ -5,14 +5,13 @@ version of each type. Field names named in SPEC.md §3 are fixed; the rest are o
 """
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from mobile_contract.documents import DocumentType
-from mobile_contract.types import Sha256Hex
+from mobile_contract.types import MAX_SAFE_INT, AwareDateTime, Sha256Hex, TimeChecked
 
 __all__ = (
     "ACTION_TYPES",
@@ -45,10 +44,18 @@ Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Metres = Annotated[float, msgspec.Meta(ge=0, le=100_000)]
 Satisfaction = Annotated[int, msgspec.Meta(ge=1, le=5)]
+# Pen coordinates (pixels of the signing pad) and the time of each point (ms since the stroke began).
+StrokeCoordinate = Annotated[float, msgspec.Meta(ge=-100_000, le=100_000)]
+StrokeMillis = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)]
+MeterValue = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 
 
-class Payload(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
-    """Unknown fields are ignored, so a newer app's extra field does not break an older server."""
+class Payload(TimeChecked, forbid_unknown_fields=False, kw_only=True):
+    """Unknown fields are ignored, so a newer app's extra field does not break an older server.
+
+    Every datetime is an ``AwareDateTime`` in range (``TimeChecked``): a payload with a time
+    without a zone, or out of range, is rejected (``invalid_payload``) and the queue moves on.
+    """
 
 
 class OrderPayload(Payload, kw_only=True):
@@ -63,8 +70,8 @@ class AcceptV1(OrderPayload, kw_only=True):
 
 
 class AppointmentV1(OrderPayload, kw_only=True):
-    window_start: datetime
-    window_end: datetime
+    window_start: AwareDateTime
+    window_end: AwareDateTime
     reason: ShortText | None = None
     requested_by: Literal["resident", "technician", "dispatcher"] = "resident"
 
@@ -101,9 +108,9 @@ class DepartV1(OrderPayload, kw_only=True):
     pass
 
 
-class DoorAttempt(msgspec.Struct, forbid_unknown_fields=False):
+class DoorAttempt(TimeChecked, forbid_unknown_fields=False):
     method: Literal["knock", "ring", "phone", "intercom"]
-    at: datetime
+    at: AwareDateTime
 
 
 class ArriveV1(OrderPayload, kw_only=True):
@@ -140,21 +147,22 @@ class PhotoV1(Payload, kw_only=True):
     measurement_id: uuid.UUID | None = None
     blob: Sha256Hex
     purpose: PhotoPurpose
-    taken_at: datetime | None = None
+    taken_at: AwareDateTime | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.work_order_id is None) == (self.measurement_id is None):
             raise ValueError("give exactly one of work_order_id or measurement_id")
 
 
-class Room(msgspec.Struct, forbid_unknown_fields=False):
+class Room(TimeChecked, forbid_unknown_fields=False):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
     kind: Literal["bedroom", "living_room", "kitchen", "bathroom", "other"]
     readings_c: Annotated[
         list[Annotated[float, msgspec.Meta(ge=-40, le=60)]], msgspec.Meta(min_length=1, max_length=10)
     ]
     height_m: Annotated[float, msgspec.Meta(ge=0.1, le=3)] | None = None
-    reading_times: Annotated[list[datetime], msgspec.Meta(max_length=10)] | None = None
+    reading_times: Annotated[list[AwareDateTime], msgspec.Meta(max_length=10)] | None = None
     """When each reading was taken: the procedure wants them a minute apart."""
     stable_drift_c: Annotated[float, msgspec.Meta(ge=0, le=20)] | None = None
     """Change over the 10 minutes before the first reading: at most 0.2 °C means stable."""
@@ -168,13 +176,14 @@ class MeasurementV1(Payload, kw_only=True):
     rooms: Annotated[list[Room], msgspec.Meta(min_length=1, max_length=20)]
     outdoor_c: Annotated[float, msgspec.Meta(ge=-60, le=50)] | None = None
     closed_minutes: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] | None = None
-    measured_at: datetime | None = None
+    measured_at: AwareDateTime | None = None
     note: Text | None = None
     supersedes: uuid.UUID | None = None
     """A signed record is never edited: a correction is a new record naming the one it replaces."""
     supersede_reason: ShortText | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.supersedes is None) != (self.supersede_reason is None):
             raise ValueError("a correction gives both supersedes and supersede_reason")
 
@@ -198,6 +207,7 @@ class DocumentIssueV1(Payload, kw_only=True):
     supersede_reason: ShortText | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.document.type == "measurement":
             raise ValueError("a measurement record is issued by measurement.record")
         if (self.supersedes is None) != (self.supersede_reason is None):
@@ -210,19 +220,25 @@ class SignatureV1(Payload, kw_only=True):
     signer_role: Literal["resident", "technician", "inspector"]
     content_sha256: Sha256Hex
     blob: Sha256Hex | None = None
-    strokes: Annotated[list[list[tuple[float, float, int]]], msgspec.Meta(max_length=500)] | None = None
+    strokes: (
+        Annotated[
+            list[list[tuple[StrokeCoordinate, StrokeCoordinate, StrokeMillis]]], msgspec.Meta(max_length=500)
+        ]
+        | None
+    ) = None
     refused_reason: ShortText | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.refused_reason is None and self.blob is None and not self.strokes:
             raise ValueError("a signature needs a blob or strokes, or a refused_reason")
 
 
 class MeterReadingV1(OrderPayload, kw_only=True):
     meter_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    value: Annotated[float, msgspec.Meta(ge=0)]
+    value: MeterValue
     blob: Sha256Hex | None = None
     phase: Literal["before", "after", "single"] = "single"
 

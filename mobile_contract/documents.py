@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from mobile_contract.types import AwareDateTime, TimeChecked
+
 __all__ = (
     "DOCUMENT_CONTENT",
     "DamageSlipV1",
@@ -68,7 +70,7 @@ def content_sha256(content: Any) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
-class _Content(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _Content(TimeChecked, forbid_unknown_fields=True, kw_only=True):
     """Unknown fields are refused: everything a person signs must be something we can show."""
 
     work_order_id: uuid.UUID
@@ -82,8 +84,8 @@ class ReceiptV1(_Content, kw_only=True):
     staff_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     resident_name: Name
     address: Annotated[str, msgspec.Meta(max_length=200)]
-    arrived_at: datetime | None = None
-    completed_at: datetime
+    arrived_at: AwareDateTime | None = None
+    completed_at: AwareDateTime
     found: Text
     done: Text
     result: Literal["fixed", "temporary_fix", "not_fixed", "answered", "no_fault_found"]
@@ -106,8 +108,8 @@ class MeterRecordV1(_Content, kw_only=True):
     operation: Literal["swap", "verification"]
     meter_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     new_meter_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    reading_before: Annotated[float, msgspec.Meta(ge=0)]
-    reading_after: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    reading_before: Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+    reading_after: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
     resident_name: Name
 
 

@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     invalid_body = "invalid_body"
     invalid_input = "invalid_input"
     text_with_nul = "text_with_nul"
+    json_too_deep = "json_too_deep"
+    unsupported_media_type = "unsupported_media_type"
     body_too_large = "body_too_large"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mobile_contract.types import DeviceId
+from mobile_contract.types import MAX_SAFE_INT, AwareDateTime, DeviceId, TimeChecked
 
 __all__ = (
     "ActionEnvelope",
@@ -37,23 +37,23 @@ class Status(StrEnum):
     """Its ``seq`` is past a gap; resend from ``last_applied_seq + 1``."""
 
 
-class ActionEnvelope(msgspec.Struct, forbid_unknown_fields=False):
+class ActionEnvelope(TimeChecked, forbid_unknown_fields=False):
     id: uuid.UUID
     """Made by the phone when the action is queued; never changes."""
-    seq: Annotated[int, msgspec.Meta(ge=1)]
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INT)]
     """The device's counter: 1, 2, 3… in the order the actions were taken."""
     type: ActionType
     v: Annotated[int, msgspec.Meta(ge=1, le=1000)]
-    occurred_at: datetime
-    """The phone's clock when it happened."""
+    occurred_at: AwareDateTime
+    """The phone's clock when it happened (with its zone; a time without one is a 400)."""
     payload: Any
     """A JSON object, checked by ``(type, v)`` on the server, so one bad payload never spoils the batch."""
 
 
-class PushRequest(msgspec.Struct, forbid_unknown_fields=False):
+class PushRequest(TimeChecked, forbid_unknown_fields=False):
     device_id: DeviceId
-    sent_at: datetime
-    """The phone's clock when it sent this batch: with the server's clock it gives the skew."""
+    sent_at: AwareDateTime
+    """The phone's clock when it sent this batch (with its zone); with the server's it gives the skew."""
     actions: list[ActionEnvelope]
 
 

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import msgspec
 
-from mobile_contract.types import Sha256Hex
+from mobile_contract.types import MAX_SAFE_INT, Sha256Hex
 
 __all__ = (
     "UPLOAD_EXPIRES",
@@ -38,7 +38,7 @@ UPLOAD_LENGTH = "Upload-Length"
 #: Response header (HTTP date): when the server forgets an unfinished upload that gets no more bytes.
 UPLOAD_EXPIRES = "Upload-Expires"
 
-FileSize = Annotated[int, msgspec.Meta(ge=0, description="Bytes.")]
+FileSize = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT, description="Bytes.")]
 
 
 class BlobStored(msgspec.Struct, frozen=True):

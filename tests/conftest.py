@@ -14,6 +14,7 @@ from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.demo import seed_demo
 from backend.settings import Settings
+from tests import fuzz_log
 
 pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.s3"]
 
@@ -62,3 +63,14 @@ def demo(ctx: AppContext) -> AppContext:
     with ctx.db.session() as session:
         seed_demo(ctx, session)
     return ctx
+
+
+# ---------------------------------------------------------------- fuzzing: one summary section in CI
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The fuzz tests' budgets and findings, printed at the end of the run (visible without -s)."""
+    if fuzz_log.LINES:
+        terminalreporter.section("fuzz (Hypothesis, schemathesis)")
+        for line in fuzz_log.LINES:
+            terminalreporter.write_line(line)

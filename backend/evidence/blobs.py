@@ -63,6 +63,7 @@ from backend.evidence.models import Blob, Measurement, Photo
 from backend.storage import is_sha256
 from backend.storage.uploads import Partial
 from backend.work_orders.models import WorkOrder
+from mobile_contract.types import MAX_SAFE_INT
 from mobile_contract.uploads import (
     UPLOAD_EXPIRES,
     UPLOAD_LENGTH,
@@ -92,13 +93,16 @@ _T = TypeVar("_T")
 
 Offset = Annotated[
     int | None,
-    QueryParameter(ge=0, description="Append from this byte: must equal the server's `Upload-Offset`."),
+    QueryParameter(
+        ge=0, le=MAX_SAFE_INT, description="Append from this byte: must equal the server's `Upload-Offset`."
+    ),
 ]
 UploadLength = Annotated[
     int | None,
     HeaderParameter(
         name=UPLOAD_LENGTH.lower(),
         ge=0,
+        le=MAX_SAFE_INT,
         required=False,
         description="The whole file's size. Refused up front when over the limit or quota; a body that "
         "ends before it is a deliberate piece (202) instead of the end of the file.",

@@ -5,7 +5,7 @@ on the day of the measurement (in the company's zone) is refused: the reading pr
 """
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -14,18 +14,20 @@ from sqlmodel import Session, select
 from backend.errors import InvalidInput
 from backend.evidence.models import Instrument
 from backend.sync import changes
+from mobile_contract.types import BoundedDate, TimeChecked
 
 __all__ = ("InstrumentIn", "InstrumentView", "list_instruments", "require_usable", "upsert")
 
 
-class InstrumentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class InstrumentIn(TimeChecked, forbid_unknown_fields=True, kw_only=True):
     model: str | None = msgspec.field(default=None)
     certificate_no: str
-    calibration_expires: date
+    calibration_expires: BoundedDate
     accuracy_c: float = 0.3
     retired: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 < self.accuracy_c <= 0.5:
             raise ValueError("accuracy_c must be in (0, 0.5] °C; the procedure needs ±0.3 °C or better")
         if not self.certificate_no.strip() or len(self.certificate_no) > 64:
@@ -40,7 +42,7 @@ class InstrumentView(msgspec.Struct):
     id: str
     model: str | None
     certificate_no: str
-    calibration_expires: date
+    calibration_expires: BoundedDate
     accuracy_c: float
     retired: bool
 

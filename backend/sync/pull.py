@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
@@ -51,11 +51,16 @@ PAST_VISITS = 3
 WHOLE_VERSION = 2**62
 
 
+# A crafted cursor's position is bounded like the columns it is compared with: out of range, it is
+# an unknown cursor (reset), never a value the database cannot take.
+Position = Annotated[int, msgspec.Meta(ge=0, le=WHOLE_VERSION)]
+
+
 class Cursor(msgspec.Struct, array_like=True, frozen=True):
-    epoch: str
+    epoch: Annotated[str, msgspec.Meta(max_length=32)]
     user: uuid.UUID
-    version: int
-    row: int
+    version: Position
+    row: Position
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -46,6 +46,8 @@ SEND_EVERY = 50
 SKEW_FLAG = timedelta(minutes=5)
 # Who may attach a file another user uploaded (a supervisor completing the evidence).
 ATTACH_ANY = frozenset({Role.supervisor})
+# sync_action.skew_s is a 32-bit column: a phone clock more than 68 years off is stored at the limit.
+SKEW_STORED_LIMIT = 2**31 - 1
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
 # Runs of a batch that met a refusal before every action gets its own savepoint.
@@ -500,7 +502,10 @@ def _blob_refusal(
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
-    corrected = min(occurred_at + batch.skew, batch.received_at)
+    try:
+        corrected = min(occurred_at + batch.skew, batch.received_at)
+    except OverflowError:  # not for times in the contract's range (2000-2100); never a 500 anyway
+        corrected = batch.received_at
     return FieldTime(
         occurred_at=occurred_at,
         received_at=batch.received_at,
@@ -534,6 +539,10 @@ class _ActionScope:
         buffer.discard_rows(self.session)
         service.forget_locked(self.session)
         changes.restore(self.session, self.feed)
+
+
+def _stored_skew(skew: timedelta) -> int:
+    return max(-SKEW_STORED_LIMIT, min(SKEW_STORED_LIMIT, int(skew.total_seconds())))
 
 
 def _apply_one(
@@ -627,7 +636,7 @@ def _remember(
             "occurred_at": envelope.occurred_at,
             "received_at": batch.received_at,
             "corrected_at": when.corrected_at,
-            "skew_s": int(batch.skew.total_seconds()),
+            "skew_s": _stored_skew(batch.skew),
         },
     )
 

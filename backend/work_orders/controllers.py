@@ -45,7 +45,9 @@ __all__ = (
 DISPATCH = require_roles(Role.dispatcher, Role.admin)
 OFFICE = require_roles(Role.dispatcher, Role.supervisor, Role.admin)
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-Offset = Annotated[int, QueryParameter(ge=0)]
+# Bounded to what the databases' OFFSET holds (a 64-bit value was a 500); nobody pages that far.
+MAX_OFFSET = 1_000_000
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
 
 
 class WorkOrderController(Controller):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from mobile_contract.reference import Source, WorkOrderKind
+from mobile_contract.types import AwareDateTime, TimeChecked
 
 __all__ = (
     "AppointmentRead",
@@ -28,12 +29,12 @@ __all__ = (
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class WorkOrderCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class WorkOrderCreate(TimeChecked, forbid_unknown_fields=True, kw_only=True):
     kind: WorkOrderKind
     household_id: uuid.UUID
     source: Source
     description: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    received_at: datetime | None = None
+    received_at: AwareDateTime | None = None
     """When the centre took the call; the SLA clocks start here. Default: now."""
     forwarded: bool = False
     urgent: bool = False

@@ -1,0 +1,36 @@
+"""CORS: Litestar's middleware, except that a preflight it refuses still answers ``204``.
+
+Litestar answers a refused preflight (an origin, method or header not allowed) with a plain-text
+``400``; here it is a ``204`` without any ``Access-Control-Allow-*`` header, which the browser
+reads as the refusal it is. So every OPTIONS request answers 2xx, on every route.
+"""
+
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import Headers
+from litestar.enums import MediaType
+from litestar.middleware._internal.cors import CORSMiddleware
+from litestar.response import Response
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.types import ASGIApp
+
+__all__ = ("CORS_CONFIG", "with_cors")
+
+CORS_CONFIG = CORSConfig(allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"])
+
+
+class _CORSMiddleware(CORSMiddleware):
+    def _create_preflight_response(self, origin: str, request_headers: Headers) -> Response[str | None]:
+        response = super()._create_preflight_response(origin=origin, request_headers=request_headers)
+        if response.status_code == HTTP_204_NO_CONTENT:
+            return response
+        return Response(
+            content=None,
+            status_code=HTTP_204_NO_CONTENT,
+            media_type=MediaType.TEXT,
+            headers={"Vary": "Origin"},
+        )
+
+
+def with_cors(asgi_handler: ASGIApp, config: CORSConfig = CORS_CONFIG) -> ASGIApp:
+    """Wrap the app's handler (in place of ``Litestar(cors_config=...)``, which wraps it the same way)."""
+    return _CORSMiddleware(app=asgi_handler, config=config)
