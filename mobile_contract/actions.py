@@ -1,7 +1,8 @@
 """The action catalogue: what a phone queues while offline, one versioned payload per type.
 
 A payload is decoded by its ``(type, v)``; the server accepts the current and the previous
-version of each type. Field names named in SPEC.md §3 are fixed; the rest are ours.
+version of each type. Type names and field names, once published, are never renamed: a change is a
+new version.
 """
 
 import uuid

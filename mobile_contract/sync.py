@@ -1,4 +1,4 @@
-"""Push and pull: the envelope of queued actions and the change feed (SPEC.md §3)."""
+"""Push and pull: the envelope of queued actions, the answers, and the change feed."""
 
 import uuid
 from datetime import datetime
