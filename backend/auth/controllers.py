@@ -2,6 +2,7 @@
 
 import uuid
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -158,16 +159,7 @@ class DeviceController(Controller):
 
 
 def _user_read(user: User) -> UserRead:
-    return UserRead(
-        id=user.id,
-        username=user.username,
-        full_name=user.full_name,
-        role=user.role,
-        staff_number=user.staff_number,
-        is_active=user.is_active,
-        created_at=user.created_at,
-        disabled_at=user.disabled_at,
-    )
+    return msgspec.convert(user, UserRead, from_attributes=True)
 
 
 def _device_read(device: Device, user: User) -> DeviceRead:

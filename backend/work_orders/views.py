@@ -7,7 +7,9 @@ caller may not see answers 404, so its existence is not leaked.
 
 import uuid
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -218,55 +220,11 @@ def order_detail(
     return WorkOrderDetail(
         order=order_read(order, _clocks(session, [order], now)[order.id]),
         household=household_read(session, household, unmask=unmask),
-        timeline=[
-            EventRead(
-                id=e.id,
-                type=e.type,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                actor_id=e.actor_id,
-                device_id=e.device_id,
-                occurred_at=e.occurred_at,
-                received_at=e.received_at,
-                corrected_at=e.corrected_at,
-                lat=e.lat if not is_field(principal) else None,
-                lon=e.lon if not is_field(principal) else None,
-                reason=e.reason,
-                data=e.data,
-                flags=e.flags,
-            )
-            for e in events
-        ],
-        appointments=[
-            AppointmentRead(
-                id=a.id,
-                window_start=a.window_start,
-                window_end=a.window_end,
-                reason=a.reason,
-                requested_by=a.requested_by,
-                created_at=a.created_at,
-                replaced_at=a.replaced_at,
-            )
-            for a in appointments
-        ],
-        arrivals=[
-            ArrivalRead(
-                id=a.id,
-                user_id=a.user_id,
-                # A check-in's fix is the crew's track (行踪轨迹): the office sees it, field staff do not.
-                lat=a.lat if not is_field(principal) else None,
-                lon=a.lon if not is_field(principal) else None,
-                accuracy_m=a.accuracy_m,
-                distance_m=a.distance_m,
-                location_verified=a.location_verified,
-                attempts=a.attempts,
-                outcome=a.outcome,
-                badge_shown=a.badge_shown,
-                occurred_at=a.occurred_at,
-                received_at=a.received_at,
-            )
-            for a in arrivals
-        ],
+        # A fix on the timeline or a check-in is the crew's track (行踪轨迹): the office sees it,
+        # field staff do not.
+        timeline=[_masked(_read(e, EventRead), principal) for e in events],
+        appointments=[_read(a, AppointmentRead) for a in appointments],
+        arrivals=[_masked(_read(a, ArrivalRead), principal) for a in arrivals],
         revisit=revisit_read(revisit) if revisit else None,
         evidence=evidence(session, order),
     )
@@ -336,17 +294,20 @@ def evidence(session: Session, order: WorkOrder) -> Evidence:
 
 
 def revisit_read(revisit: Revisit) -> RevisitRead:
-    return RevisitRead(
-        id=revisit.id,
-        order_id=revisit.order_id,
-        household_id=revisit.household_id,
-        due_at=revisit.due_at,
-        state=revisit.state,
-        channel=revisit.channel,
-        outcome=revisit.outcome,
-        satisfaction=revisit.satisfaction,
-        done_at=revisit.done_at,
-    )
+    return _read(revisit, RevisitRead)
+
+
+_R = TypeVar("_R", bound=msgspec.Struct)
+_Located = TypeVar("_Located", EventRead, ArrivalRead)
+
+
+def _read(row: object, read: type[_R]) -> _R:
+    """A table row as its wire type, field by field by name."""
+    return msgspec.convert(row, read, from_attributes=True)
+
+
+def _masked(read: _Located, principal: Principal) -> _Located:
+    return msgspec.structs.replace(read, lat=None, lon=None) if is_field(principal) else read
 
 
 def board(
