@@ -12,6 +12,7 @@ from backend.db import Database
 from backend.evidence.seal import seal_key
 from backend.settings import Settings
 from backend.storage import BlobStore, build_blob_store
+from backend.unit_of_work import UnitOfWork
 
 __all__ = ("AppContext", "build_context")
 
@@ -44,6 +45,7 @@ def build_context(
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
             pool_timeout=settings.db_pool_timeout,
+            session_class=UnitOfWork,
         ),
         blobs=blobs if blobs is not None else build_blob_store(settings),
         clock=clock,

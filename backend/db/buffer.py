@@ -25,8 +25,18 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session as SqlModelSession
 
-__all__ = ("abandon", "add_row", "discard_rows", "insert_now", "send_rows", "track", "write_rows")
+__all__ = (
+    "BufferedSession",
+    "abandon",
+    "add_row",
+    "discard_rows",
+    "insert_now",
+    "send_rows",
+    "track",
+    "write_rows",
+)
 
 _ROWS = "heatcrew.rows"
 _TRACKED = "heatcrew.tracked"
@@ -65,7 +75,7 @@ def insert_now(session: OrmSession, table: sa.Table, rows: list[dict[str, Any]])
 def write_rows(session: OrmSession) -> None:
     """Send what is pending and wait until the database has done all of it, raising what failed.
 
-    The session's events call this before each statement, flush and commit; call it before a
+    BufferedSession calls this before each statement, flush and commit; call it before a
     savepoint ends.
     """
     _send_pending(session, keep_open=False)
@@ -441,34 +451,40 @@ def _snapshot(row: Any, shape: _Shape) -> tuple[Any, ...]:
 # ---------------------------------------------------------------- when rows are written
 
 
-@event.listens_for(OrmSession, "do_orm_execute")
+class BufferedSession(SqlModelSession):
+    """A session whose pending bulk rows reach the database before anything reads it: before each
+    statement, around each flush and before the commit; a rollback (a savepoint's too) drops them.
+    ``backend.unit_of_work.UnitOfWork`` builds the service's session on it."""
+
+
+@event.listens_for(BufferedSession, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
     write_rows(state.session)
 
 
-@event.listens_for(OrmSession, "before_flush")
+@event.listens_for(BufferedSession, "before_flush")
 def _before_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
     # The unit of work reads results (RETURNING) as it writes: no pipeline may be open under it.
     _collect(session)
 
 
-@event.listens_for(OrmSession, "after_flush_postexec")
+@event.listens_for(BufferedSession, "after_flush_postexec")
 def _after_flush(session: OrmSession, _context: Any) -> None:
     write_rows(session)
 
 
-@event.listens_for(OrmSession, "before_commit")
+@event.listens_for(BufferedSession, "before_commit")
 def _before_commit(session: OrmSession) -> None:
     write_rows(session)
 
 
-@event.listens_for(OrmSession, "after_rollback")
+@event.listens_for(BufferedSession, "after_rollback")
 def _after_rollback(session: OrmSession) -> None:
     # Also after a savepoint's rollback: what was written in it is undone, so the copies are stale.
     discard_rows(session)
 
 
-@event.listens_for(OrmSession, "after_transaction_end")
+@event.listens_for(BufferedSession, "after_transaction_end")
 def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         # The row locks are gone with the transaction: nothing is written back from here on.

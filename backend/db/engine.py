@@ -94,7 +94,7 @@ def make_engine(
 class Database:
     """The engine plus the one way the service opens sessions."""
 
-    __slots__ = ("_readonly_engine", "clock", "engine", "info")
+    __slots__ = ("_readonly_engine", "clock", "engine", "info", "session_class")
 
     def __init__(
         self,
@@ -105,7 +105,10 @@ class Database:
         connect_timeout: int = 3,
         statement_timeout: float | None = None,
         pool_timeout: float = 5.0,
+        session_class: type[Session] = buffer.BufferedSession,
     ) -> None:
+        self.session_class = session_class
+        """What each transaction runs in: the service passes ``backend.unit_of_work.UnitOfWork``."""
         self.engine = make_engine(
             url,
             connect_timeout=connect_timeout,
@@ -129,7 +132,7 @@ class Database:
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
         """A session whose transaction commits when the block ends and rolls back on error."""
         bind = self._readonly_engine if readonly else self.engine
-        with Session(bind, expire_on_commit=False, info=self.info) as session:
+        with self.session_class(bind, expire_on_commit=False, info=self.info) as session:
             try:
                 yield session
                 session.commit()

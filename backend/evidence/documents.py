@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
@@ -32,6 +31,7 @@ __all__ = (
     "SignatureCheck",
     "Verification",
     "issue",
+    "refuse_edits",
     "required_signatures",
     "sign",
     "verify",
@@ -327,8 +327,7 @@ def _measurement_problems(session: Session, document: Document) -> list[str]:
 _MUTABLE = {Document: {"superseded_by_id"}, Measurement: set(), Signature: set()}
 
 
-@event.listens_for(OrmSession, "before_flush")
-def _refuse_edits(session: OrmSession, _context: Any, _instances: Any) -> None:
+def refuse_edits(session: OrmSession) -> None:
     """Issued documents, measurement records and signatures are never edited, by any code path."""
     for obj in session.dirty:
         allowed = _MUTABLE.get(type(obj))  # type: ignore[call-overload]

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
@@ -20,7 +19,7 @@ from sqlmodel import Session, col
 from backend.db import buffer
 from backend.sync.models import ChangeLog, SyncCounter
 
-__all__ = ("Mark", "bump_epoch", "ensure_counter", "mark", "restore", "touch")
+__all__ = ("Mark", "bump_epoch", "ensure_counter", "mark", "restore", "touch", "write_log")
 
 _PENDING = "heatcrew.changes"
 CHANGES = ChangeLog.__table__
@@ -75,8 +74,8 @@ def bump_epoch(session: Session, company_id: uuid.UUID) -> str:
     return counter.epoch
 
 
-@event.listens_for(OrmSession, "before_commit")
-def _write_change_log(session: OrmSession) -> None:
+def write_log(session: OrmSession) -> None:
+    """Just before the commit: the notes become one new version per company, in ``change_log``."""
     pending: set[tuple[uuid.UUID, uuid.UUID | None, str, str]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return

@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from backend.db import buffer
@@ -25,11 +24,13 @@ from mobile_contract.reference import SlaPolicy
 __all__ = (
     "LockedOrder",
     "company",
+    "end_batch",
     "forget_locked",
     "get_order_for_update",
     "keep",
     "lock_orders",
     "note_photo",
+    "photo_added",
     "photo_purposes",
     "place",
     "policy",
@@ -116,17 +117,11 @@ def forget_locked(session: Session) -> None:
     sla.forget_preloaded(session)
 
 
-@sa.event.listens_for(OrmSession, "after_rollback")
-def _after_rollback(session: OrmSession) -> None:
-    forget_locked(session)  # type: ignore[arg-type]
-
-
-@sa.event.listens_for(OrmSession, "after_transaction_end")
-def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the locks went with the transaction: so does the batch
-        for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _COMPANIES):
-            session.info.pop(key, None)
-        sla.forget_preloaded(session)  # type: ignore[arg-type]
+def end_batch(session: OrmSession) -> None:
+    """The transaction ended: the row locks went with it, and so does the batch."""
+    for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _COMPANIES):
+        session.info.pop(key, None)
+    sla.forget_preloaded(session)  # type: ignore[arg-type]
 
 
 def _preload_photo_purposes(session: Session, order_ids: list[uuid.UUID]) -> None:
@@ -140,8 +135,8 @@ def _preload_photo_purposes(session: Session, order_ids: list[uuid.UUID]) -> Non
         cache[order_id].add(purpose)
 
 
-@sa.event.listens_for(OrmSession, "transient_to_pending")
-def _photo_added(session: OrmSession, instance: object) -> None:
+def photo_added(session: OrmSession, instance: object) -> None:
+    """A photo added as an ORM object counts for completing within the batch."""
     if isinstance(instance, Photo):
         cache = session.info.get(_PHOTOS)
         if cache is not None and instance.order_id in cache:

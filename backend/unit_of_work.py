@@ -1,0 +1,69 @@
+"""The session every transaction of the service runs in, and the one place that says when the
+work waiting in it is done.
+
+Some writes do not go to the database at once. A push batch buffers its bulk rows, and the locked
+orders and clocks it writes back (``db.buffer``, built into :class:`~backend.db.buffer.BufferedSession`);
+every change phones must hear of leaves a note that becomes one version of the change feed at
+commit (``sync.changes``). Other work guards or forgets: signed records refuse edits at each flush
+(``evidence.documents``), and a batch's in-memory copies end with its locks
+(``work_orders.locking``). Each of those modules only offers plain functions; this is where they
+run, in this order:
+
+=====================  ==================================================================
+moment                 what runs
+=====================  ==================================================================
+each statement         pending bulk rows are written first (so the statement sees them)
+each flush             signed records are checked unchanged; the bulk rows go out around it
+an ORM photo is added  it counts for the batch's completion check
+commit                 the bulk rows, then the change log (one version per company), then COMMIT
+rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
+                       scope in ``sync.push`` also restores the change-feed notes)
+end of transaction     everything that lived with the transaction's locks is forgotten
+=====================  ==================================================================
+
+Only sessions of this class (``Database.session`` in the service, see ``backend.context``) do
+any of this; nothing is registered on SQLAlchemy's own session class.
+"""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import SessionTransaction
+
+from backend.db import buffer
+from backend.evidence import documents
+from backend.sync import changes
+from backend.work_orders import locking
+
+__all__ = ("UnitOfWork",)
+
+
+class UnitOfWork(buffer.BufferedSession):
+    """A transaction: its statements, the work waiting for commit, and what ends with it."""
+
+
+@event.listens_for(UnitOfWork, "before_flush")
+def _before_flush(session: UnitOfWork, _context: Any, _instances: Any) -> None:
+    documents.refuse_edits(session)
+
+
+@event.listens_for(UnitOfWork, "transient_to_pending")
+def _added(session: UnitOfWork, instance: object) -> None:
+    locking.photo_added(session, instance)
+
+
+@event.listens_for(UnitOfWork, "before_commit")
+def _before_commit(session: UnitOfWork) -> None:
+    buffer.write_rows(session)
+    changes.write_log(session)
+
+
+@event.listens_for(UnitOfWork, "after_rollback")
+def _after_rollback(session: UnitOfWork) -> None:
+    locking.forget_locked(session)
+
+
+@event.listens_for(UnitOfWork, "after_transaction_end")
+def _after_transaction_end(session: UnitOfWork, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        locking.end_batch(session)
