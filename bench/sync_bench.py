@@ -38,7 +38,7 @@ from backend.auth.principal import Principal
 from backend.clock import ManualClock
 from backend.context import build_context
 from backend.db.migrate import upgrade
-from backend.evidence.models import Blob, Photo
+from backend.evidence.models import Blob, BlobUploader, Photo
 from backend.ids import new_id
 from backend.org.models import Building, Company, Household
 from backend.settings import Settings
@@ -173,28 +173,26 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
             conn.execute(sa.insert(WorkOrder), rows)
             conn.execute(sa.insert(SlaClock), clocks)
     with engine.begin() as conn:  # the photos of the day, uploaded before their actions are pushed
-        conn.execute(
-            sa.insert(Blob),
-            [
-                upload(company_id, photo_hash(order, purpose), tech, NOW)
-                for tech, orders in assigned.items()
-                for order in orders
-                for purpose in ("before", "after")
-            ],
-        )
+        today = [
+            upload(company_id, photo_hash(order, purpose), tech, NOW)
+            for tech, orders in assigned.items()
+            for order in orders
+            for purpose in ("before", "after")
+        ]
+        conn.execute(sa.insert(Blob), today)
+        conn.execute(sa.insert(BlobUploader), [uploader(u) for u in today])
     # Past winters' photos: the photo and upload tables are as large as a season's, not just today's.
     for start in range(0, len(history), 10_000):
         past = [
             (order, purpose) for order in history[start : start + 10_000] for purpose in ("before", "after")
         ]
         with engine.begin() as conn:
-            conn.execute(
-                sa.insert(Blob),
-                [
-                    upload(company_id, photo_hash(order, purpose), tech_ids[0], NOW - timedelta(days=60))
-                    for order, purpose in past
-                ],
-            )
+            season = [
+                upload(company_id, photo_hash(order, purpose), tech_ids[0], NOW - timedelta(days=60))
+                for order, purpose in past
+            ]
+            conn.execute(sa.insert(Blob), season)
+            conn.execute(sa.insert(BlobUploader), [uploader(u) for u in season])
             conn.execute(
                 sa.insert(Photo),
                 [
@@ -274,6 +272,11 @@ def upload(company_id: uuid.UUID, sha256: str, by: uuid.UUID, at: datetime) -> d
         "media": "JPEG",
         "variants": {},
     }
+
+
+def uploader(blob: dict[str, object]) -> dict[str, object]:
+    """Who sent the bytes of an upload: the user who may attach it."""
+    return {k: blob[k] for k in ("company_id", "sha256", "uploaded_at")} | {"user_id": blob["uploaded_by"]}
 
 
 def photo_hash(order: uuid.UUID, purpose: str) -> str:

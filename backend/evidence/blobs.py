@@ -59,7 +59,7 @@ from backend.errors import (
     UploadStalled,
 )
 from backend.evidence import photos
-from backend.evidence.models import Blob, Measurement, Photo
+from backend.evidence.models import Blob, BlobUploader, Measurement, Photo
 from backend.storage import is_sha256
 from backend.storage.uploads import Partial
 from backend.work_orders.models import WorkOrder
@@ -162,8 +162,10 @@ class BlobController(Controller):
         receiver = await sync_to_thread(_Receiver.start, ctx, principal, sha256, start)
         try:
             finished = await receiver.receive(request, budget)
-        except HeatCrewError:  # over the size limit or the quota, or the disk failed: nothing is kept
+        except HeatCrewError as exc:  # over the size limit or the quota, or the disk failed: nothing is kept
             await sync_to_thread(receiver.abandon, forget_partial=True)
+            if isinstance(exc, BlobTooLarge):
+                await sync_to_thread(_refuse_too_large, ctx, principal, sha256)
             raise
         except BaseException:
             receiver.abandon()
@@ -420,6 +422,7 @@ def _gather(ctx: AppContext, principal: Principal, sha256: str, declared: int | 
         raise UploadNotFound(detail={"sha256": sha256})
     if held.size > ctx.settings.max_upload_bytes:
         ctx.blobs.uploads.discard(str(principal.user_id), sha256)
+        _refuse_too_large(ctx, principal, sha256)
         raise BlobTooLarge(detail={"limit": ctx.settings.max_upload_bytes})
     _budget(ctx, principal, sha256, held.size)
     receiver = _Receiver.start(ctx, principal, sha256, held.size)
@@ -476,13 +479,22 @@ def _budget(ctx: AppContext, principal: Principal, sha256: str, needed: int) -> 
     """
     settings = ctx.settings
     if needed > settings.max_upload_bytes:
+        _refuse_too_large(ctx, principal, sha256)
         raise BlobTooLarge(detail={"limit": settings.max_upload_bytes})
     now = ctx.clock.now()
     with ctx.db.session(readonly=True) as session:
+        # What this user sent: a file the company already held costs them the same to send.
         files, stored_bytes, oldest = session.execute(
             sa.select(
-                sa.func.count(), sa.func.coalesce(sa.func.sum(Blob.size), 0), sa.func.min(Blob.uploaded_at)
-            ).where(Blob.uploaded_by == principal.user_id, Blob.uploaded_at > now - QUOTA_WINDOW)
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(Blob.size), 0),
+                sa.func.min(BlobUploader.uploaded_at),
+            )
+            .select_from(BlobUploader)
+            .outerjoin(
+                Blob, sa.and_(Blob.company_id == BlobUploader.company_id, Blob.sha256 == BlobUploader.sha256)
+            )
+            .where(BlobUploader.user_id == principal.user_id, BlobUploader.uploaded_at > now - QUOTA_WINDOW)
         ).one()
     unfinished = sum(
         partial.size for partial in ctx.blobs.uploads.held(str(principal.user_id)) if partial.sha256 != sha256
@@ -575,13 +587,45 @@ def _record(
             .on_conflict_do_nothing()
             .returning(Blob.sha256)  # rowcount is -1 here with psycopg 3: ask for the row instead
         )
-        return result.first() is not None
+        created = result.first() is not None
+        _note_uploader(session, principal, sha256, at=ctx.clock.now(), refused=None)
+        return created
+
+
+def _note_uploader(
+    session: Session, principal: Principal, sha256: str, *, at: datetime, refused: str | None
+) -> None:
+    """This user sent the file's bytes (``refused``: and was refused them, for this reason)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(BlobUploader).values(
+        company_id=principal.company_id,
+        sha256=sha256,
+        user_id=principal.user_id,
+        uploaded_at=at,
+        refused=refused,
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["company_id", "sha256", "user_id"],
+            set_={"uploaded_at": at, "refused": refused},
+        )
+    )
+
+
+def _refuse_too_large(ctx: AppContext, principal: Principal, sha256: str) -> None:
+    """A file over the size limit never arrives: the action waiting for it is refused instead.
+
+    Only for this user (nothing was verified, so nothing is said of the file itself).
+    """
+    with ctx.db.session() as session:
+        _note_uploader(session, principal, sha256, at=ctx.clock.now(), refused=BlobTooLarge.code)
 
 
 def _refuse(ctx: AppContext, principal: Principal, sha256: str, receiver: "_Receiver", code: str) -> None:
     """Remembered, so that the action waiting for this file is refused too and the queue moves on."""
     receiver.abandon(forget_partial=True)
     with ctx.db.session() as session:
+        _note_uploader(session, principal, sha256, at=ctx.clock.now(), refused=code)
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(
             dialect.insert(Blob)
@@ -606,23 +650,39 @@ def _require_sha256(sha256: str) -> None:
 
 
 def _held_size(ctx: AppContext, principal: Principal, sha256: str) -> int | None:
-    """Size of the file if this company holds it (and did not refuse it) and this caller may see
-    it, else None: to anyone else a file they may not see does not exist, and uploading it is
-    the only way on (which proves they have the bytes)."""
+    """Size of the file if this company holds it (and did not refuse it) and this caller sent its
+    bytes, else None. To anyone else the file is not there, whoever else holds it: uploading the
+    bytes is the only way on, and proves they have them."""
     if not is_sha256(sha256):
         return None
     with ctx.db.session(readonly=True) as session:
-        blob = session.get(Blob, (principal.company_id, sha256))
-        if blob is None or blob.refused or not _may_see(session, principal, blob):
-            return None
-        return blob.size
+        return session.execute(
+            sa.select(Blob.size)
+            .join(
+                BlobUploader,
+                sa.and_(BlobUploader.company_id == Blob.company_id, BlobUploader.sha256 == Blob.sha256),
+            )
+            .where(
+                Blob.company_id == principal.company_id,
+                Blob.sha256 == sha256,
+                Blob.refused.is_(None),
+                BlobUploader.user_id == principal.user_id,
+                BlobUploader.refused.is_(None),
+            )
+        ).scalar_one_or_none()
 
 
 def _may_see(session: Session, principal: Principal, blob: Blob) -> bool:
     """Office roles see the company's files; field staff their own uploads and the photos of the
     orders they hold and of the measurements they took."""
-    if principal.role in OFFICE or blob.uploaded_by == principal.user_id:
+    if principal.role in OFFICE:
         return True
+    sent = sa.select(BlobUploader.user_id).where(
+        BlobUploader.company_id == principal.company_id,
+        BlobUploader.sha256 == blob.sha256,
+        BlobUploader.user_id == principal.user_id,
+        BlobUploader.refused.is_(None),
+    )
     on_my_order = (
         sa.select(Photo.id)
         .join(WorkOrder, WorkOrder.id == Photo.order_id)
@@ -641,7 +701,8 @@ def _may_see(session: Session, principal: Principal, blob: Blob) -> bool:
             Measurement.user_id == principal.user_id,
         )
     )
-    return session.execute(on_my_order.union_all(on_my_measurement).limit(1)).first() is not None
+    either = sa.union_all(sent, on_my_order, on_my_measurement).limit(1)
+    return session.execute(either).first() is not None
 
 
 def _viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) -> str:

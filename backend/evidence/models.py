@@ -12,7 +12,16 @@ from sqlmodel import Field, SQLModel
 
 from backend.db.types import UTCDateTime
 
-__all__ = ("Blob", "Document", "Instrument", "Measurement", "MeterReading", "Photo", "Signature")
+__all__ = (
+    "Blob",
+    "BlobUploader",
+    "Document",
+    "Instrument",
+    "Measurement",
+    "MeterReading",
+    "Photo",
+    "Signature",
+)
 
 
 class Blob(SQLModel, table=True):
@@ -42,6 +51,29 @@ class Blob(SQLModel, table=True):
         default=None,
         max_length=64,
         description="Why the upload was refused (no bytes kept); actions using it fail.",
+    )
+
+
+class BlobUploader(SQLModel, table=True):
+    """Everyone who sent a file's bytes (verified against its hash), or was refused sending them.
+
+    Only they may attach the file to an action and see it (besides the office): a hash alone is no
+    proof of having the photo, the bytes are. A second user uploading the same bytes is recorded too.
+    """
+
+    __tablename__ = "blob_uploader"
+    # Each upload counts the user's uploads of the last 24 hours (the quota).
+    __table_args__ = (sa.Index("ix_blob_uploader_user_time", "user_id", "uploaded_at"),)
+
+    company_id: uuid.UUID = Field(foreign_key="company.id", primary_key=True)
+    sha256: str = Field(primary_key=True, max_length=64)
+    user_id: uuid.UUID = Field(foreign_key="app_user.id", primary_key=True)
+    uploaded_at: datetime = Field(sa_type=UTCDateTime)
+    refused: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Why this user's upload was refused (a bad image, over the size limit): their "
+        "actions using the file are refused too.",
     )
 
 

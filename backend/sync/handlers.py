@@ -192,11 +192,16 @@ def _return_request(ap: Applying, p: a.ReturnRequestV1) -> None:
 
 def _revisit_outcome(ap: Applying, p: a.RevisitOutcomeV1) -> None:
     revisit = ap.session.get(Revisit, p.revisit_id, with_for_update=True)
+    # One answer for a revisit that does not exist and one that is not the caller's.
+    unknown = NotFound("No such revisit.")
     if revisit is None or revisit.company_id != ap.actor.company_id:
-        raise NotFound("No such revisit.")
-    order = ap.order(revisit.order_id)
+        raise unknown
+    try:
+        order = ap.order(revisit.order_id)
+    except NotFound:
+        raise unknown from None
     if ap.actor.user_id not in (revisit.assignee_id, order.assignee_id):
-        raise Forbidden("This revisit is not yours.")
+        raise unknown
     service.record_revisit_outcome(
         ap.session,
         actor=ap.actor,
@@ -265,7 +270,8 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
         if order.household_id != p.household_id:
             raise InvalidInput("The order is for another household.", code="household_mismatch")
     elif not service.has_order_at(ap.session, actor=ap.actor, household_id=p.household_id):
-        raise Forbidden("You have no order at this household.")
+        # As if it did not exist: an id must not confirm a household to someone with no order there.
+        raise NotFound("No such household.", code="unknown_household")
     rooms = [msgspec.to_builtins(room) for room in p.rooms]
     company = ap.session.get(Company, ap.actor.company_id)
     assert company is not None

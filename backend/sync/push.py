@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from backend.context import AppContext
 from backend.db import buffer
 from backend.db.failures import is_unavailable
 from backend.errors import Conflict, HeatCrewError, NotFound
-from backend.evidence.models import Blob
+from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
 from backend.sync import changes
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
@@ -44,6 +44,7 @@ MAX_BATCH = 500
 # Applied actions whose rows go to the database while the batch goes on (PostgreSQL).
 SEND_EVERY = 50
 SKEW_FLAG = timedelta(minutes=5)
+MESSAGE_LIMIT = 500
 # Who may attach a file another user uploaded (a supervisor completing the evidence).
 ATTACH_ANY = frozenset({Role.supervisor})
 # sync_action.skew_s is a 32-bit column: a phone clock more than 68 years off is stored at the limit.
@@ -189,7 +190,7 @@ class _Run:
     replayed: Iterator[ActionResult]
     fresh: dict[int, _Decoded]
     firsts: dict[uuid.UUID, "_First"]
-    uploaded: dict[str, "_Upload"]
+    uploaded: dict[str, str | None]
     expected: int
     stopped: str | None = None
 
@@ -204,7 +205,7 @@ class _Run:
         # the orders (locked, in id order: no deadlocks between writers), the uploads.
         firsts = _answers_by_id(session, batch.device_id, [d.envelope.id for d in decoded])
         _lock_orders(session, [d for d in decoded if d.payload is not None], batch.actor.company_id)
-        uploaded = _uploaded(session, batch.actor.company_id, decoded)
+        uploaded = _uploaded(session, batch.actor, decoded)
         return cls(session, batch, last, careful_from, iter(replayed), fresh, firsts, uploaded, last + 1)
 
     def answer(self, envelope: ActionEnvelope) -> ActionResult:
@@ -225,7 +226,7 @@ class _Run:
             return _sent_again(envelope, decoded.raw, first)
         refs = blobs_of(decoded.payload) if decoded.payload else []
         when = _field_time(self.batch, envelope.occurred_at)
-        result = _blob_refusal(envelope, refs, self.uploaded, self.batch.actor)
+        result = _blob_refusal(envelope, refs, self.uploaded)
         if result is None:
             missing = [h for h in refs if h not in self.uploaded]
             if missing:
@@ -289,7 +290,20 @@ _FIRSTS = sa.select(
 _ANSWERS_IN = _ANSWERS.where(ANSWERS.c.seq.in_(sa.bindparam("seqs", expanding=True)))
 # A batch's seqs are consecutive: one index range, not hundreds of parameters.
 _ANSWERS_BETWEEN = _ANSWERS.where(ANSWERS.c.seq.between(sa.bindparam("low"), sa.bindparam("high")))
-_UPLOADED = sa.select(Blob.sha256, Blob.refused, Blob.uploaded_by).where(
+_UPLOADS = BlobUploader.__table__
+# The caller's own uploads of these files, and whether the company holds them.
+_MY_UPLOADS = (
+    sa.select(_UPLOADS.c.sha256, sa.func.coalesce(_UPLOADS.c.refused, Blob.refused))
+    .outerjoin(Blob, sa.and_(Blob.company_id == _UPLOADS.c.company_id, Blob.sha256 == _UPLOADS.c.sha256))
+    .where(
+        _UPLOADS.c.company_id == sa.bindparam("company_id"),
+        _UPLOADS.c.user_id == sa.bindparam("user_id"),
+        _UPLOADS.c.sha256.in_(sa.bindparam("hashes", expanding=True)),
+        # Refused for this user, or held by the company: an upload that did not finish is neither.
+        sa.or_(_UPLOADS.c.refused.is_not(None), Blob.sha256.is_not(None)),
+    )
+)
+_ANY_UPLOAD = sa.select(Blob.sha256, Blob.refused).where(
     Blob.company_id == sa.bindparam("company_id"),
     col(Blob.sha256).in_(sa.bindparam("hashes", expanding=True)),
 )
@@ -454,7 +468,7 @@ def _decode(envelope: ActionEnvelope) -> _Decoded:
             envelope,
             raw,
             handler,
-            error=_result(envelope, Status.rejected, "invalid_payload", str(exc)[:500]),
+            error=_result(envelope, Status.rejected, "invalid_payload", str(exc)),
         )
     return _Decoded(envelope, raw, handler, payload)
 
@@ -465,40 +479,31 @@ def _lock_orders(session: Session, decoded: list[_Decoded], company_id: uuid.UUI
     service.lock_orders(session, order_ids=ids, company_id=company_id)
 
 
-class _Upload(NamedTuple):
-    refused: str | None
-    """The code the file was refused with, if it was."""
-    uploaded_by: uuid.UUID
+def _uploaded(session: Session, actor: Principal, decoded: list[_Decoded]) -> dict[str, str | None]:
+    """The referenced files this caller may attach, by hash: None, or the code it was refused with.
 
-
-def _uploaded(session: Session, company_id: uuid.UUID, decoded: list[_Decoded]) -> dict[str, _Upload]:
-    """The referenced uploads the server holds, by hash."""
+    A file is attached by whoever sent its bytes (or a supervisor). For anyone else it is not there
+    yet, exactly like a file nobody uploaded: the action waits for their upload, which proves they
+    have the photo. So the answer never tells whether somebody else holds it.
+    """
     wanted = sorted({h for d in decoded if d.payload is not None for h in blobs_of(d.payload)})
     if not wanted:
         return {}
-    rows = session.execute(_UPLOADED, {"company_id": company_id, "hashes": wanted})
-    return {sha256: _Upload(refused, uploaded_by) for sha256, refused, uploaded_by in rows}
+    params = {"company_id": actor.company_id, "user_id": actor.user_id, "hashes": wanted}
+    rows = session.execute(_ANY_UPLOAD if actor.role in ATTACH_ANY else _MY_UPLOADS, params)
+    return dict(rows.all())  # type: ignore[arg-type]
 
 
 def _blob_refusal(
-    envelope: ActionEnvelope, refs: list[str], uploaded: dict[str, _Upload], actor: Principal
+    envelope: ActionEnvelope, refs: list[str], uploaded: dict[str, str | None]
 ) -> ActionResult | None:
     """A permanent refusal for the files an action attaches, if any: it will never be applied."""
-    held = [uploaded[h] for h in refs if h in uploaded]
-    refused = [upload.refused for upload in held if upload.refused]
-    if refused:
-        # The file will never arrive: refuse the action now rather than wait for ever.
-        message = f"The attached file was refused: {refused[0]}."
-        return _result(envelope, Status.rejected, "blob_refused", message)
-    if actor.role not in ATTACH_ANY and any(upload.uploaded_by != actor.user_id for upload in held):
-        # A hash is no licence: attaching someone else's photo would also let this user see it.
-        return _result(
-            envelope,
-            Status.rejected,
-            "blob_not_yours",
-            "An attached file was uploaded by another user; attach only files this account uploaded.",
-        )
-    return None
+    refused = [uploaded[h] for h in refs if uploaded.get(h)]
+    if not refused:
+        return None
+    # The file will never arrive: refuse the action now rather than wait for ever.
+    message = f"The attached file was refused: {refused[0]}."
+    return _result(envelope, Status.rejected, "blob_refused", message)
 
 
 def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
@@ -642,9 +647,9 @@ def _remember(
 
 
 def _duplicate(envelope: ActionEnvelope, first: _Answer | None) -> ActionResult:
-    if first is None:  # applied before this server kept answers (cannot happen after a clean start)
-        return _result(envelope, Status.duplicate, "already_applied", "Already applied.")
-    if first.action_id != envelope.id:
+    if first is None or first.action_id != envelope.id:
+        # No answer of its own: the seq was used up by an action id sent again; this one was never
+        # applied, and must not be taken for done.
         return _result(
             envelope,
             Status.rejected,
@@ -688,7 +693,9 @@ def _result(
         seq=envelope.seq,
         status=status,
         code=code,
-        message=message,
+        # The answer is stored (sync_action.message holds 500): a refusal quoting what it refused
+        # can be longer, and must not turn the whole push into a failure.
+        message=message[:MESSAGE_LIMIT] if message else message,
         retryable=retryable,
         current=current,
         missing=missing,

@@ -34,7 +34,9 @@ from backend.settings import Settings
 from mobile_contract.client import Offline, OutboxClient
 from tests.api.helpers import assert_error, auth, login
 from tests.conftest import FAST_HASHER
+from tests.fixtures.field import new_order
 from tests.fixtures.live_server import start_server, stop_server
+from tests.fixtures.pushing import Phone
 from tests.fixtures.s3 import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY, s3_client
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -404,6 +406,32 @@ def test_a_file_over_the_size_limit_is_refused_and_nothing_kept(
     assert scratch_files(ctx) == []
     small = photo((200, 150))
     assert client.put(f"/api/v1/blobs/{sha(small)}", content=small, headers=auth(tokens)).status_code == 201
+
+
+def test_a_photo_over_the_size_limit_refuses_its_action_and_the_queue_moves_on(
+    make_client: Callable[..., TestClient], ctx: AppContext
+) -> None:
+    """Found by review: an upload refused for its size left the action that uses it waiting for ever."""
+    client = make_client(max_upload_bytes=100_000)
+    phone = Phone(client, ctx, "tech1")
+    order_id = str(new_order(ctx).id)
+    data = photo((1024, 768))
+    assert_error(
+        client.put(f"/api/v1/blobs/{sha(data)}", content=data, headers=auth(phone.tokens)),
+        413,
+        "blob_too_large",
+    )
+    answer = phone.push(
+        "evidence.photo", 1, {"work_order_id": order_id, "blob": sha(data), "purpose": "before"}
+    )
+    assert (answer["status"], answer["code"]) == ("rejected", "blob_refused")
+    assert "blob_too_large" in answer["message"]
+    assert (
+        phone.push("work_order.note", 1, {"work_order_id": order_id, "text": "照片太大，另拍"})["status"]
+        == "applied"
+    )
+    # Only this user's attempt is remembered: the file itself is not known to the company.
+    assert blob_row(ctx, sha(data)) is None
 
 
 def test_the_daily_file_quota(make_client: Callable[..., TestClient], clock: ManualClock) -> None:

@@ -102,10 +102,12 @@ def photo_of(ctx: AppContext, phone: Phone) -> dict[str, Any]:
     return {"work_order_id": order(ctx), "blob": phone.upload_photo(), "purpose": "before"}
 
 
-def photo_of_someone_else(ctx: AppContext, phone: Phone) -> dict[str, Any]:
-    # tech2's upload: a hash tech1 learnt of is no licence to attach (and then see) the photo.
-    other = Phone(phone.client, ctx, "tech2")
-    return {"work_order_id": order(ctx), "blob": other.upload_photo(), "purpose": "before"}
+def photo_on_a_foreign_order(ctx: AppContext, phone: Phone) -> dict[str, Any]:
+    return {
+        "work_order_id": order(ctx, assignee="tech2", account="200101"),
+        "blob": phone.upload_photo(),
+        "purpose": "before",
+    }
 
 
 def measurement(ctx: AppContext, phone: Phone, instrument: str = "TH-0042") -> dict[str, Any]:
@@ -224,7 +226,7 @@ CASES: dict[tuple[str, int], Case] = {
     ("work_order.note", 1): Case(
         "tech1", on_order(text="阀门锈死"), on_foreign_order(text="x"), ("rejected", "not_found")
     ),
-    ("evidence.photo", 1): Case("tech1", photo_of, photo_of_someone_else, ("rejected", "blob_not_yours")),
+    ("evidence.photo", 1): Case("tech1", photo_of, photo_on_a_foreign_order, ("rejected", "not_found")),
     ("measurement.record", 1): Case(
         "inspector1",
         measurement,
@@ -367,3 +369,19 @@ def test_a_batch_keeps_what_its_applied_actions_did_around_a_refusal(
     assert [e["type"] for e in detail["timeline"]][-3:] == ["accepted", "note", "departed"]
     with ctx.db.session(readonly=True) as session:
         assert session.get(Revisit, uuid.UUID(payload["revisit_id"])).state == "due"
+
+
+def test_a_refusal_that_quotes_a_long_name_is_stored_and_the_queue_moves_on(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """Found by review: the refusal's message quoted a 600-character field name; on PostgreSQL the
+    answer row did not fit, and every push of that phone failed for good."""
+    phone = Phone(client, ctx, "tech1")
+    slip = {"document": {"type": "damage_slip", "id": str(uuid.uuid4())}, "content": {"k" * 600: 1}}
+    result = phone.push("document.issue", 1, slip)
+    assert (result["status"], result["code"]) == ("rejected", "invalid_document")
+    assert 0 < len(result["message"]) <= 500
+    assert phone.resend()["status"] == "duplicate"
+    assert (
+        phone.push("work_order.note", 1, {"work_order_id": order(ctx), "text": "继续"})["status"] == "applied"
+    )

@@ -146,3 +146,16 @@ def test_the_database_holds_one_answer_per_action_id_and_device(ctx: AppContext,
     tablet = Phone(client, ctx)
     answer = tablet.push({**note, "payload": {"work_order_id": order_id, "text": "平板上的一条"}})
     assert statuses(answer) == [("applied", None)]
+
+
+def test_a_seq_used_up_by_a_repeated_id_refuses_another_action(
+    client: TestClient, ctx: AppContext, order_id: str
+) -> None:
+    """Found by review: a new action sent under a seq that a repeated id had used up was answered
+    "duplicate" without being applied, so the phone took it for done and the work was lost."""
+    phone = Phone(client, ctx)
+    note = phone.action(1, "第一条", order_id=order_id)
+    phone.push(note, {**note, "seq": 2})
+    answer = phone.push(phone.action(2, "从未应用", order_id=order_id))
+    assert statuses(answer) == [("rejected", "seq_reused")]
+    assert notes(ctx, "从未应用") == 0
