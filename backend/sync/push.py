@@ -31,7 +31,7 @@ from backend.nul_guard import has_nul
 from backend.sync import changes
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncCounter, SyncDevice
-from backend.work_orders import service
+from backend.work_orders import locking, service
 from backend.work_orders.service import FieldTime
 from backend.work_orders.states import State, allowed_moves
 from mobile_contract.sync import ActionEnvelope, ActionResult, PushRequest, PushResponse, Status
@@ -51,7 +51,7 @@ ATTACH_ANY = frozenset({Role.supervisor})
 SKEW_STORED_LIMIT = 2**31 - 1
 # A database that says "try again" (deadlock, serialisation failure) gets this many tries.
 DB_RETRIES = 3
-# Runs of a batch that met a refusal before every action gets its own savepoint.
+# Refusals in a batch that each cost a run, before every action from the first one gets a scope.
 MAX_CAREFUL_RUNS = 3
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 ANSWERS = SyncAction.__table__
@@ -65,9 +65,8 @@ class BatchTooLarge(HeatCrewError):
 
 
 class _Careful(Exception):
-    """An action was refused, or failed unexpectedly, without a savepoint around it: whatever it
-    changed before it raised may be in the transaction. The batch runs again, and from this
-    action on each action runs in a savepoint of its own."""
+    """An action was refused, or failed unexpectedly, outside an action scope: whatever it changed
+    before it raised may be in the transaction. The batch runs again, with this action in a scope."""
 
     def __init__(self, seq: int) -> None:
         super().__init__(seq)
@@ -114,34 +113,30 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
         skew=received_at - request.sent_at,
         envelopes=sorted(request.actions, key=lambda e: e.seq),
     )
-    # Actions from this seq on run in a savepoint each (None: none do). A batch with no refusal,
-    # the common case, needs none: all it changed is kept.
-    careful_from: int | None = None
-    careful_runs = db_tries = 0
+    # Which actions run in an action scope. A batch with no refusal, the common case, needs none.
+    scopes = _Scopes()
+    db_tries = 0
     while True:
         try:
-            last, epoch = _apply(ctx, batch, careful_from=careful_from)
+            last, epoch = _apply(ctx, batch, scopes=scopes)
             return PushResponse(
                 last_applied_seq=last, server_time=received_at, server_epoch=epoch, results=batch.results
             )
         except _Careful as refused:
-            # Nothing of that run was committed. In the next one, the refused action and those after
-            # it run in savepoints that a refusal rolls back. Another writer may change things in
-            # between, so an earlier action may be refused next time: after a few runs, every
-            # action gets a savepoint.
-            careful_runs += 1
-            careful_from = (
-                0 if careful_runs >= MAX_CAREFUL_RUNS else min(refused.seq, careful_from or refused.seq)
-            )
+            # Nothing of that run was committed. The next run gives the refused action a scope, and
+            # the others run as before: a batch with one refusal costs two runs. Each new refusal
+            # costs a run more (another writer may also change things in between); after a few,
+            # every action from the first refusal on gets a scope.
+            scopes = scopes.adding(refused.seq)
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
-                if careful_from == 0 or is_unavailable(exc):
+                if scopes.from_seq == 0 or is_unavailable(exc):
                     # The database is gone or too slow: 503, the phone sends the batch again.
                     raise
                 # A write the database refused (rows are sent in bulk, after their handlers ran):
                 # again with a savepoint around each action, so only the one that wrote it fails.
                 log.warning("push for %s retried action by action after %s", batch.device_id, exc.orig)
-                careful_from = 0
+                scopes = _Scopes(from_seq=0)
                 continue
             db_tries += 1
             if db_tries >= DB_RETRIES:
@@ -149,7 +144,23 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
             log.info("push for %s retried after %s", batch.device_id, type(exc.orig).__name__)
 
 
-def _apply(ctx: AppContext, batch: _Batch, *, careful_from: int | None) -> tuple[int, str]:
+class _Scopes(msgspec.Struct, frozen=True):
+    """The actions of a run that get an action scope: these seqs, and every one from ``from_seq``."""
+
+    seqs: frozenset[int] = frozenset()
+    from_seq: int | None = None
+
+    def covers(self, seq: int) -> bool:
+        return seq in self.seqs or (self.from_seq is not None and seq >= self.from_seq)
+
+    def adding(self, seq: int) -> "_Scopes":
+        seqs = self.seqs | {seq}
+        if len(seqs) >= MAX_CAREFUL_RUNS:
+            return _Scopes(seqs, min(seqs))
+        return _Scopes(seqs, self.from_seq)
+
+
+def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str]:
     """One run of the batch in one transaction: the pipeline, step by step."""
     batch.results = []
     with ctx.db.session() as session:
@@ -160,7 +171,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, careful_from: int | None) -> tuple
             batch.results = _replayed(session, batch.device_id, batch.envelopes)
             return last, epoch
         last = _lock_device(session, batch)
-        run = _Run.start(session, batch, last=last, careful_from=careful_from)
+        run = _Run.start(session, batch, last=last, scopes=scopes)
         for envelope in batch.envelopes:
             batch.results.append(run.answer(envelope))
         session.execute(
@@ -186,7 +197,7 @@ class _Run:
     session: Session
     batch: _Batch
     last: int
-    careful_from: int | None
+    scopes: _Scopes
     replayed: Iterator[ActionResult]
     fresh: dict[int, _Decoded]
     firsts: dict[uuid.UUID, "_First"]
@@ -195,7 +206,7 @@ class _Run:
     stopped: str | None = None
 
     @classmethod
-    def start(cls, session: Session, batch: _Batch, *, last: int, careful_from: int | None) -> "_Run":
+    def start(cls, session: Session, batch: _Batch, *, last: int, scopes: _Scopes) -> "_Run":
         replayed = _replayed(session, batch.device_id, [e for e in batch.envelopes if e.seq <= last])
         decoded = [_decode(e) for e in batch.envelopes if e.seq > last]
         fresh: dict[int, _Decoded] = {}
@@ -206,7 +217,7 @@ class _Run:
         firsts = _answers_by_id(session, batch.device_id, [d.envelope.id for d in decoded])
         _lock_orders(session, [d for d in decoded if d.payload is not None], batch.actor.company_id)
         uploaded = _uploaded(session, batch.actor, decoded)
-        return cls(session, batch, last, careful_from, iter(replayed), fresh, firsts, uploaded, last + 1)
+        return cls(session, batch, last, scopes, iter(replayed), fresh, firsts, uploaded, last + 1)
 
     def answer(self, envelope: ActionEnvelope) -> ActionResult:
         # 1. sequence
@@ -240,14 +251,14 @@ class _Run:
                     missing=missing,
                 )
             # 4. check and apply
-            careful = self.careful_from is not None and envelope.seq >= self.careful_from
+            careful = self.scopes.covers(envelope.seq)
             result = _apply_one(self.session, self.batch, decoded, when, careful=careful)
         # 6. answer
         _remember(self.session, self.batch, decoded, result, when)
         self.firsts[envelope.id] = _First.of(envelope, decoded.raw, result)
         self.expected += 1
         # 5. write rows
-        if self.careful_from is None and (self.expected - self.last - 1) % SEND_EVERY == 0:
+        if self.scopes.from_seq is None and (self.expected - self.last - 1) % SEND_EVERY == 0:
             # The database writes these while the next ones are worked out.
             buffer.send_rows(self.session)
         return result
@@ -272,7 +283,7 @@ _CURRENT = sa.case((sa.cast(ANSWERS.c.current, sa.Text) == "null", sa.null()), e
 _ANSWERS = sa.select(
     ANSWERS.c.seq, ANSWERS.c.action_id, ANSWERS.c.status, ANSWERS.c.code, ANSWERS.c.message, _CURRENT
 ).where(ANSWERS.c.device_id == sa.bindparam("device_id"))
-_FIRSTS = sa.select(
+_FIRST_COLUMNS = (
     ANSWERS.c.action_id,
     ANSWERS.c.seq,
     ANSWERS.c.type,
@@ -283,9 +294,15 @@ _FIRSTS = sa.select(
     ANSWERS.c.code,
     ANSWERS.c.message,
     _CURRENT,
-).where(
+)
+_FIRSTS = sa.select(*_FIRST_COLUMNS).where(
     ANSWERS.c.device_id == sa.bindparam("device_id"),
     ANSWERS.c.action_id.in_(sa.bindparam("ids", expanding=True)),
+)
+# PostgreSQL: the ids as one array parameter, not one bind each (a batch has hundreds).
+_FIRSTS_ANY = sa.select(*_FIRST_COLUMNS).where(
+    ANSWERS.c.device_id == sa.bindparam("device_id"),
+    ANSWERS.c.action_id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))),
 )
 _ANSWERS_IN = _ANSWERS.where(ANSWERS.c.seq.in_(sa.bindparam("seqs", expanding=True)))
 # A batch's seqs are consecutive: one index range, not hundreds of parameters.
@@ -397,7 +414,8 @@ def _answers_by_id(session: Session, device_id: str, ids: list[uuid.UUID]) -> di
     """The stored first deliveries of these action ids from this device (an index lookup each)."""
     if not ids:
         return {}
-    rows = session.execute(_FIRSTS, {"device_id": device_id, "ids": ids})
+    statement = _FIRSTS_ANY if session.get_bind().dialect.name == "postgresql" else _FIRSTS
+    rows = session.execute(statement, {"device_id": device_id, "ids": ids})
     return {action_id: _First(*rest) for action_id, *rest in rows.all()}
 
 
@@ -527,13 +545,16 @@ class _ActionScope:
     session: Session
     savepoint: Any
     feed: changes.Mark
+    company_id: uuid.UUID
+    orders: list[uuid.UUID]
 
     @classmethod
-    def open(cls, session: Session) -> "_ActionScope":
+    def open(cls, session: Session, company_id: uuid.UUID) -> "_ActionScope":
         # Everything before this action goes to the database first: a rollback undoes this one only.
         session.flush()
         buffer.write_rows(session)
-        return cls(session, session.begin_nested(), changes.mark(session))
+        orders = locking.locked_ids(session)
+        return cls(session, session.begin_nested(), changes.mark(session), company_id, orders)
 
     def keep(self) -> None:
         buffer.write_rows(self.session)
@@ -544,6 +565,8 @@ class _ActionScope:
         buffer.discard_rows(self.session)
         service.forget_locked(self.session)
         changes.restore(self.session, self.feed)
+        # The rows are as the savepoint found them: read the batch's orders again, in one go.
+        service.lock_orders(self.session, order_ids=self.orders, company_id=self.company_id)
 
 
 def _stored_skew(skew: timedelta) -> int:
@@ -574,7 +597,7 @@ def _apply_one(
             # runs again, with this action in a savepoint. Nothing of this run is committed.
             raise _Careful(envelope.seq) from exc
         return _result(envelope, Status.applied)
-    scope = _ActionScope.open(session)
+    scope = _ActionScope.open(session, batch.actor.company_id)
     try:
         decoded.handler.apply(applying, decoded.payload)
         scope.keep()

@@ -29,6 +29,7 @@ __all__ = (
     "get_order_for_update",
     "keep",
     "lock_orders",
+    "locked_ids",
     "note_photo",
     "photo_added",
     "photo_purposes",
@@ -106,6 +107,11 @@ def _lock(
     buffer.track(session, ORDERS, fresh)
     sla.preload_clocks(session, [order.id for order in fresh])
     _preload_photo_purposes(session, [order.id for order in fresh])
+
+
+def locked_ids(session: Session) -> list[uuid.UUID]:
+    """The orders this batch holds locked (to lock again in one go after a rollback)."""
+    return list(session.info.get(_LOCKED) or ())
 
 
 def forget_locked(session: Session) -> None:
