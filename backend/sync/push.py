@@ -465,15 +465,16 @@ def _decode(envelope: ActionEnvelope) -> _Decoded:
     raw = msgspec.json.encode(envelope.payload)
     handler = CATALOGUE.get((envelope.type, envelope.v))
     if handler is None:
-        versions = ", ".join(f"v{v}" for v in known_versions(envelope.type))
-        message = (
-            f"{envelope.type} v{envelope.v} is not supported; this server accepts {versions}."
-            if versions
-            else f"Unknown action type {envelope.type!r}."
-        )
-        return _Decoded(
-            envelope, raw, error=_result(envelope, Status.rejected, "unsupported_action_version", message)
-        )
+        versions = known_versions(envelope.type)
+        if versions:
+            accepted = ", ".join(f"v{v}" for v in versions)
+            message = f"{envelope.type} v{envelope.v} is not supported; this server accepts {accepted}."
+            error = _result(envelope, Status.rejected, "unsupported_action_version", message)
+        else:
+            error = _result(
+                envelope, Status.rejected, "unknown_action_type", f"Unknown action type {envelope.type!r}."
+            )
+        return _Decoded(envelope, raw, error=error)
     if has_nul(raw):  # PostgreSQL text cannot hold it; refused on SQLite too
         message = "Text may not contain the NUL character (U+0000)."
         return _Decoded(

@@ -426,6 +426,17 @@ def test_an_app_upgrade_with_old_version_actions_queued(make_phone, ctx: AppCont
     assert phone.outcome(current)["status"] == "applied"  # unknown extra fields are tolerated
 
 
+def test_a_misspelled_action_type_is_told_apart_from_an_old_version(make_phone, ctx: AppContext) -> None:
+    phone = make_phone("tech1")
+    phone.pull()
+    order_id = first_order(phone)
+    typo, _ = phone.enqueue("work_order.notes", {"work_order_id": order_id, "text": "多了个 s"})
+    after, _ = phone.enqueue("work_order.note", {"work_order_id": order_id, "text": "正确的"})
+    phone.push()
+    assert (phone.outcome(typo)["status"], phone.outcome(typo)["code"]) == ("rejected", "unknown_action_type")
+    assert phone.outcome(after)["status"] == "applied"
+
+
 def test_a_token_expired_after_a_week_offline(make_phone, ctx: AppContext, clock: ManualClock) -> None:
     phone = make_phone("tech1")
     phone.pull()

@@ -254,7 +254,11 @@ def _through_the_decoder(body: bytes) -> list[ActionResult | None]:
         decoded = push._decode(envelope)
         if decoded.error is not None:
             assert decoded.error.status is Status.rejected
-            assert decoded.error.code in {"invalid_payload", "unsupported_action_version"}
+            assert decoded.error.code in {
+                "invalid_payload",
+                "unsupported_action_version",
+                "unknown_action_type",
+            }
         else:
             blobs_of(decoded.payload)
             order_id_of(decoded.payload)
