@@ -9,12 +9,17 @@ handler's ``data`` is decoded:
 - a JSON body nested deeper than :data:`MAX_JSON_DEPTH` answers ``400 json_too_deep`` before it
   is decoded (the decoder recursed into a ``RecursionError``, a 500 with a traceback, for
   unauthenticated callers too). The check is a few passes of C-speed byte operations;
+- a string escape that is half of a surrogate pair (``"\\ud83d"``, what a JavaScript app sends for
+  a note cut in the middle of an emoji) is replaced by U+FFFD, as a UTF-8 encoder does: the JSON
+  is valid, but the decoder refused the whole body, so one note blocked the phone's whole queue.
+  The phone's own UTF-8 (``TextEncoder``) makes the same replacement, so hashes still agree;
 - then ``nul_guard``: NUL in the path, the query string or a JSON body is ``400 text_with_nul``.
 
 Uploads (``PUT /api/v1/blobs/{sha256}``) take no ``data``: their bodies are files, streamed, never
 read here.
 """
 
+import json
 import re
 from typing import Any
 
@@ -23,10 +28,19 @@ from litestar import Request
 from backend.errors import HeatCrewError
 from backend.nul_guard import refuse_nul
 
-__all__ = ("MAX_JSON_DEPTH", "JsonTooDeep", "UnsupportedMediaType", "guard_request", "json_too_deep")
+__all__ = (
+    "MAX_JSON_DEPTH",
+    "JsonTooDeep",
+    "UnsupportedMediaType",
+    "guard_request",
+    "json_too_deep",
+    "mend_surrogates",
+)
 
 MAX_JSON_DEPTH = 32
 _UTF8 = {"utf-8", "utf8"}
+# A \\uD800-\\uDFFF escape: half of a surrogate pair (alone, or in a pair to keep).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _STRING = re.compile(rb'"[^"]*"')
 # Keep only brackets, and make both kinds one: ``[`` opens, ``]`` closes.
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
@@ -69,6 +83,31 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return len(text) - len(text.rstrip(b"[")) > limit
 
 
+def mend_surrogates(body: bytes) -> bytes:
+    """``body`` with every lone surrogate escape replaced by U+FFFD (pairs are kept); as it is when
+    there is none. Only a body with such an escape pays for more than one regex search."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return body
+    try:
+        value = json.loads(body)  # unlike msgspec, it reads lone surrogates (as lone code points)
+    except ValueError:
+        return body  # malformed anyway: the decoder says how
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False) if _finite(value) else None
+    if text is None:
+        return body
+    mended = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return mended.encode() if mended != text else body
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity (``1e400`` reads as one): those stay for the decoder to refuse."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _takes_json(request: Request[Any, Any, Any]) -> bool:
     handler = request.route_handler
     takes = handler.opt.get("_takes_json")
@@ -94,4 +133,8 @@ async def guard_request(request: Request[Any, Any, Any]) -> None:
                 raise UnsupportedMediaType(detail={"accepted": ["application/json"]})
             if json_too_deep(body):
                 raise JsonTooDeep(detail={"max_depth": MAX_JSON_DEPTH})
+            mended = mend_surrogates(body)
+            if mended is not body:
+                # What the handler's data is decoded from (Litestar keeps the body read once).
+                request._body = request._connection_state.body = mended
     await refuse_nul(request)

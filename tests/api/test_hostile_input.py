@@ -375,3 +375,34 @@ def test_options_answers_on_every_route_of_the_app(client: TestClient, app: Any)
         )
         assert 200 <= preflight.status_code < 300, (path, preflight.status_code, preflight.text)
         assert "access-control-allow-origin" not in preflight.headers  # no origin is allowed
+
+
+# ---------------------------------------------------------------- half an emoji
+
+
+def test_a_note_cut_in_the_middle_of_an_emoji_is_kept_and_the_queue_moves_on(
+    phone: Phone, ctx: AppContext
+) -> None:
+    """Found by review: JavaScript's JSON.stringify writes a lone surrogate as ``\\ud83d``; the
+    decoder refused the whole batch (400) on every resend, so one note blocked the queue for good.
+    The half character becomes U+FFFD, as the phone's own UTF-8 encoder makes it."""
+    body = msgspec.json.encode(
+        {
+            "device_id": phone.device_id,
+            "sent_at": SENT,
+            "actions": [
+                phone.action("work_order.note", text="阀门已关 HALF"),
+                phone.action("work_order.note", text="pair 😀"),
+            ],
+        }
+    ).replace(b"HALF", b"\\ud83d")
+    body = body.replace("😀".encode(), b"\\ud83d\\ude00")
+    response = phone.client.post(
+        "/api/v1/sync/push", content=body, headers={**phone.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == ["applied", "applied"]
+    detail = phone.client.get(f"/api/v1/work-orders/{phone.order_id}", headers=phone.headers).json()
+    texts = [e["data"]["text"] for e in detail["timeline"] if e["type"] == "note"]
+    assert texts[-2:] == ["阀门已关 \ufffd", "pair 😀"]
+    phone.note_applies()
