@@ -205,6 +205,11 @@ class SignatureCheck(msgspec.Struct):
     signer_role: str
     signer_name: str
     signed_at: str
+    """When the person signed: the phone's clock corrected for its skew against the server's."""
+    phone_signed_at: str
+    """The phone's own clock when the person signed, as it reported it."""
+    received_at: str
+    """When the server received the signature."""
     refused_reason: str | None
     intact: bool
 
@@ -258,6 +263,8 @@ def verify(session: Session, document: Document, signatures: list[Signature] | N
                 signer_role=s.signer_role,
                 signer_name=s.signer_name,
                 signed_at=s.corrected_at.isoformat(),
+                phone_signed_at=s.occurred_at.isoformat(),
+                received_at=s.received_at.isoformat(),
                 refused_reason=s.refused_reason,
                 intact=intact,
             )

@@ -387,3 +387,26 @@ def test_a_measurement_record_prints_its_rooms_and_result(inspector, client: Tes
         "有效",
     ):
         assert expected in text
+
+
+def test_a_signature_keeps_when_the_resident_signed_by_the_phone_and_by_the_server(
+    make_phone, client: TestClient, clock
+) -> None:
+    """Signed in a basement two hours before the phone found a signal, on a phone ten minutes fast."""
+    from datetime import timedelta
+
+    tech = make_phone("tech1", skew=timedelta(minutes=10))
+    tech.pull()
+    order_id = first_order(tech)
+    content = receipt(tech, order_id)
+    doc = str(uuid.uuid4())
+    signed_at = clock.now()
+    tech.enqueue("document.issue", {"document": {"type": "receipt", "id": doc}, "content": content})
+    sign(tech, "receipt", doc, content, "resident", "赵建国")
+    clock.advance(hours=2)
+    tech.push()
+    (check,) = office(client, f"/api/v1/documents/{doc}/verify")["signatures"]
+    as_sent = (signed_at + timedelta(minutes=10)).isoformat().replace("+00:00", "")
+    assert check["phone_signed_at"].startswith(as_sent)
+    assert check["signed_at"].startswith(signed_at.isoformat().replace("+00:00", ""))
+    assert check["received_at"].startswith(clock.now().isoformat().replace("+00:00", ""))
