@@ -450,15 +450,7 @@ def _sent_again(envelope: ActionEnvelope, raw: bytes, first: _First) -> ActionRe
             f"Action id {envelope.id} was sent before (seq {first.seq}) with other content; "
             "a new action needs a new id.",
         )
-    return ActionResult(
-        id=envelope.id,
-        seq=envelope.seq,
-        status=Status.duplicate,
-        code=first.code,
-        message=first.message,
-        current=first.current,
-        original_status=Status(first.status),
-    )
+    return _first_answer_again(envelope, first)
 
 
 def _decode(envelope: ActionEnvelope) -> _Decoded:
@@ -680,6 +672,11 @@ def _duplicate(envelope: ActionEnvelope, first: _Answer | None) -> ActionResult:
             "seq_reused",
             f"seq {envelope.seq} was used by another action; this device's queue is out of step.",
         )
+    return _first_answer_again(envelope, first)
+
+
+def _first_answer_again(envelope: ActionEnvelope, first: "_Answer | _First") -> ActionResult:
+    """``duplicate``, carrying what the first delivery was answered."""
     return ActionResult(
         id=envelope.id,
         seq=envelope.seq,

@@ -24,7 +24,7 @@ from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
 from mobile_contract.documents import content_sha256
 from tests.api.helpers import auth
-from tests.fixtures.field import act, new_order, principal
+from tests.fixtures.field import act, new_order, principal, receipt
 from tests.fixtures.pushing import Phone
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -122,25 +122,6 @@ def measurement(ctx: AppContext, phone: Phone, instrument: str = "TH-0042") -> d
         "rooms": [{"name": "主卧", "kind": "bedroom", "readings_c": [18.4, 18.5, 18.4], "height_m": 1.3}],
         "outdoor_c": -12.5,
         "closed_minutes": 35,
-    }
-
-
-def receipt(order_id: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "work_order_id": order_id,
-        "order_ref": order_id[-8:].upper(),
-        "technician_name": "张伟",
-        "staff_number": "T0301",
-        "resident_name": "赵建国",
-        "address": "和平区南京北街 12 号 1-2-201",
-        "arrived_at": "2026-12-07T00:50:00Z",
-        "completed_at": "2026-12-07T01:40:00Z",
-        "found": "卧室暖气片排气阀漏水",
-        "done": "更换排气阀，试压正常",
-        "result": "fixed",
-        "satisfaction": 5,
-        "parts_used": ["排气阀 DN15"],
-        **changes,
     }
 
 

@@ -15,6 +15,7 @@ from backend.evidence.documents import DocumentFrozen
 from backend.evidence.models import Document, Signature
 from mobile_contract.documents import canonical, content_sha256
 from tests.api.helpers import auth, login
+from tests.fixtures.field import receipt
 from tests.scenarios.conftest import first_order
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -271,32 +272,13 @@ def test_instruments_out_of_calibration_are_refused_until_renewed(inspector, cli
     assert inspector.outcome(again)["status"] == "applied"
 
 
-def receipt(tech, order_id: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "work_order_id": order_id,
-        "order_ref": order_id[-8:].upper(),
-        "technician_name": "张伟",
-        "staff_number": "T0301",
-        "resident_name": "赵建国",
-        "address": "和平区南京北街 12 号 1-2-201",
-        "arrived_at": "2026-12-07T00:50:00Z",
-        "completed_at": "2026-12-07T01:40:00Z",
-        "found": "卧室暖气片排气阀漏水",
-        "done": "更换排气阀，试压正常",
-        "result": "fixed",
-        "satisfaction": 5,
-        "parts_used": ["排气阀 DN15"],
-        **changes,
-    }
-
-
 def test_a_signed_receipt_prints_with_its_chinese_text_hash_and_signature(
     make_phone, client: TestClient, ctx: AppContext
 ) -> None:
     tech = make_phone("tech1")
     tech.pull()
     order_id = first_order(tech)
-    content = receipt(tech, order_id)
+    content = receipt(order_id)
     doc = str(uuid.uuid4())
     tech.enqueue("document.issue", {"document": {"type": "receipt", "id": doc}, "content": content})
     image = tech.attach_file(signature_png())
@@ -345,9 +327,9 @@ def test_a_receipt_that_does_not_fit_its_form_is_refused(make_phone) -> None:
     tech.pull()
     order_id = first_order(tech)
     doc = str(uuid.uuid4())
-    incomplete = receipt(tech, order_id)
+    incomplete = receipt(order_id)
     del incomplete["found"]
-    sneaky = {**receipt(tech, order_id), "liability_waiver": "住户放弃索赔"}
+    sneaky = {**receipt(order_id), "liability_waiver": "住户放弃索赔"}
     bad = tech.enqueue("document.issue", {"document": {"type": "receipt", "id": doc}, "content": incomplete})[
         0
     ]
@@ -358,7 +340,7 @@ def test_a_receipt_that_does_not_fit_its_form_is_refused(make_phone) -> None:
         "document.issue",
         {
             "document": {"type": "receipt", "id": str(uuid.uuid4())},
-            "content": receipt(tech, order_id, staff_number="T0302"),  # a colleague's number
+            "content": receipt(order_id, staff_number="T0302"),  # a colleague's number
         },
     )[0]
     tech.push()
@@ -398,7 +380,7 @@ def test_a_signature_keeps_when_the_resident_signed_by_the_phone_and_by_the_serv
     tech = make_phone("tech1", skew=timedelta(minutes=10))
     tech.pull()
     order_id = first_order(tech)
-    content = receipt(tech, order_id)
+    content = receipt(order_id)
     doc = str(uuid.uuid4())
     signed_at = clock.now()
     tech.enqueue("document.issue", {"document": {"type": "receipt", "id": doc}, "content": content})
