@@ -1,8 +1,10 @@
 """Fixtures shared by every suite: databases, blob stores, a controllable clock, the app."""
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -74,3 +76,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("fuzz (Hypothesis, schemathesis)")
         for line in fuzz_log.LINES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def make_client(settings: Settings, clock: ManualClock) -> Iterator[Callable[..., TestClient]]:
+    """A client of an app on the same database and blob directory, with some settings changed."""
+    opened: list[tuple[Litestar, TestClient]] = []
+
+    def make(**overrides: Any) -> TestClient:
+        application = create_app(
+            dataclasses.replace(settings, **overrides), clock=clock, password_hasher=FAST_HASHER
+        )
+        test_client = TestClient(application)
+        test_client.__enter__()
+        opened.append((application, test_client))
+        return test_client
+
+    yield make
+    for application, test_client in opened:
+        test_client.__exit__(None, None, None)
+        application.state.ctx.db.dispose()

@@ -5,7 +5,6 @@ reports one to the application (the body stops, then ``http.disconnect``); a tes
 server processes drops real sockets (``test_resume_across_two_server_processes``).
 """
 
-import dataclasses
 import hashlib
 import io
 import os
@@ -24,16 +23,13 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from PIL import Image
 
-from backend.app import create_app
 from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.evidence import blobs
 from backend.evidence.blobs import sweep_unfinished
 from backend.evidence.models import Blob
-from backend.settings import Settings
 from mobile_contract.client import Offline, OutboxClient
 from tests.api.helpers import assert_error, auth, login
-from tests.conftest import FAST_HASHER
 from tests.fixtures.field import new_order
 from tests.fixtures.live_server import start_server, stop_server
 from tests.fixtures.pushing import Phone
@@ -138,26 +134,6 @@ def drop_midway(
     anyio.run(app, scope, receive, send)
     assert not messages, "the app stopped reading before the connection dropped"
     return sent
-
-
-@pytest.fixture
-def make_client(settings: Settings, clock: ManualClock) -> Iterator[Callable[..., TestClient]]:
-    """A client of an app on the same database and blob directory, with some settings changed."""
-    opened: list[tuple[Litestar, TestClient]] = []
-
-    def make(**overrides: Any) -> TestClient:
-        application = create_app(
-            dataclasses.replace(settings, **overrides), clock=clock, password_hasher=FAST_HASHER
-        )
-        test_client = TestClient(application)
-        test_client.__enter__()
-        opened.append((application, test_client))
-        return test_client
-
-    yield make
-    for application, test_client in opened:
-        test_client.__exit__(None, None, None)
-        application.state.ctx.db.dispose()
 
 
 # ---------------------------------------------------------------- whole uploads

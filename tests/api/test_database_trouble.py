@@ -4,7 +4,6 @@ Real PostgreSQL (a second connection terminates the app's backend, or holds a lo
 statement timeout), a real socket that accepts and never answers, a real SQLite write lock.
 """
 
-import dataclasses
 import logging
 import socket
 import sqlite3
@@ -24,7 +23,6 @@ from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
 from backend.app import create_app
-from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD
 from backend.settings import Settings
@@ -59,26 +57,6 @@ def blocked_backend(monitor: sa.Connection, database: str, *, timeout: float = 1
             return int(pid)
         time.sleep(0.05)
     raise AssertionError("the request never reached the database")
-
-
-@pytest.fixture
-def make_app(settings: Settings, clock: ManualClock) -> Iterator[Any]:
-    """An app on the test's database with some settings changed."""
-    opened: list[tuple[Litestar, TestClient]] = []
-
-    def make(**overrides: Any) -> TestClient:
-        application = create_app(
-            dataclasses.replace(settings, **overrides), clock=clock, password_hasher=FAST_HASHER
-        )
-        test_client = TestClient(application)
-        test_client.__enter__()
-        opened.append((application, test_client))
-        return test_client
-
-    yield make
-    for application, test_client in opened:
-        test_client.__exit__(None, None, None)
-        application.state.ctx.db.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -128,9 +106,9 @@ def test_every_pooled_connection_terminated_while_idle_costs_no_request(
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_statement_past_the_statement_timeout_answers_503(
-    make_app: Any, demo: AppContext, database_url: str
+    make_client: Any, demo: AppContext, database_url: str
 ) -> None:
-    client = make_app(db_statement_timeout=1)
+    client = make_client(db_statement_timeout=1)
     admin = sa.create_engine(database_url)
     try:
         with admin.connect() as holder, ThreadPoolExecutor(1) as pool:
@@ -151,9 +129,9 @@ def test_a_statement_past_the_statement_timeout_answers_503(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_still_locked_after_the_busy_timeout_answers_503(
-    make_app: Any, demo: AppContext, database_url: str
+    make_client: Any, demo: AppContext, database_url: str
 ) -> None:
-    client = make_app(db_statement_timeout=1)
+    client = make_client(db_statement_timeout=1)
     writer = sqlite3.connect(make_url(database_url).database, isolation_level=None)
     try:
         writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
@@ -227,14 +205,14 @@ def test_a_database_that_never_answers_fails_fast(silent_listener: int, tmp_path
     assert login_took < 10  # the connect timeout is 3 s
 
 
-def test_not_ready_when_the_blob_disk_is_nearly_full(make_app: Any) -> None:
-    client = make_app(ready_min_free_bytes=2**62)  # more than any disk has
+def test_not_ready_when_the_blob_disk_is_nearly_full(make_client: Any) -> None:
+    client = make_client(ready_min_free_bytes=2**62)  # more than any disk has
     response = client.get("/ready")
     body = assert_error(response, 503, "not_ready")
     assert body["detail"]["failed"] == ["blob_store"]
     assert body["detail"]["checks"]["database"] == "ok"
     assert body["detail"]["checks"]["blob_store"].startswith("low_on_space")
-    assert make_app(ready_min_free_bytes=0).get("/ready").status_code == 200
+    assert make_client(ready_min_free_bytes=0).get("/ready").status_code == 200
 
 
 def test_a_client_that_disconnects_early_is_logged_at_info(
