@@ -19,6 +19,7 @@ from backend.auth.middleware import AccessTokenMiddleware
 from backend.auth.principal import Principal
 from backend.clock import Clock
 from backend.context import AppContext, build_context
+from backend.contract.openapi import ContractJson
 from backend.cors import with_cors
 from backend.error_handlers import exception_handlers
 from backend.evidence.blobs import BlobController
@@ -92,6 +93,7 @@ def create_app(
                 include_in_schema=False,
             )
         )
+    app_ref: list[Litestar] = []  # the published document needs the app's handlers
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={
@@ -102,17 +104,26 @@ def create_app(
         exception_handlers=exception_handlers,
         before_request=guard_request,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=_openapi_config(settings),
+        openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx}),
         on_shutdown=[ctx.db.dispose],
         debug=False,
     )
+    app_ref.append(app)
     # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204.
     app.asgi_handler = with_cors(app.asgi_handler)
     return app
 
 
-def _openapi_config(settings: Settings) -> OpenAPIConfig:
+def _openapi_config(settings: Settings, app_ref: list[Litestar]) -> OpenAPIConfig:
+    swagger = SwaggerRenderPlugin(
+        path="/swagger",
+        js_url="/schema/assets/swagger-ui-bundle.js",
+        css_url="/schema/assets/swagger-ui.css",
+        standalone_preset_js_url="/schema/assets/swagger-ui-standalone-preset.js",
+        # Crews' networks and CI reach no CDN: every asset is served by us.
+        favicon="<link rel='icon' type='image/png' href='/schema/assets/favicon-32x32.png'>",
+    )
     return OpenAPIConfig(
         title="HeatCrew API",
         version=API_VERSION,
@@ -121,18 +132,8 @@ def _openapi_config(settings: Settings) -> OpenAPIConfig:
             "`{code, message, detail}` with a stable `code`."
         ),
         path="/schema",
-        render_plugins=[
-            SwaggerRenderPlugin(
-                path="/swagger",
-                js_url="/schema/assets/swagger-ui-bundle.js",
-                css_url="/schema/assets/swagger-ui.css",
-                standalone_preset_js_url="/schema/assets/swagger-ui-standalone-preset.js",
-                # Crews' networks and CI reach no CDN: every asset is served by us.
-                favicon="<link rel='icon' type='image/png' href='/schema/assets/favicon-32x32.png'>",
-            )
-        ]
-        if settings.docs_enabled
-        else [],
+        render_plugins=[ContractJson(app_ref), *([swagger] if settings.docs_enabled else [])],
+        use_handler_docstrings=True,
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),

@@ -2,16 +2,20 @@
 
 import asyncio
 from collections.abc import Callable
+from typing import Literal
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, get
 
 from backend.context import AppContext
+from backend.contract.answers import answers
 from backend.db.failures import RETRY_AFTER_SECONDS
 from backend.deps import Ctx
 from backend.errors import NotReady
+from mobile_contract.errors import ErrorCode
 
-__all__ = ("READY_BUDGET_SECONDS", "HealthController")
+__all__ = ("READY_BUDGET_SECONDS", "Health", "HealthController", "Readiness")
 
 PUBLIC = {"exclude_from_auth": True}
 READY_BUDGET_SECONDS = 1.5
@@ -20,16 +24,26 @@ Probes run side by side in threads; one still running finishes on its own (the d
 connect timeout bounds it)."""
 
 
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct):
+    status: Literal["ready"]
+    checks: dict[str, str]
+    """Each check and what it found: ``ok`` for all of them here."""
+
+
 class HealthController(Controller):
     tags = ["health"]
 
     @get("/health", opt=PUBLIC)
-    async def health(self) -> dict[str, str]:
+    async def health(self) -> Health:
         """The process answers; says nothing about its dependencies."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @get("/ready", opt=PUBLIC)
-    async def ready(self, ctx: Ctx) -> dict[str, object]:
+    @get("/ready", opt={**PUBLIC, "answers": answers(ErrorCode.not_ready)})
+    async def ready(self, ctx: Ctx) -> Readiness:
         """Ready when the database answers and the blob store is usable with enough free space.
 
         Answers within about 2 s. Otherwise ``503 not_ready``: ``detail.failed`` lists the
@@ -46,7 +60,7 @@ class HealthController(Controller):
                 detail={"status": "not_ready", "failed": failed, "checks": checks},
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        return {"status": "ready", "checks": checks}
+        return Readiness(status="ready", checks=checks)
 
 
 async def _probe(check: Callable[[], object]) -> str:

@@ -6,7 +6,15 @@ import msgspec
 
 from mobile_contract.types import AppVersion, DeviceId, Password, Platform, Username
 
-__all__ = ("DeviceInfo", "LoginRequest", "LogoutRequest", "RefreshRequest", "TokenPair", "UserSummary")
+__all__ = (
+    "DeviceInfo",
+    "LoggedOut",
+    "LoginRequest",
+    "LogoutRequest",
+    "RefreshRequest",
+    "TokenPair",
+    "UserSummary",
+)
 
 
 class DeviceInfo(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,6 +47,11 @@ class UserSummary(msgspec.Struct):
     staff_number: str | None
     company_id: uuid.UUID
     timezone: str
+
+
+class LoggedOut(msgspec.Struct):
+    ok: bool
+    """Always true: the device's refresh token no longer works."""
 
 
 class TokenPair(msgspec.Struct):

@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ("ErrorBody", "ErrorCode")
+__all__ = ("ERROR_STATUS", "PUSH_ANSWER_CODES", "ErrorBody", "ErrorCode")
 
 
 class ErrorBody(msgspec.Struct):
@@ -131,3 +131,103 @@ class ErrorCode(StrEnum):
     password_too_short = "password_too_short"
     import_rejected = "import_rejected"
     demo_refused = "demo_refused"
+
+
+_E = ErrorCode
+PUSH_ANSWER_CODES: frozenset[ErrorCode] = frozenset(
+    {
+        _E.invalid_payload,
+        _E.unknown_action_type,
+        _E.unsupported_action_version,
+        _E.blob_missing,
+        _E.blob_refused,
+        _E.gap,
+        _E.after_waiting,
+        _E.seq_repeated,
+        _E.seq_reused,
+        _E.action_id_reused,
+        _E.server_error,
+    }
+)
+"""Codes that only ever appear in a push answer (``ActionResult.code``), never as an HTTP error.
+A push answer may also carry an HTTP-error code of the rule that refused the action (e.g.
+``illegal_transition``, ``not_assignee``, ``photos_missing``)."""
+
+#: The HTTP status each error code is answered with (a few have a second one, declared by the
+#: operation that uses it: ``unknown_household`` is 400 in an order's body, 404 in a path).
+ERROR_STATUS: dict[ErrorCode, int] = {
+    _E.malformed_json: 400,
+    _E.invalid_body: 400,
+    _E.invalid_input: 400,
+    _E.text_with_nul: 400,
+    _E.json_too_deep: 400,
+    _E.unsupported_media_type: 415,
+    _E.body_too_large: 413,
+    _E.not_found: 404,
+    _E.method_not_allowed: 405,
+    _E.not_authenticated: 401,
+    _E.invalid_credentials: 401,
+    _E.invalid_token: 401,
+    _E.token_expired: 401,
+    _E.refresh_token_invalid: 401,
+    _E.refresh_token_reused: 401,
+    _E.refresh_token_expired: 401,
+    _E.session_revoked: 401,
+    _E.device_revoked: 401,
+    _E.device_mismatch: 401,
+    _E.device_registered_elsewhere: 409,
+    _E.user_disabled: 401,
+    _E.rate_limited: 429,
+    _E.login_busy: 503,
+    _E.forbidden: 403,
+    _E.conflict: 409,
+    _E.username_taken: 409,
+    _E.blob_not_found: 404,
+    _E.blob_hash_mismatch: 422,
+    _E.blob_too_large: 413,
+    _E.invalid_sha256: 400,
+    _E.blob_store_unavailable: 503,
+    _E.database_unavailable: 503,
+    _E.not_ready: 503,
+    _E.client_disconnected: 400,
+    _E.internal_error: 500,
+    _E.blob_size_mismatch: 422,
+    _E.upload_offset_mismatch: 409,
+    _E.upload_quota_exceeded: 429,
+    _E.upload_not_found: 404,
+    _E.presign_unsupported: 409,
+    _E.upload_stalled: 408,
+    _E.illegal_transition: 409,
+    _E.not_assignee: 409,
+    _E.not_assignable: 400,
+    _E.invalid_window: 400,
+    _E.unknown_household: 400,
+    _E.unknown_team: 400,
+    _E.unknown_user: 400,
+    _E.household_mismatch: 400,
+    _E.photos_missing: 409,
+    _E.received_in_future: 400,
+    _E.received_too_old: 400,
+    _E.batch_too_large: 413,
+    _E.unsupported_image_format: 422,
+    _E.image_too_large: 422,
+    _E.corrupt_image: 422,
+    _E.unknown_document: 404,
+    _E.unknown_measurement: 404,
+    _E.invalid_document: 400,
+    _E.document_frozen: 409,
+    _E.already_superseded: 409,
+    _E.supersede_mismatch: 400,
+    _E.content_mismatch: 400,
+    _E.signer_role_mismatch: 403,
+    _E.invalid_refusal: 400,
+    _E.unknown_instrument: 400,
+    _E.instrument_expired: 400,
+    _E.instrument_retired: 400,
+    _E.invalid_instrument_id: 400,
+    _E.filter_required: 400,
+    _E.pdf_font_missing: 503,
+    _E.password_too_short: 400,
+    _E.import_rejected: 422,
+    _E.demo_refused: 409,
+}

@@ -13,10 +13,13 @@ __all__ = (
     "ActionEnvelope",
     "ActionResult",
     "Change",
+    "OrderNow",
     "PullResponse",
     "PushRequest",
     "PushResponse",
+    "RefusedAction",
     "Status",
+    "SyncStatus",
 )
 
 ActionType = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
@@ -57,6 +60,17 @@ class PushRequest(TimeChecked, forbid_unknown_fields=False):
     actions: list[ActionEnvelope]
 
 
+class OrderNow(msgspec.Struct):
+    """The order as the server holds it now: ``current`` of a ``conflict`` answer."""
+
+    work_order_id: uuid.UUID
+    state: str
+    assigned_to_you: bool
+    version: int
+    allowed_moves: list[str]
+    """The moves you may make from here (empty when the order is no longer yours)."""
+
+
 class ActionResult(msgspec.Struct, omit_defaults=True):
     id: uuid.UUID
     seq: int
@@ -65,7 +79,7 @@ class ActionResult(msgspec.Struct, omit_defaults=True):
     message: str | None = None
     retryable: bool = False
     current: dict[str, Any] | None = None
-    """The order as it is now, when the answer is ``conflict``."""
+    """The order as it is now (``OrderNow``), when the answer is ``conflict``."""
     missing: list[str] | None = None
     """The blob hashes to upload first, when the answer is ``waiting`` / ``blob_missing``."""
     original_status: Status | None = None
@@ -94,3 +108,28 @@ class PullResponse(msgspec.Struct):
     reset: bool
     """True: drop the local store and take ``changes`` as the full snapshot."""
     changes: list[Change]
+
+
+class RefusedAction(msgspec.Struct):
+    """An action the server refused for good, kept so the phone can always say why."""
+
+    id: uuid.UUID
+    seq: int
+    type: str
+    v: int
+    status: Status
+    """``rejected`` or ``conflict``."""
+    code: str | None
+    message: str | None
+    current: dict[str, Any] | None
+    """``OrderNow`` for a conflict."""
+    occurred_at: str
+    """The phone's time of the action, as the server stored it (UTC, ISO 8601)."""
+
+
+class SyncStatus(msgspec.Struct):
+    device_id: str
+    last_applied_seq: int
+    """The device's counter: every seq up to this one is settled (applied or refused)."""
+    refused: list[RefusedAction]
+    """The latest 100 refused actions, newest first."""

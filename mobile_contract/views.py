@@ -5,7 +5,19 @@ from datetime import datetime
 
 import msgspec
 
-__all__ = ("AppointmentView", "ClockView", "HouseholdView", "PastVisit", "RevisitView", "WorkOrderView")
+from mobile_contract.types import BoundedDate
+
+__all__ = (
+    "AppointmentView",
+    "CatalogueView",
+    "ClockView",
+    "HouseholdView",
+    "InstrumentView",
+    "InstrumentsView",
+    "PastVisit",
+    "RevisitView",
+    "WorkOrderView",
+)
 
 
 class ClockView(msgspec.Struct):
@@ -68,3 +80,29 @@ class RevisitView(msgspec.Struct):
     household_id: uuid.UUID
     due_at: datetime
     state: str
+
+
+class CatalogueView(msgspec.Struct):
+    """entity ``reference``, id ``catalogue``: the kinds and sources of orders, and the company's zone."""
+
+    kinds: list[str]
+    sources: list[str]
+    timezone: str
+    """IANA zone (e.g. ``Asia/Shanghai``) in which the company's working days are counted."""
+
+
+class InstrumentView(msgspec.Struct):
+    """A thermometer in the company's registry, with its calibration certificate."""
+
+    id: str
+    model: str | None
+    certificate_no: str
+    calibration_expires: BoundedDate
+    accuracy_c: float
+    retired: bool
+
+
+class InstrumentsView(msgspec.Struct):
+    """entity ``reference``, id ``instruments``: every instrument a measurement may name."""
+
+    instruments: list[InstrumentView]

@@ -17,6 +17,7 @@ from backend.context import AppContext
 from backend.demo import seed_demo
 from backend.settings import Settings
 from tests import fuzz_log
+from tests.fixtures import answers
 
 pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.s3"]
 
@@ -43,7 +44,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, clock: ManualClock) -> Iterator[Litestar]:
-    application = create_app(settings, clock=clock, password_hasher=FAST_HASHER)
+    application = answers.record(create_app(settings, clock=clock, password_hasher=FAST_HASHER))
     yield application
     application.state.ctx.db.dispose()
 
@@ -84,8 +85,8 @@ def make_client(settings: Settings, clock: ManualClock) -> Iterator[Callable[...
     opened: list[tuple[Litestar, TestClient]] = []
 
     def make(**overrides: Any) -> TestClient:
-        application = create_app(
-            dataclasses.replace(settings, **overrides), clock=clock, password_hasher=FAST_HASHER
+        application = answers.record(
+            create_app(dataclasses.replace(settings, **overrides), clock=clock, password_hasher=FAST_HASHER)
         )
         test_client = TestClient(application)
         test_client.__enter__()
@@ -96,3 +97,9 @@ def make_client(settings: Settings, clock: ManualClock) -> Iterator[Callable[...
     for application, test_client in opened:
         test_client.__exit__(None, None, None)
         application.state.ctx.db.dispose()
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The check that the document declares every error answer seen runs after everything else."""
+    last = [item for item in items if item.get_closest_marker("after_everything")]
+    items[:] = [item for item in items if item not in last] + last

@@ -13,27 +13,50 @@ from backend.auth.guards import require_roles
 from backend.auth.limits import client_address, count_request
 from backend.auth.models import Device, Role, User
 from backend.auth.schemas import DeviceRead, RevokeDevice, UserCreate, UserRead
+from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.org.models import Company
-from mobile_contract.auth import LoginRequest, RefreshRequest, TokenPair, UserSummary
+from mobile_contract.auth import LoggedOut, LoginRequest, RefreshRequest, TokenPair, UserSummary
+from mobile_contract.errors import ErrorCode
 
 __all__ = ("AuthController", "DeviceController", "UserController")
 
 PUBLIC = {"exclude_from_auth": True}
+LOGIN_ANSWERS = answers(
+    ErrorCode.invalid_credentials,
+    ErrorCode.user_disabled,
+    ErrorCode.device_revoked,
+    ErrorCode.device_registered_elsewhere,
+    ErrorCode.rate_limited,
+    ErrorCode.login_busy,
+)
+REFRESH_ANSWERS = answers(
+    ErrorCode.refresh_token_invalid,
+    ErrorCode.refresh_token_reused,
+    ErrorCode.refresh_token_expired,
+    ErrorCode.session_revoked,
+    ErrorCode.device_revoked,
+    ErrorCode.device_mismatch,
+    ErrorCode.user_disabled,
+    ErrorCode.rate_limited,
+)
+FORBIDDEN = {"answers": answers(ErrorCode.forbidden)}
 
 
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK)
+    @post("/login", opt={**PUBLIC, "answers": LOGIN_ANSWERS}, status_code=HTTP_200_OK)
     async def login(self, request: Request, ctx: Ctx, data: JSONBody[LoginRequest]) -> TokenPair:
         """Log in on a device; registers the device to the user on first login. `429 rate_limited`
         when the account's or the address's attempts are spent; `503 login_busy` (retryable,
         `Retry-After`) when the server's password checks stay taken for too long."""
         return await service.login_gated(ctx, request=data, address=client_address(request, ctx))
 
-    @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/refresh", opt={**PUBLIC, "answers": REFRESH_ANSWERS}, status_code=HTTP_200_OK, sync_to_thread=True
+    )
     def refresh(self, request: Request, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenPair:
         """Trade a refresh token for a new pair. The token is spent; reusing it ends the session,
         except a resend within 60 s while its successor is unused (a lost answer). Limited per
@@ -49,10 +72,10 @@ class AuthController(Controller):
         return service.refresh(ctx, request=data)
 
     @post("/logout", status_code=HTTP_200_OK, sync_to_thread=True)
-    def logout(self, ctx: Ctx, principal: Caller) -> dict[str, bool]:
+    def logout(self, ctx: Ctx, principal: Caller) -> LoggedOut:
         """End this device's session: its refresh token stops working."""
         service.logout(ctx, principal=principal)
-        return {"ok": True}
+        return LoggedOut(ok=True)
 
 
 class MeController(Controller):
@@ -61,6 +84,7 @@ class MeController(Controller):
 
     @get("/", sync_to_thread=True)
     def me(self, ctx: Ctx, principal: Caller) -> UserSummary:
+        """Who you are: name, role, team and company, for the phone's header and its rules."""
         with ctx.db.session(readonly=True) as session:
             user = service.get_user(session, user_id=principal.user_id, company_id=principal.company_id)
             return service.user_summary(user, session.get(Company, user.company_id))
@@ -83,8 +107,17 @@ class UserController(Controller):
                 query = query.where(User.role == role.value)
             return [_user_read(user) for user in session.exec(query)]
 
-    @post("/", guards=[require_roles(Role.admin)], status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post(
+        "/",
+        guards=[require_roles(Role.admin)],
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        opt={
+            "answers": answers(ErrorCode.password_too_short, ErrorCode.username_taken, ErrorCode.unknown_team)
+        },
+    )
     def create_user(self, ctx: Ctx, principal: Caller, data: JSONBody[UserCreate]) -> UserRead:
+        """Create an account in your company (admin). The password is checked for length only."""
         with ctx.db.session() as session:
             user = service.create_user(
                 ctx,
@@ -118,6 +151,7 @@ class UserController(Controller):
         sync_to_thread=True,
     )
     def enable_user(self, ctx: Ctx, principal: Caller, user_id: FromPath[uuid.UUID]) -> UserRead:
+        """Let a disabled account log in again; its old sessions stay ended."""
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
             return _user_read(service.enable_user(session, user=user))
@@ -130,6 +164,7 @@ class DeviceController(Controller):
 
     @get("/", sync_to_thread=True)
     def list_devices(self, ctx: Ctx, principal: Caller) -> list[DeviceRead]:
+        """The company's registered phones, with their user and whether they are revoked."""
         with ctx.db.session(readonly=True) as session:
             rows = session.exec(
                 select(Device, User)
@@ -139,7 +174,7 @@ class DeviceController(Controller):
             )
             return [_device_read(device, user) for device, user in rows]
 
-    @post("/{device_id:str}/revoke", status_code=HTTP_200_OK, sync_to_thread=True)
+    @post("/{device_id:str}/revoke", status_code=HTTP_200_OK, sync_to_thread=True, opt=FORBIDDEN)
     def revoke(
         self,
         ctx: Ctx,

@@ -42,6 +42,7 @@ from sqlmodel import Session
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
+from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.errors import (
     BlobHashMismatch,
@@ -63,6 +64,7 @@ from backend.evidence.models import Blob, BlobUploader, Measurement, Photo
 from backend.storage import is_sha256
 from backend.storage.uploads import Partial
 from backend.work_orders.models import WorkOrder
+from mobile_contract.errors import ErrorCode
 from mobile_contract.types import MAX_SAFE_INT
 from mobile_contract.uploads import (
     UPLOAD_EXPIRES,
@@ -110,6 +112,37 @@ UploadLength = Annotated[
 ]
 
 
+_E = ErrorCode
+_CONTENT = (
+    _E.blob_hash_mismatch,
+    _E.blob_size_mismatch,
+    _E.unsupported_image_format,
+    _E.image_too_large,
+    _E.corrupt_image,
+)
+UPLOAD_ANSWERS = {
+    "binary_body": True,
+    "answers": answers(
+        _E.invalid_sha256,
+        _E.upload_stalled,
+        _E.upload_offset_mismatch,
+        _E.blob_too_large,
+        *_CONTENT,
+        _E.upload_quota_exceeded,
+        _E.blob_store_unavailable,
+    ),
+}
+PRESIGN_ANSWERS = {
+    "answers": answers(_E.invalid_sha256, _E.presign_unsupported, _E.blob_too_large, _E.upload_quota_exceeded)
+}
+COMPLETE_ANSWERS = {
+    "answers": answers(_E.invalid_sha256, _E.upload_not_found, *_CONTENT, _E.blob_store_unavailable)
+}
+VIEW_ANSWERS = {
+    "answers": answers(_E.invalid_sha256, _E.forbidden, _E.blob_not_found, _E.blob_store_unavailable)
+}
+
+
 def _described(handler: HTTPRouteHandler) -> HTTPRouteHandler:
     """Show the handler's docstring (here: the upload protocol) as its OpenAPI description."""
     handler.description = inspect.cleandoc(handler.fn.__doc__ or "")
@@ -121,7 +154,7 @@ class BlobController(Controller):
     tags = ["blobs"]
 
     @_described
-    @put("/{sha256:str}", status_code=201, request_max_body_size=None)
+    @put("/{sha256:str}", status_code=201, request_max_body_size=None, opt=UPLOAD_ANSWERS)
     async def upload(
         self,
         ctx: Ctx,
@@ -184,7 +217,7 @@ class BlobController(Controller):
         return Response(BlobStored(sha256, size), status_code=201 if created else 200)
 
     @_described
-    @head("/{sha256:str}", status_code=200)
+    @head("/{sha256:str}", status_code=200, opt={"answers": answers(_E.invalid_sha256, _E.blob_not_found)})
     async def exists(self, ctx: Ctx, principal: Caller, sha256: FromPath[str]) -> None:
         """200 when this company already holds the file; 404 when it must be uploaded.
 
@@ -202,7 +235,7 @@ class BlobController(Controller):
         raise NotFound("Not uploaded yet.", code="blob_not_found", headers=headers)
 
     @_described
-    @post("/{sha256:str}/presign", status_code=200)
+    @post("/{sha256:str}/presign", status_code=200, opt=PRESIGN_ANSWERS)
     async def presign(
         self, ctx: Ctx, principal: Caller, sha256: FromPath[str], data: JSONBody[PresignRequest]
     ) -> DirectUpload:
@@ -217,7 +250,7 @@ class BlobController(Controller):
         return await sync_to_thread(_presign, ctx, principal, sha256, data.size)
 
     @_described
-    @post("/{sha256:str}/complete", status_code=201)
+    @post("/{sha256:str}/complete", status_code=201, opt=COMPLETE_ANSWERS)
     async def complete(
         self,
         ctx: Ctx,
@@ -242,7 +275,7 @@ class BlobController(Controller):
         created, size = await _finish(ctx, principal, sha256, receiver)
         return Response(BlobStored(sha256, size), status_code=201 if created else 200)
 
-    @get("/{sha256:str}/{variant:str}", status_code=200)
+    @get("/{sha256:str}/{variant:str}", status_code=200, opt=VIEW_ANSWERS)
     async def view(
         self, ctx: Ctx, principal: Caller, sha256: FromPath[str], variant: FromPath[str]
     ) -> Response | Redirect | Stream:

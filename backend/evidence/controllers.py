@@ -23,6 +23,7 @@ from backend.auth.limits import client_address, count_request
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
+from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.evidence import documents, instruments, printing
@@ -36,6 +37,7 @@ from backend.work_orders import service
 from backend.work_orders.models import WorkOrder
 from backend.work_orders.sla import load_policy
 from backend.work_orders.views import is_field
+from mobile_contract.errors import ErrorCode
 
 __all__ = ("DocumentController", "InstrumentController", "MeasurementController", "PublicDocumentController")
 
@@ -186,7 +188,7 @@ class DocumentController(Controller):
     path = "/api/v1/documents"
     tags = ["documents"]
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt={"answers": answers(ErrorCode.filter_required)})
     def list_documents(
         self,
         ctx: Ctx,
@@ -214,6 +216,7 @@ class DocumentController(Controller):
 
     @get("/{document_id:uuid}", sync_to_thread=True)
     def get_document(self, ctx: Ctx, principal: Caller, document_id: FromPath[uuid.UUID]) -> DocumentRead:
+        """A signed document: its content, signatures and their verification."""
         with ctx.db.session(readonly=True) as session:
             return document_read(session, visible_document(session, principal, document_id))
 
@@ -222,6 +225,7 @@ class DocumentController(Controller):
         guards=[require_roles(Role.supervisor, Role.admin, Role.dispatcher)],
         sync_to_thread=True,
         media_type="application/pdf",
+        opt={"answers": answers(ErrorCode.pdf_font_missing)},
     )
     def pdf(self, ctx: Ctx, principal: Caller, document_id: FromPath[uuid.UUID]) -> Response[bytes]:
         """The signed document as PDF (Chinese text, signature images, content hash on every page)."""
@@ -243,7 +247,7 @@ class PublicDocumentController(Controller):
     tags = ["documents"]
     opt = {"exclude_from_auth": True}
 
-    @get("/{reference:str}", sync_to_thread=True)
+    @get("/{reference:str}", sync_to_thread=True, opt={"answers": answers(ErrorCode.rate_limited)})
     def check(self, request: Request, ctx: Ctx, reference: FromPath[str]) -> PublicDocument:
         """Is this paper genuine and complete. Limited per client address (`429 rate_limited`)."""
         _count_public_lookup(request, ctx)
@@ -260,7 +264,12 @@ class PublicDocumentController(Controller):
                 superseded=document.superseded_by_id is not None,
             )
 
-    @get("/{reference:str}/pdf", sync_to_thread=True, media_type="application/pdf")
+    @get(
+        "/{reference:str}/pdf",
+        sync_to_thread=True,
+        media_type="application/pdf",
+        opt={"answers": answers(ErrorCode.rate_limited, ErrorCode.pdf_font_missing)},
+    )
     def resident_copy(self, request: Request, ctx: Ctx, reference: FromPath[str]) -> Response[bytes]:
         """The resident's copy of what they signed. Counted with the look-ups per address."""
         _count_public_lookup(request, ctx)
@@ -339,10 +348,16 @@ class InstrumentController(Controller):
 
     @get("/", sync_to_thread=True)
     def list_all(self, ctx: Ctx, principal: Caller) -> list[instruments.InstrumentView]:
+        """The company's thermometers and their calibration certificates."""
         with ctx.db.session(readonly=True) as session:
             return [instruments.view(r) for r in instruments.list_instruments(session, principal.company_id)]
 
-    @put("/{instrument_id:str}", guards=[require_roles(Role.admin)], sync_to_thread=True)
+    @put(
+        "/{instrument_id:str}",
+        guards=[require_roles(Role.admin)],
+        sync_to_thread=True,
+        opt={"answers": answers(ErrorCode.invalid_instrument_id)},
+    )
     def put_instrument(
         self,
         ctx: Ctx,

@@ -15,6 +15,7 @@ from backend.errors import InvalidInput
 from backend.evidence.models import Instrument
 from backend.sync import changes
 from mobile_contract.types import BoundedDate, TimeChecked
+from mobile_contract.views import InstrumentView
 
 __all__ = ("InstrumentIn", "InstrumentView", "list_instruments", "require_usable", "upsert")
 
@@ -34,17 +35,6 @@ class InstrumentIn(TimeChecked, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("certificate_no must be 1-64 characters")
         if self.model is not None and len(self.model) > 100:
             raise ValueError("model must be at most 100 characters")
-
-
-class InstrumentView(msgspec.Struct):
-    """entity ``instrument`` in the pull feed, and the admin API's answer."""
-
-    id: str
-    model: str | None
-    certificate_no: str
-    calibration_expires: BoundedDate
-    accuracy_c: float
-    retired: bool
 
 
 def view(row: Instrument) -> InstrumentView:

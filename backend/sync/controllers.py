@@ -8,11 +8,13 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
 
+from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.sync import pull as pull_feed
 from backend.sync import push as push_batch
 from backend.sync.models import REFUSED, SyncAction, SyncDevice
-from mobile_contract.sync import PullResponse, PushRequest, PushResponse
+from mobile_contract.errors import ErrorCode
+from mobile_contract.sync import PullResponse, PushRequest, PushResponse, RefusedAction, Status, SyncStatus
 
 __all__ = ("SyncController",)
 
@@ -22,7 +24,15 @@ class SyncController(Controller):
     tags = ["sync"]
 
     # A NUL in one action rejects that action only (push.py), not the batch.
-    @post("/push", status_code=HTTP_200_OK, sync_to_thread=True, opt={"nul_checked_by_handler": True})
+    @post(
+        "/push",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        opt={
+            "nul_checked_by_handler": True,
+            "answers": answers((403, ErrorCode.device_mismatch), ErrorCode.batch_too_large),
+        },
+    )
     def push(self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest]) -> PushResponse:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
         return push_batch.push(ctx, principal=principal, request=data)
@@ -39,7 +49,7 @@ class SyncController(Controller):
         return pull_feed.pull(ctx, principal=principal, cursor=cursor, limit=limit)
 
     @get("/status", sync_to_thread=True)
-    def status(self, ctx: Ctx, principal: Caller) -> dict[str, object]:
+    def status(self, ctx: Ctx, principal: Caller) -> SyncStatus:
         """This device's counter and its refused actions, so the phone can always say why."""
         with ctx.db.session(readonly=True) as session:
             device = session.get(SyncDevice, principal.device_id)
@@ -49,21 +59,21 @@ class SyncController(Controller):
                 .order_by(col(SyncAction.seq).desc())
                 .limit(100)
             ).all()
-            return {
-                "device_id": principal.device_id,
-                "last_applied_seq": device.last_applied_seq if device else 0,
-                "refused": [
-                    {
-                        "id": str(a.action_id),
-                        "seq": a.seq,
-                        "type": a.type,
-                        "v": a.v,
-                        "status": a.status,
-                        "code": a.code,
-                        "message": a.message,
-                        "current": a.current,
-                        "occurred_at": a.occurred_at.isoformat(),
-                    }
+            return SyncStatus(
+                device_id=principal.device_id,
+                last_applied_seq=device.last_applied_seq if device else 0,
+                refused=[
+                    RefusedAction(
+                        id=a.action_id,
+                        seq=a.seq,
+                        type=a.type,
+                        v=a.v,
+                        status=Status(a.status),
+                        code=a.code,
+                        message=a.message,
+                        current=a.current,
+                        occurred_at=a.occurred_at.isoformat(),
+                    )
                     for a in refused
                 ],
-            }
+            )

@@ -35,8 +35,10 @@ from mobile_contract.reference import Source, WorkOrderKind
 from mobile_contract.sync import Change, PullResponse
 from mobile_contract.views import (
     AppointmentView,
+    CatalogueView,
     ClockView,
     HouseholdView,
+    InstrumentsView,
     PastVisit,
     RevisitView,
     WorkOrderView,
@@ -435,22 +437,26 @@ def _reference_changes(session: Session, principal: Principal, version: int) -> 
             id="catalogue",
             op="upsert",
             version=version,
-            data={
-                "kinds": [k.value for k in WorkOrderKind],
-                "sources": [s.value for s in Source],
-                "timezone": company.timezone,
-            },
+            data=msgspec.to_builtins(
+                CatalogueView(
+                    kinds=[k.value for k in WorkOrderKind],
+                    sources=[s.value for s in Source],
+                    timezone=company.timezone,
+                )
+            ),
         ),
         Change(
             entity="reference",
             id="instruments",
             op="upsert",
             version=version,
-            data={
-                "instruments": [
-                    msgspec.to_builtins(instruments.view(row))
-                    for row in instruments.list_instruments(session, principal.company_id)
-                ]
-            },
+            data=msgspec.to_builtins(
+                InstrumentsView(
+                    instruments=[
+                        instruments.view(row)
+                        for row in instruments.list_instruments(session, principal.company_id)
+                    ]
+                )
+            ),
         ),
     ]

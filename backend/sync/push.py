@@ -34,7 +34,7 @@ from backend.sync.models import SyncAction, SyncCounter, SyncDevice
 from backend.work_orders import locking, service
 from backend.work_orders.service import FieldTime
 from backend.work_orders.states import State, allowed_moves
-from mobile_contract.sync import ActionEnvelope, ActionResult, PushRequest, PushResponse, Status
+from mobile_contract.sync import ActionEnvelope, ActionResult, OrderNow, PushRequest, PushResponse, Status
 
 __all__ = ("MAX_BATCH", "SKEW_FLAG", "push")
 
@@ -624,15 +624,15 @@ def _current(session: Session, decoded: _Decoded, batch: _Batch) -> dict[str, An
         order = service.get_order_for_update(session, order_id=order_id, company_id=batch.actor.company_id)
     except NotFound:
         return None
-    return {
-        "work_order_id": str(order.id),
-        "state": order.state,
-        "assigned_to_you": order.assignee_id == batch.actor.user_id,
-        "version": order.version,
-        "allowed_moves": allowed_moves(State(order.state), field_only=True)
-        if order.assignee_id == batch.actor.user_id
-        else [],
-    }
+    yours = order.assignee_id == batch.actor.user_id
+    now = OrderNow(
+        work_order_id=order.id,
+        state=order.state,
+        assigned_to_you=yours,
+        version=order.version,
+        allowed_moves=allowed_moves(State(order.state), field_only=True) if yours else [],
+    )
+    return msgspec.to_builtins(now)
 
 
 def _remember(

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from backend.auth.guards import require_roles
 from backend.auth.models import Role
+from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.errors import InvalidInput, NotFound
 from backend.org.models import Company, Household, Station, Team
@@ -32,6 +33,7 @@ from backend.work_orders.schemas import (
 )
 from backend.work_orders.sla import load_policy
 from backend.work_orders.states import State
+from mobile_contract.errors import ErrorCode
 from mobile_contract.reference import SlaPolicy, WorkOrderKind
 
 __all__ = (
@@ -49,12 +51,27 @@ Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 MAX_OFFSET = 1_000_000
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
 
+_E = ErrorCode
+CREATE_ANSWERS = {
+    "answers": answers(
+        _E.received_in_future,
+        _E.received_too_old,
+        _E.unknown_household,
+        _E.unknown_team,
+        _E.unknown_user,
+        _E.not_assignable,
+    )
+}
+MOVE_ANSWERS = {"answers": answers(_E.illegal_transition, _E.photos_missing)}
+ASSIGN_ANSWERS = {"answers": answers(_E.illegal_transition, _E.not_assignable, _E.unknown_user)}
+REVISIT_ANSWERS = {"answers": answers(_E.illegal_transition, _E.not_assignable, _E.unknown_user)}
+
 
 class WorkOrderController(Controller):
     path = "/api/v1/work-orders"
     tags = ["work orders"]
 
-    @post("/", guards=[DISPATCH], status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post("/", guards=[DISPATCH], status_code=HTTP_201_CREATED, sync_to_thread=True, opt=CREATE_ANSWERS)
     def create(self, ctx: Ctx, principal: Caller, data: JSONBody[WorkOrderCreate]) -> WorkOrderDetail:
         """A dispatcher creates an order from a call; its SLA clocks start at `received_at`."""
         now = ctx.clock.now()
@@ -111,7 +128,13 @@ class WorkOrderController(Controller):
             order = views.get_visible_order(session, principal=principal, order_id=order_id)
             return views.order_detail(session, principal=principal, order=order, now=ctx.clock.now())
 
-    @post("/{order_id:uuid}/assign", guards=[DISPATCH], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{order_id:uuid}/assign",
+        guards=[DISPATCH],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        opt=ASSIGN_ANSWERS,
+    )
     def assign(
         self, ctx: Ctx, principal: Caller, order_id: FromPath[uuid.UUID], data: JSONBody[AssignOrder]
     ) -> WorkOrderRead:
@@ -125,10 +148,17 @@ class WorkOrderController(Controller):
             ),
         )
 
-    @post("/{order_id:uuid}/cancel", guards=[DISPATCH], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{order_id:uuid}/cancel",
+        guards=[DISPATCH],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        opt=MOVE_ANSWERS,
+    )
     def cancel(
         self, ctx: Ctx, principal: Caller, order_id: FromPath[uuid.UUID], data: JSONBody[CancelOrder]
     ) -> WorkOrderRead:
+        """Cancel an order with a reason; it leaves the technician's phone on the next pull."""
         return self._change(
             ctx,
             principal,
@@ -138,7 +168,13 @@ class WorkOrderController(Controller):
             ),
         )
 
-    @post("/{order_id:uuid}/return/approve", guards=[DISPATCH], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{order_id:uuid}/return/approve",
+        guards=[DISPATCH],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        opt=MOVE_ANSWERS,
+    )
     def approve_return(
         self,
         ctx: Ctx,
@@ -157,7 +193,13 @@ class WorkOrderController(Controller):
             ),
         )
 
-    @post("/{order_id:uuid}/return/refuse", guards=[DISPATCH], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{order_id:uuid}/return/refuse",
+        guards=[DISPATCH],
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        opt=MOVE_ANSWERS,
+    )
     def refuse_return(
         self,
         ctx: Ctx,
@@ -179,6 +221,7 @@ class WorkOrderController(Controller):
     @post(
         "/{order_id:uuid}/close",
         guards=[require_roles(Role.supervisor, Role.admin)],
+        opt=MOVE_ANSWERS,
         status_code=HTTP_200_OK,
         sync_to_thread=True,
     )
@@ -229,6 +272,7 @@ class HouseholdController(Controller):
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> list[HouseholdRead]:
+        """Households of the company by account number, with unmasked contact details (office roles)."""
         with ctx.db.session(readonly=True) as session:
             query = select(Household).where(Household.company_id == principal.company_id)
             if account_number:
@@ -262,7 +306,7 @@ class RevisitController(Controller):
             )
             return [views.revisit_read(r) for r in rows]
 
-    @post("/{revisit_id:uuid}/assign", status_code=HTTP_200_OK, sync_to_thread=True)
+    @post("/{revisit_id:uuid}/assign", status_code=HTTP_200_OK, sync_to_thread=True, opt=REVISIT_ANSWERS)
     def assign(
         self, ctx: Ctx, principal: Caller, revisit_id: FromPath[uuid.UUID], data: JSONBody[AssignOrder]
     ) -> RevisitRead:
@@ -274,7 +318,7 @@ class RevisitController(Controller):
             service.assign_revisit(session, actor=principal, revisit=revisit, assignee_id=data.user_id)
             return views.revisit_read(revisit)
 
-    @post("/{revisit_id:uuid}/outcome", status_code=HTTP_200_OK, sync_to_thread=True)
+    @post("/{revisit_id:uuid}/outcome", status_code=HTTP_200_OK, sync_to_thread=True, opt=REVISIT_ANSWERS)
     def outcome(
         self, ctx: Ctx, principal: Caller, revisit_id: FromPath[uuid.UUID], data: JSONBody[RevisitOutcome]
     ) -> RevisitRead:
@@ -332,6 +376,7 @@ class SlaController(Controller):
 
     @get("/policy", sync_to_thread=True)
     def get_policy(self, ctx: Ctx, principal: Caller) -> SlaPolicy:
+        """The company's service-level rules: the clocks of each kind of order and the revisit rules."""
         with ctx.db.session(readonly=True) as session:
             company = session.get(Company, principal.company_id)
             assert company is not None
@@ -357,6 +402,7 @@ class ReferenceController(Controller):
 
     @get("/teams", sync_to_thread=True)
     def teams(self, ctx: Ctx, principal: Caller) -> list[dict[str, str | None]]:
+        """The company's teams."""
         with ctx.db.session(readonly=True) as session:
             rows = session.exec(
                 select(Team).where(Team.company_id == principal.company_id).order_by(col(Team.code))
@@ -373,6 +419,7 @@ class ReferenceController(Controller):
 
     @get("/stations", sync_to_thread=True)
     def stations(self, ctx: Ctx, principal: Caller) -> list[dict[str, str]]:
+        """The company's heat-exchange stations."""
         with ctx.db.session(readonly=True) as session:
             rows = session.exec(
                 select(Station).where(Station.company_id == principal.company_id).order_by(col(Station.code))

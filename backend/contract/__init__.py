@@ -1,0 +1,1 @@
+"""The published mobile contract: the OpenAPI document and the files built from it."""
