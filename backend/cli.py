@@ -1,4 +1,4 @@
-"""``heatcrew``: serve, db, users, devices, demo."""
+"""``heatcrew``: serve, db, users, devices, demo, contract."""
 
 import os
 import sys
@@ -382,6 +382,23 @@ def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     click.echo(f"demo company {company.code!r} ready: users {names}; password {DEMO_PASSWORD!r}")
     if then_serve:
         _serve(host=host, port=port, workers=None)
+
+
+@main.group()
+def contract() -> None:
+    """The published mobile contract under mobile_contract/."""
+
+
+@contract.command("build")
+@click.option("--no-typescript", is_flag=True, help="Skip the TypeScript types (they need npm).")
+def contract_build(no_typescript: bool) -> None:
+    """Regenerate openapi.json, the JSON Schemas, the TypeScript types and the examples."""
+    from backend.contract.build import CONTRACT_ROOT, build
+
+    written = build(CONTRACT_ROOT, typescript=not no_typescript)
+    for path in written:
+        click.echo(path.relative_to(CONTRACT_ROOT.parent))
+    click.echo(f"{len(written)} files written under {CONTRACT_ROOT}")
 
 
 if __name__ == "__main__":  # pragma: no cover

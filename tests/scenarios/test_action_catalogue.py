@@ -6,24 +6,29 @@ refused is undone by the push path itself, not by each handler's care. The sweep
 new ``(type, v)`` without its three cases fails ``test_every_action_has_its_cases``.
 """
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 from sqlmodel import select
 
 from backend.context import AppContext
+from backend.contract.build import CONTRACT_ROOT
+from backend.contract.openapi import envelope_name
 from backend.db.models import metadata
 from backend.sync.handlers import CATALOGUE
 from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
 from mobile_contract.documents import content_sha256
 from tests.api.helpers import auth
+from tests.fixtures import contract
 from tests.fixtures.field import act, new_order, principal, receipt
 from tests.fixtures.pushing import Phone
 
@@ -282,6 +287,19 @@ def test_an_action_is_applied_once_and_answered_again_the_same(
     again = phone.resend()
     assert (again["status"], again["original_status"]) == ("duplicate", "applied")
     assert snapshot(ctx) == before, "a resent action changed something"
+    # What the server applied fits what is published for it, and so do both answers.
+    (envelope,) = phone.last_batch["actions"]
+    published = contract.current()
+    published.check(envelope_name(*key), envelope)
+    published.check("ActionEnvelope", envelope)
+    for answer in (first, again):
+        published.check("ActionResult", answer)
+    action_schema = json.loads(
+        (CONTRACT_ROOT / "schemas" / "actions" / f"{key[0]}.v{key[1]}.json").read_text()
+    )
+    jsonschema.Draft202012Validator(action_schema, format_checker=jsonschema.FormatChecker()).validate(
+        envelope
+    )
 
 
 @pytest.mark.parametrize("key", sorted(CASES), ids=lambda k: f"{k[0]}-v{k[1]}")
@@ -294,6 +312,7 @@ def test_a_refused_action_leaves_no_trace_but_its_answer(
     before = snapshot(ctx)
     result = phone.push(*key, payload)
     assert (result["status"], result["code"]) == case.refusal, result
+    contract.current().check("ActionResult", result)  # its code is one the document lists
     after = snapshot(ctx)
     changed = {name for name in after if after[name] != before[name]}
     assert changed <= BOOKKEEPING, f"a refused {key[0]} changed {sorted(changed - BOOKKEEPING)}"
