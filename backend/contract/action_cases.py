@@ -76,14 +76,14 @@ def _photo(purpose: str = "before", *, foreign: bool = False) -> Build:
     def build(story: Story, phone: Phone) -> dict[str, Any]:
         owner = "tech2" if foreign else phone.username
         order_id = story.order(assignee=owner, account="200101" if foreign else "100101")
-        return {"work_order_id": order_id, "blob": phone.upload(f"{order_id}/{purpose}"), "purpose": purpose}
+        return {"work_order_id": order_id, "blob": phone.upload(story.name(purpose)), "purpose": purpose}
 
     return build
 
 
 def _photo_not_uploaded(story: Story, phone: Phone) -> dict[str, Any]:
     order_id = story.order(assignee=phone.username)
-    return {"work_order_id": order_id, "blob": pending(phone, f"{order_id}/before"), "purpose": "before"}
+    return {"work_order_id": order_id, "blob": pending(phone, story.name("before")), "purpose": "before"}
 
 
 def pending(phone: Phone, name: str) -> str:
@@ -97,7 +97,7 @@ def pending(phone: Phone, name: str) -> str:
 def _measurement(instrument: str) -> Build:
     def build(story: Story, phone: Phone) -> dict[str, Any]:
         order_id = story.order(assignee=phone.username, kind="temperature_complaint", account="100103")
-        measurement_id = phone_made(f"measurement/{order_id}")
+        measurement_id = phone_made(story.name("measurement"))
         story.notes.setdefault("measurement_id", measurement_id)
         return {
             "measurement_id": measurement_id,
@@ -140,7 +140,7 @@ def _issue(**changes: Any) -> Build:
     def build(story: Story, phone: Phone) -> dict[str, Any]:
         order_id = story.order(assignee=phone.username, steps=STARTED)
         return {
-            "document": {"type": "receipt", "id": phone_made(f"receipt/{order_id}")},
+            "document": {"type": "receipt", "id": phone_made(story.name("receipt"))},
             "content": receipt(order_id, **changes),
         }
 

@@ -263,7 +263,8 @@ def pull_scene(story: Story) -> None:
 def sync_scene(story: Story) -> None:
     phone = story.phone("tech1", "e5f6a7b8-4444-4d6e-9f0a-1b2c3d4e5f60")
     order_id = story.order(assignee="tech1")
-    blob = pending(phone, f"{order_id}/leak")
+    leak = story.name("leak")
+    blob = pending(phone, leak)
     answer = phone.push(
         phone.action("evidence.photo", 1, {"work_order_id": order_id, "blob": blob, "purpose": "leak"}),
         phone.action("work_order.note", 1, {"work_order_id": order_id, "text": "接口处滴水"}),
@@ -277,7 +278,7 @@ def sync_scene(story: Story) -> None:
     if [r["status"] for r in answer["results"]] != ["waiting", "out_of_order"]:
         raise ExpectationFailed(f"after waiting: {answer.body}")
     story.pending.pop(blob)
-    phone.upload(f"{order_id}/leak")
+    phone.upload(leak)
     answer = phone.resend(
         Example(
             "sync/push_after_upload",

@@ -154,6 +154,13 @@ class Story:
         self.pending: dict[str, str] = {}  # sha256 -> name of a photo taken but not uploaded yet
         self.notes: dict[str, Any] = {}  # what a later scene looks at (a signed document, a measurement)
         self.phones: dict[tuple[str, int], Phone] = {}
+        self._made = 0
+
+    def name(self, kind: str) -> str:
+        """A fresh name for something the phone makes (a photo, a document id): never derived from
+        a server-made id, so it is the same when the story runs against another server."""
+        self._made += 1
+        return f"{kind}-{self._made}"
 
     def phone(self, username: str, device_id: str, example: Example | None = None) -> Phone:
         phone = Phone(self, username, device_id)
