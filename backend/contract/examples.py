@@ -8,7 +8,7 @@ signing key is fixed, and the clock does not move, so two runs write the same by
 regenerates the files and compares. Nothing in request handling knows it is being recorded.
 
 Files land in ``<root>/examples/<area>/<name>.json``, one exchange each (title, description,
-request, response); ``index.json`` lists them in story order.
+request, response); ``index.json`` lists them in story order, ``README.md`` too, for people.
 """
 
 import json
@@ -76,7 +76,7 @@ def record(sink: Sink) -> None:
 
 
 def write(root: Path) -> list[Path]:
-    """Regenerate ``<root>/examples`` from scratch; answers the files written, index last."""
+    """Regenerate ``<root>/examples`` from scratch; answers the files written, the indexes last."""
     recorded: list[tuple[Example, dict[str, Any]]] = []
 
     def keep(example: Example, exchange: dict[str, Any]) -> None:
@@ -102,7 +102,7 @@ def write(root: Path) -> list[Path]:
             "path": request["path"],
             "status": response["status"],
         }
-        if request["path"] == "/api/v1/sync/push":
+        if request["path"] == "/api/v1/sync/push" and response["status"] == 200:
             entry["actions"] = [
                 {
                     "type": a["type"],
@@ -127,7 +127,35 @@ def write(root: Path) -> list[Path]:
         encoding="utf-8",
     )
     written.append(index_path)
+    readme = target / "README.md"
+    readme.write_text(_readme(index), encoding="utf-8")
+    written.append(readme)
     return written
+
+
+def _readme(index: list[dict[str, Any]]) -> str:
+    """The index as a page to read on GitHub: one table per area, in story order."""
+    lines = [
+        "# Golden examples of the HeatCrew phone API",
+        "",
+        "Each file is one request and the server's answer, recorded from the real server at "
+        f"{MOMENT.isoformat()} (server time). Generated: do not edit; `index.json` is the same list "
+        "for programs. The phone guide is `docs/PHONE.md`.",
+    ]
+    areas: dict[str, list[dict[str, Any]]] = {}
+    for entry in index:
+        areas.setdefault(entry["file"].split("/")[0].removesuffix(".json"), []).append(entry)
+    for area, entries in areas.items():
+        lines += ["", f"## {area}", "", "| example | request | answer |", "|---|---|---|"]
+        for entry in entries:
+            answer = str(entry["status"])
+            if "actions" in entry:
+                answer += ": " + ", ".join(
+                    a["status"] + (f" / {a['code']}" if "code" in a else "") for a in entry["actions"]
+                )
+            request = f"`{entry['method']} {entry['path']}`"
+            lines.append(f"| [{entry['title']}]({entry['file']}) | {request} | {answer} |")
+    return "\n".join(lines) + "\n"
 
 
 def _dumps(value: Any) -> str:

@@ -44,6 +44,8 @@ class Example:
     name: str
     title: str
     description: str
+    breaks_contract: str | None = None
+    """What is wrong with the request, for an example of what the server does with a bad one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +102,12 @@ class Recorder:
                 request["body"] = body
             elif content is not None:
                 request["body_base64"] = base64.b64encode(content).decode()
-            self.sink(
-                example,
-                {
-                    "title": example.title,
-                    "description": example.description,
-                    "request": request,
-                    "response": _answer_record(response, answer),
-                },
-            )
+            exchange: dict[str, Any] = {"title": example.title, "description": example.description}
+            if example.breaks_contract:
+                exchange["breaks_contract"] = example.breaks_contract
+            exchange["request"] = request
+            exchange["response"] = _answer_record(response, answer)
+            self.sink(example, exchange)
         return answer
 
 

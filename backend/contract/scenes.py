@@ -288,6 +288,38 @@ def sync_scene(story: Story) -> None:
     )
     if [r["status"] for r in answer["results"]] != ["applied", "applied"]:
         raise ExpectationFailed(f"after upload: {answer.body}")
+    note = {"work_order_id": order_id, "text": "复查"}
+    answer = phone.push(
+        phone.action("work_order.notes", 1, note),
+        phone.action("work_order.note", 9, note),
+        example=Example(
+            "sync/push_unknown_action",
+            "Actions this server does not know",
+            "A type the server does not know, and a version of a known type it does not accept (the "
+            "message lists the versions it does): each is rejected and the queue moves on.",
+            breaks_contract="neither (type, v) is in the action catalogue",
+        ),
+    )
+    if [r["status"] for r in answer["results"]] != ["rejected", "rejected"]:
+        raise ExpectationFailed(f"unknown actions: {answer.body}")
+    expect(
+        story.http.send(
+            "POST",
+            "/api/v1/sync/push",
+            token=phone.token,
+            body={**phone.last_batch, "sent_at": "2026-12-07T08:30:00"},
+            example=Example(
+                "sync/push_invalid_body",
+                "A batch whose envelope is malformed",
+                "A time in the envelope without its zone offset: the whole batch is refused "
+                "(`400 invalid_body`, `detail` says where) and nothing is applied. A malformed "
+                "payload, by contrast, rejects only its own action.",
+                breaks_contract="sent_at has no zone offset",
+            ),
+        ),
+        400,
+        "invalid body",
+    )
     refused = story.phones[("work_order.accept", 1)]
     expect(
         story.http.send(
@@ -313,11 +345,11 @@ def blob_scene(story: Story) -> None:
     sha = hashlib.sha256(data).hexdigest()
     path = f"/api/v1/blobs/{sha}"
 
-    def send(method: str, status: int, example: Example, **kwargs: Any) -> Answer:
+    def send(method: str, status: int, example: Example | None, **kwargs: Any) -> Answer:
         return expect(
             http.send(method, kwargs.pop("at", path), token=phone.token, example=example, **kwargs),
             status,
-            example.name,
+            example.name if example else method,
         )
 
     send(
@@ -425,6 +457,24 @@ def blob_scene(story: Story) -> None:
         ),
         at=f"{path}/presign",
         body={"size": len(data)},
+    )
+    dropped = photo("blobs/dropped")
+    dropped_path = f"/api/v1/blobs/{hashlib.sha256(dropped).hexdigest()}"
+    # Every byte arrives but the end of the upload is never acknowledged: the server holds it all,
+    # unfinished (a declared length one byte longer stands in for the connection that dropped).
+    send("PUT", 202, None, at=dropped_path, content=dropped, headers={"Upload-Length": str(len(dropped) + 1)})
+    send(
+        "POST",
+        201,
+        Example(
+            "blobs/complete",
+            "Completing an upload",
+            "After a presigned upload to the bucket, or an upload whose bytes all arrived but whose end "
+            "was never acknowledged (`HEAD` shows `Upload-Offset` equal to the size), `complete` reads "
+            "the file back, checks its size and SHA-256, runs the photo checks and stores it.",
+        ),
+        at=f"{dropped_path}/complete",
+        body={"size": len(dropped)},
     )
     missing = hashlib.sha256(b"never uploaded").hexdigest()
     send(

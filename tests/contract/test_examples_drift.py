@@ -19,7 +19,9 @@ def test_regenerating_the_examples_gives_the_checked_in_files(tmp_path: Path) ->
         p.relative_to(tmp_path / EXAMPLES_DIR).as_posix(): p.read_text(encoding="utf-8") for p in written
     }
     checked_in = {
-        p.relative_to(EXAMPLES).as_posix(): p.read_text(encoding="utf-8") for p in EXAMPLES.rglob("*.json")
+        p.relative_to(EXAMPLES).as_posix(): p.read_text(encoding="utf-8")
+        for p in EXAMPLES.rglob("*")
+        if p.is_file()
     }
     assert sorted(fresh) == sorted(checked_in), "examples were added or removed"
     drifted = [name for name in fresh if fresh[name] != checked_in[name]]

@@ -81,9 +81,10 @@ class Replay:
         self.same_request(recorded["request"], live["request"], example.name)
         want, got = recorded["response"], live["response"]
         assert got["status"] == want["status"], f"{example.name}: {got['status']} {got.get('body')}"
-        if live["request"]["path"] == "/api/v1/sync/push":
+        if live["request"]["path"] == "/api/v1/sync/push" and got["status"] == 200:
             assert _results(got["body"]) == _results(want["body"]), example.name
-        CONTRACT.check_request(live["request"])
+        if "breaks_contract" not in recorded:
+            CONTRACT.check_request(live["request"])
         CONTRACT.check_response(live["request"], got)
 
     def same_request(self, recorded: dict[str, Any], live: dict[str, Any], name: str) -> None:

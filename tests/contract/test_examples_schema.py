@@ -9,7 +9,8 @@ from tests.contract.openapi_check import CONTRACT
 @pytest.mark.parametrize("name", example_names())
 def test_the_example_fits_the_openapi_document(name: str) -> None:
     exchange = load(name)
-    CONTRACT.check_request(exchange["request"])
+    if "breaks_contract" not in exchange:  # else it shows what the server does with a bad request
+        CONTRACT.check_request(exchange["request"])
     CONTRACT.check_response(exchange["request"], exchange["response"])
 
 
