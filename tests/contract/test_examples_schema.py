@@ -1,7 +1,10 @@
 """Every golden example fits the published OpenAPI document: its request and its answer."""
 
+import msgspec
 import pytest
 
+from backend.contract.action_cases import ACTION_CASES
+from backend.sync.handlers import CATALOGUE
 from tests.contract.examples_files import example_names, load
 from tests.contract.openapi_check import CONTRACT
 
@@ -15,18 +18,17 @@ def test_the_example_fits_the_openapi_document(name: str) -> None:
 
 
 def test_every_action_is_shown_in_every_answer_it_can_get() -> None:
-    """applied, duplicate, rejected and out_of_order for all; conflict for intents; waiting for files."""
-    from backend.contract.action_cases import ACTION_CASES
-    from mobile_contract.actions import ACTION_TYPES
-
+    """applied, duplicate, rejected and out_of_order for all; conflict for every intent (and only
+    them: a fact is always recorded); waiting for every action whose payload names a file."""
     names = set(example_names())
-    assert set(ACTION_CASES) == set(ACTION_TYPES)
-    for (type_, v), case in ACTION_CASES.items():
+    assert set(ACTION_CASES) == set(CATALOGUE)
+    for key, handler in CATALOGUE.items():
+        names_a_file = "blob" in {f.name for f in msgspec.structs.fields(handler.payload)}
         wanted = {"applied", "duplicate", "rejected", "out_of_order"}
-        wanted |= {"conflict"} if case.conflict else set()
-        wanted |= {"waiting"} if case.waiting else set()
-        shown = {n.rsplit("/", 1)[1] for n in names if n.startswith(f"actions/{type_}/v{v}/")}
-        assert shown == wanted, (type_, v)
+        wanted |= {"conflict"} if handler.kind == "intent" else set()
+        wanted |= {"waiting"} if names_a_file else set()
+        shown = {n.rsplit("/", 1)[1] for n in names if n.startswith(f"actions/{key[0]}/v{key[1]}/")}
+        assert shown == wanted, key
 
 
 def test_the_check_refuses_an_answer_the_document_does_not_allow() -> None:
