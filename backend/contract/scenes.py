@@ -183,6 +183,21 @@ def auth_scene(story: Story) -> None:
         http.send(
             "GET",
             "/api/v1/me",
+            token=other.token,
+            example=Example(
+                "errors/session_ended",
+                "A token of a session that has ended",
+                "After logout (or when an admin disables the user or revokes the device) the very next "
+                "request is refused. Stop, keep the queue, and ask the user to log in again.",
+            ),
+        ),
+        401,
+        "after logout",
+    )
+    expect(
+        http.send(
+            "GET",
+            "/api/v1/me",
             example=Example(
                 "errors/no_token",
                 "No access token",
@@ -319,6 +334,23 @@ def sync_scene(story: Story) -> None:
         ),
         400,
         "invalid body",
+    )
+    expect(
+        story.http.send(
+            "POST",
+            "/api/v1/sync/push",
+            token=phone.token,
+            body=phone.last_batch,
+            headers={"Content-Type": "text/plain"},
+            example=Example(
+                "errors/not_json",
+                "A body sent as something other than JSON",
+                "Every JSON body is sent as `Content-Type: application/json` (charset, if any, UTF-8).",
+                breaks_contract="Content-Type is text/plain",
+            ),
+        ),
+        415,
+        "not json",
     )
     refused = story.phones[("work_order.accept", 1)]
     expect(
