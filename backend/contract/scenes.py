@@ -276,7 +276,7 @@ def pull_scene(story: Story) -> None:
 
 
 def sync_scene(story: Story) -> None:
-    phone = story.phone("tech1", "e5f6a7b8-4444-4d6e-9f0a-1b2c3d4e5f60")
+    phone = story.notes["tech1"] = story.phone("tech1", "e5f6a7b8-4444-4d6e-9f0a-1b2c3d4e5f60")
     order_id = story.order(assignee="tech1")
     leak = story.name("leak")
     blob = pending(phone, leak)
@@ -371,7 +371,7 @@ def sync_scene(story: Story) -> None:
 
 
 def blob_scene(story: Story) -> None:
-    phone = story.phone("tech1", "f6a7b8c9-5555-4e7f-8a0b-2c3d4e5f6a71")
+    phone: Phone = story.notes["tech1"]  # the phone of the sync scene
     http = story.http
     data = photo("blobs/before")
     sha = hashlib.sha256(data).hexdigest()
@@ -546,7 +546,7 @@ def blob_scene(story: Story) -> None:
 def reads_scene(story: Story) -> None:
     """What a phone reads besides the change feed, on the orders of the examples."""
     http = story.http
-    phone = story.phone("tech1", "a7b8c9d0-6666-4f80-9b1c-3d4e5f6a7b82")
+    phone: Phone = story.notes["tech1"]
     signed = story.notes["signed"]
 
     def read(path: str, status: int, example: Example, *, user: Phone = phone, **kwargs: Any) -> Answer:
