@@ -1,10 +1,9 @@
-"""Checks an exchange against ``mobile_contract/openapi.json``: the operation, its status, its bodies.
+"""Checks an exchange against the checked-in ``mobile_contract/openapi.json``: operation, status, bodies.
 
-OpenAPI 3.1 schemas are JSON Schema 2020-12, so the document is registered as one resource and
-every ``#/components/schemas/...`` reference resolves inside it. The check is as strict as the
-document allows: the operation must exist for the method and path, the status must be documented
-(a ``default`` answer covers errors only), a JSON body must be declared and validate, with formats
-checked.
+Validation is ``tests.fixtures.contract.Published`` (JSON Schema 2020-12, a referencing registry
+for ``#/components/schemas/...``, formats checked); this adds what a recorded exchange needs:
+finding the operation by method and concrete path, and the answer by status, as strictly as the
+document allows (the status must be declared; a ``default`` answer covers errors only).
 """
 
 import json
@@ -13,41 +12,32 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from tests.fixtures.contract import Published
 
 __all__ = ("CONTRACT", "Contract")
 
 ROOT = Path(__file__).resolve().parents[2] / "mobile_contract"
-DOCUMENT_URI = "urn:heatcrew:openapi"
 
 
 class Contract:
     def __init__(self, path: Path) -> None:
-        self.document = json.loads(path.read_text(encoding="utf-8"))
-
-    @cached_property
-    def registry(self) -> Registry:
-        resource = Resource(contents=self.document, specification=DRAFT202012)
-        return Registry().with_resource(DOCUMENT_URI, resource)
+        self.published = Published(json.loads(path.read_text(encoding="utf-8")))
 
     @cached_property
     def _templates(self) -> list[tuple[re.Pattern[str], str]]:
         """Path templates, literal ones first so that ``/blobs/{sha}`` never shadows a fixed path."""
         out = []
-        for template in self.document["paths"]:
+        for template in self.published.document["paths"]:
             pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
             out.append((re.compile(f"^{pattern}/?$"), template))
         return sorted(out, key=lambda item: item[1].count("{"))
 
-    def operation(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
+    def operation(self, method: str, path: str) -> dict[str, Any]:
         for pattern, template in self._templates:
             if pattern.match(path):
-                operations = self.document["paths"][template]
+                operations = self.published.document["paths"][template]
                 if method.lower() in operations:
-                    return template, operations[method.lower()]
+                    return operations[method.lower()]
         raise AssertionError(f"{method} {path}: no such operation in openapi.json")
 
     def response_for(self, operation: dict[str, Any], status: int) -> dict[str, Any]:
@@ -60,18 +50,12 @@ class Contract:
         raise AssertionError(f"status {status} is not documented (documented: {sorted(responses)})")
 
     def validate(self, schema: dict[str, Any], instance: Any, what: str) -> None:
-        # The operation's schema is a piece of the document: its local references point into it.
-        anchored = json.loads(json.dumps(schema).replace('"#/', f'"{DOCUMENT_URI}#/'))
-        validator = Draft202012Validator(
-            anchored, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER
-        )
-        error: ValidationError | None = best_match(validator.iter_errors(instance))
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            raise AssertionError(f"{what} does not fit its schema at {where}: {error.message}")
+        problems = self.published.errors(schema, instance)
+        if problems:
+            raise AssertionError(f"{what} does not fit its schema: " + "; ".join(problems[:5]))
 
     def check_request(self, request: dict[str, Any]) -> None:
-        _, operation = self.operation(request["method"], request["path"])
+        operation = self.operation(request["method"], request["path"])
         if "body" not in request:
             return
         content = operation.get("requestBody", {}).get("content", {})
@@ -79,7 +63,7 @@ class Contract:
         self.validate(content["application/json"]["schema"], request["body"], "the request body")
 
     def check_response(self, request: dict[str, Any], response: dict[str, Any]) -> None:
-        _, operation = self.operation(request["method"], request["path"])
+        operation = self.operation(request["method"], request["path"])
         documented = self.response_for(operation, response["status"])
         if "body" not in response:
             return
