@@ -133,6 +133,18 @@ class Settings:
     log_level: str = "info"
     """Log level of the server."""
 
+    log_format: str = "json"
+    """``json``: one JSON object per line (for log collectors); ``console``: coloured lines for a
+    person at a terminal. Both carry the same fields (request id, route, status, user, device)."""
+
+    metrics_port: int = 0
+    """Port of a separate listener serving only ``/metrics`` (Prometheus) beside the API, on
+    ``host``; keep it off the public network. 0: no such listener."""
+
+    metrics_token: str = ""
+    """Bearer token that opens ``GET /metrics`` on the API port itself. Empty: the API port has no
+    ``/metrics`` (``404``); a wrong or missing token answers ``401``."""
+
     docs_enabled: bool = True
     """Serve the interactive API docs page at ``/schema/swagger``."""
 
@@ -188,6 +200,10 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOGIN_QUEUE_WAIT must be a number of seconds above 0, at most 300")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
+        if not 0 <= self.metrics_port < 65536 or (self.metrics_port and self.metrics_port == self.port):
+            raise SettingsError(f"{PREFIX}METRICS_PORT must be 0 (off) or a port other than {PREFIX}PORT")
+        if self.log_format not in ("json", "console"):
+            raise SettingsError(f"{PREFIX}LOG_FORMAT must be 'json' or 'console', not {self.log_format!r}")
         if self.access_token_ttl >= self.refresh_token_ttl:
             raise SettingsError(f"{PREFIX}ACCESS_TOKEN_TTL must be shorter than {PREFIX}REFRESH_TOKEN_TTL")
         for name in (
