@@ -69,14 +69,24 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
+    settings = _settings()
+    workers = workers or settings.workers
+    if workers > 1:
+        # Before prometheus_client is imported anywhere: the workers (new processes) find the
+        # variable and write their samples to files there, which a scrape adds up.
+        from backend.metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.var_dir)
     import uvicorn
 
-    settings = _settings()
+    from backend.logs import configure_logging
+    from backend.metrics import serve_on_port
+
+    configure_logging(settings)
     if settings.auto_migrate:
         ctx = build_context(settings)
         migrate.upgrade(ctx.db.engine)
         ctx.db.dispose()
-    workers = workers or settings.workers
     if workers > 1 and settings.is_sqlite:
         click.secho(
             "warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow"
@@ -84,6 +94,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
+    if settings.metrics_port:
+        serve_on_port(host, settings.metrics_port)
+        click.echo(f"metrics on http://{host}:{settings.metrics_port}/metrics")
     uvicorn.run(
         "backend.app:app_from_env",
         factory=True,
@@ -91,6 +104,10 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        # Each worker routes uvicorn's loggers through HeatCrew's (backend.logs); the request
+        # lines are HeatCrew's own, which name the route and not the path.
+        log_config=None,
+        access_log=False,
         proxy_headers=settings.trust_forwarded_for,
     )
 
