@@ -20,7 +20,7 @@ from backend.auth.principal import Principal
 from backend.clock import Clock
 from backend.context import AppContext, build_context
 from backend.contract.openapi import ContractJson
-from backend.cors import with_cors
+from backend.cors import cors_config, with_cors
 from backend.error_handlers import exception_handlers
 from backend.evidence.blobs import BlobController
 from backend.evidence.controllers import (
@@ -29,6 +29,7 @@ from backend.evidence.controllers import (
     MeasurementController,
     PublicDocumentController,
 )
+from backend.evidence.pdf import warm_font
 from backend.health import HealthController
 from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
@@ -111,14 +112,17 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx}),
+        on_startup=[warm_font],
         on_shutdown=[ctx.db.dispose, mark_worker_gone],
+        # Logging is configured once per process by backend.logs, not by each app.
+        logging_config=None,
         debug=False,
     )
     app_ref.append(app)
     instrument_pool(ctx.db.engine)
     # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204;
     # around it the request id, the request's log line and its duration.
-    app.asgi_handler = with_telemetry(with_cors(app.asgi_handler))
+    app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))
     return app
 
 

@@ -65,6 +65,7 @@ QUIET_LOGGERS = (
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Blank sensitive fields and token-like strings (a structlog processor)."""
+    event.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
     for key, value in event.items():
         if key in SENSITIVE_FIELDS:
             event[key] = REDACTED
