@@ -69,7 +69,7 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     for key, value in event.items():
         if key in SENSITIVE_FIELDS:
             event[key] = REDACTED
-        elif isinstance(value, str) and len(value) >= 40 and key not in ("exception", "stack"):
+        elif isinstance(value, str) and len(value) >= 40:
             event[key] = TOKEN_LIKE.sub(REDACTED, value)
     return event
 
@@ -94,9 +94,11 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=stream is None and sys.stdout.isatty())
     )
-    final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact]
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if json_lines:
+        # Before redact, so a traceback's text is searched too.
         final.append(structlog.processors.format_exc_info)
+    final.append(redact)
     formatter = structlog.stdlib.ProcessorFormatter(
         # Lines from stdlib loggers: their ``extra={...}`` fields become fields of the line.
         foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder()],

@@ -211,3 +211,15 @@ def test_stdlib_and_structlog_lines_go_through_one_chain(logs: Captured) -> None
     )
     assert (warned["request_id"], warned["route"], warned["level"]) == ("r-1", "/ready", "warning")
     assert "request_id" not in started and "request_id" not in pushed
+
+
+def test_a_traceback_is_one_field_and_tokens_in_it_are_blanked(logs: Captured) -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZWNoMSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    try:
+        raise ValueError(f"could not decode {token}")
+    except ValueError:
+        logging.getLogger("heatcrew.errors").exception("unhandled error on %s %s", "GET", "/api/v1/me")
+    line = logs.lines()[-1]
+    assert line["event"] == "unhandled error on GET /api/v1/me"
+    assert "ValueError: could not decode [redacted]" in line["exception"]
+    assert token not in logs.text
