@@ -127,10 +127,41 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
-def db_current() -> None:
-    """Print the schema revision of the database and the newest one known."""
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Wait up to this many seconds for the schema to reach the newest revision; exit 1 if it does not.",
+)
+def db_current(wait_seconds: float | None) -> None:
+    """Print the schema revision of the database and the newest one known.
+
+    With ``--wait`` (a Kubernetes init container's command): come back only when the migration
+    has run, so new workers never serve an old schema; an unreachable database is waited for too.
+    """
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.db.failures import is_unavailable
+
     ctx = _context(upgrade=False)
-    click.echo(f"database: {migrate.current_revision(ctx.db.engine)}  newest: {migrate.head_revision()}")
+    newest = migrate.head_revision()
+    deadline = time.monotonic() + (wait_seconds or 0)
+    while True:
+        try:
+            current: str | None = migrate.current_revision(ctx.db.engine)
+        except DBAPIError as exc:
+            if wait_seconds is None or not is_unavailable(exc):
+                raise
+            current = "unreachable"
+        if wait_seconds is None or current == newest:
+            click.echo(f"database: {current}  newest: {newest}")
+            return
+        if time.monotonic() >= deadline:
+            _fail(f"the schema is at {current}, not {newest}, after {wait_seconds:g} s", code=1)
+        time.sleep(1)
 
 
 @main.group()

@@ -31,7 +31,8 @@ SECRET_WORDS = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|DATABASE_URL", re.IGNOREC
 
 def _manifests() -> list[dict]:
     documents = []
-    for path in sorted(K8S.glob("*.yaml")):
+    # example/ (the Secret's shape) is not applied with the rest but is validated with it.
+    for path in sorted(K8S.rglob("*.yaml")):
         documents += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     return documents
 
@@ -123,6 +124,10 @@ def test_deployment_probes_ready_and_health_and_runs_as_non_root() -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["resources"]["requests"]["cpu"], "the HPA scales on CPU: it needs a request"
+    # New pods wait for the migration Job instead of serving an old schema.
+    (wait,) = pod["spec"]["initContainers"]
+    assert wait["command"][:4] == ["heatcrew", "db", "current", "--wait"]
+    assert wait["envFrom"] == container["envFrom"]
     # The selector matches the pods, and the PDB, the Service and the HPA find them.
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -137,8 +142,11 @@ def test_settings_come_from_the_configmap_and_the_secret_under_their_real_names(
     assert set(config["data"]) <= SETTING_NAMES
     assert set(secret["stringData"]) <= SETTING_NAMES
     assert not any(SECRET_WORDS.search(name) for name in config["data"]), "a secret in the ConfigMap"
-    # The committed Secret is a shape: every value is a placeholder.
+    # The committed Secret is a shape: every value is a placeholder, and `kubectl apply -f
+    # infra/k8s/` (not recursive) cannot overwrite the real one with it.
     assert set(secret["stringData"].values()) == {"REPLACE_ME"}
+    applied = [doc for path in K8S.glob("*.yaml") for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert "Secret" not in {doc["kind"] for doc in applied}
     assert config["data"]["HEATCREW_AUTO_MIGRATE"] == "false", "the Job migrates, not the workers"
     for workload in (_one("Deployment"), _one("Job")):
         container = workload["spec"]["template"]["spec"]["containers"][0]
