@@ -224,3 +224,15 @@ def test_several_workers_are_added_up(tmp_path: Path) -> None:
     assert logins == 12
     # The workers wrote their samples to files (multiprocess mode), one set per process.
     assert list((tmp_path / "var" / "prometheus").glob("counter_*.db"))
+
+
+@pytest.mark.usefixtures("demo")
+def test_database_connections_in_use_are_counted(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(metrics_token=TOKEN)
+    engine = client.app.state.ctx.db.engine
+    idle = value(scrape(client), "heatcrew_db_pool_connections_in_use")
+    with engine.connect(), engine.connect():
+        held = value(scrape(client), "heatcrew_db_pool_connections_in_use")
+    assert held - idle == 2
+    assert value(scrape(client), "heatcrew_db_pool_connections_in_use") == idle
+    assert value(scrape(client), "heatcrew_db_pool_connections_max") >= engine.pool.size()
