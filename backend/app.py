@@ -20,7 +20,7 @@ from backend.auth.principal import Principal
 from backend.clock import Clock
 from backend.context import AppContext, build_context
 from backend.contract.openapi import ContractJson
-from backend.cors import with_cors
+from backend.cors import cors_config, with_cors
 from backend.error_handlers import exception_handlers
 from backend.evidence.blobs import BlobController
 from backend.evidence.controllers import (
@@ -29,11 +29,15 @@ from backend.evidence.controllers import (
     MeasurementController,
     PublicDocumentController,
 )
+from backend.evidence.pdf import warm_font
 from backend.health import HealthController
+from backend.logs import configure_logging
+from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
 from backend.request_guard import guard_request
 from backend.settings import Settings
 from backend.storage import BlobStore
 from backend.sync.controllers import SyncController
+from backend.telemetry import with_telemetry
 from backend.work_orders.controllers import (
     HouseholdController,
     ReferenceController,
@@ -84,6 +88,8 @@ def create_app(
         MeasurementController,
         InstrumentController,
     ]
+    if settings.metrics_token:
+        route_handlers.append(MetricsController)
     if settings.docs_enabled:
         route_handlers.append(
             create_static_files_router(
@@ -106,12 +112,17 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx}),
-        on_shutdown=[ctx.db.dispose],
+        on_startup=[warm_font],
+        on_shutdown=[ctx.db.dispose, mark_worker_gone],
+        # Logging is configured once per process by backend.logs, not by each app.
+        logging_config=None,
         debug=False,
     )
     app_ref.append(app)
-    # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204.
-    app.asgi_handler = with_cors(app.asgi_handler)
+    instrument_pool(ctx.db.engine)
+    # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204;
+    # around it the request id, the request's log line and its duration.
+    app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))
     return app
 
 
@@ -145,4 +156,6 @@ def _openapi_config(settings: Settings, app_ref: list[Litestar]) -> OpenAPIConfi
 
 def app_from_env() -> Litestar:
     """Factory for uvicorn (``backend.app:app_from_env``), one call per worker process."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return create_app(settings)

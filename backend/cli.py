@@ -69,14 +69,24 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
+    settings = _settings()
+    workers = workers or settings.workers
+    if workers > 1:
+        # Before prometheus_client is imported anywhere: the workers (new processes) find the
+        # variable and write their samples to files there, which a scrape adds up.
+        from backend.metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.var_dir)
     import uvicorn
 
-    settings = _settings()
+    from backend.logs import configure_logging
+    from backend.metrics import serve_on_port
+
+    configure_logging(settings)
     if settings.auto_migrate:
         ctx = build_context(settings)
         migrate.upgrade(ctx.db.engine)
         ctx.db.dispose()
-    workers = workers or settings.workers
     if workers > 1 and settings.is_sqlite:
         click.secho(
             "warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow"
@@ -84,6 +94,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
+    if settings.metrics_port:
+        serve_on_port(host, settings.metrics_port)
+        click.echo(f"metrics on http://{host}:{settings.metrics_port}/metrics")
     uvicorn.run(
         "backend.app:app_from_env",
         factory=True,
@@ -91,6 +104,10 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        # Each worker routes uvicorn's loggers through HeatCrew's (backend.logs); the request
+        # lines are HeatCrew's own, which name the route and not the path.
+        log_config=None,
+        access_log=False,
         proxy_headers=settings.trust_forwarded_for,
     )
 
@@ -110,10 +127,41 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
-def db_current() -> None:
-    """Print the schema revision of the database and the newest one known."""
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Wait up to this many seconds for the schema to reach the newest revision; exit 1 if it does not.",
+)
+def db_current(wait_seconds: float | None) -> None:
+    """Print the schema revision of the database and the newest one known.
+
+    With ``--wait`` (a Kubernetes init container's command): come back only when the migration
+    has run, so new workers never serve an old schema; an unreachable database is waited for too.
+    """
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.db.failures import is_unavailable
+
     ctx = _context(upgrade=False)
-    click.echo(f"database: {migrate.current_revision(ctx.db.engine)}  newest: {migrate.head_revision()}")
+    newest = migrate.head_revision()
+    deadline = time.monotonic() + (wait_seconds or 0)
+    while True:
+        try:
+            current: str | None = migrate.current_revision(ctx.db.engine)
+        except DBAPIError as exc:
+            if wait_seconds is None or not is_unavailable(exc):
+                raise
+            current = "unreachable"
+        if wait_seconds is None or current == newest:
+            click.echo(f"database: {current}  newest: {newest}")
+            return
+        if time.monotonic() >= deadline:
+            _fail(f"the schema is at {current}, not {newest}, after {wait_seconds:g} s", code=1)
+        time.sleep(1)
 
 
 @main.group()

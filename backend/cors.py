@@ -3,6 +3,11 @@
 Litestar answers a refused preflight (an origin, method or header not allowed) with a plain-text
 ``400``; here it is a ``204`` without any ``Access-Control-Allow-*`` header, which the browser
 reads as the refusal it is. So every OPTIONS request answers 2xx, on every route.
+
+No origin is allowed unless ``HEATCREW_CORS_ALLOW_ORIGINS`` names it. A browser reads only the
+response headers it is told it may: a resumable upload needs ``Upload-Offset`` (where to go on),
+so the upload headers, ``Retry-After`` and ``X-Request-ID`` are exposed. Tokens travel in the
+``Authorization`` header, never in cookies, so credentials are not allowed.
 """
 
 from litestar.config.cors import CORSConfig
@@ -13,9 +18,25 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ASGIApp
 
-__all__ = ("CORS_CONFIG", "with_cors")
+from backend.settings import Settings
+from mobile_contract.uploads import UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_OFFSET
 
-CORS_CONFIG = CORSConfig(allow_origins=[], allow_headers=["authorization", "content-type", "x-device-id"])
+__all__ = ("CORS_CONFIG", "cors_config", "with_cors")
+
+ALLOWED_HEADERS = ["authorization", "content-type", "x-device-id", "x-request-id", UPLOAD_LENGTH.lower()]
+EXPOSED_HEADERS = [UPLOAD_OFFSET, UPLOAD_LENGTH, UPLOAD_EXPIRES, "Retry-After", "X-Request-ID", "Location"]
+CORS_CONFIG = CORSConfig(allow_origins=[], allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS)
+
+
+def cors_config(settings: Settings) -> CORSConfig:
+    """The allowed origins from the settings; headers as above."""
+    return CORSConfig(
+        allow_origins=settings.cors_origins,
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 class _CORSMiddleware(CORSMiddleware):

@@ -59,7 +59,7 @@ _CLIENT_GONE = "client disconnected prematurely"
 def _http(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE:
         # A phone that lost its signal mid-request: nothing failed here and nobody reads the answer.
-        log.info("client disconnected before its request arrived: %s %s", request.method, request.url.path)
+        log.info("client disconnected before its request arrived: %s %s", request.method, _route(request))
         gone = ClientDisconnected()
         return _body(gone.status, gone.code, gone.message)
     if isinstance(exc.__cause__, SerializationException):
@@ -80,9 +80,14 @@ def _http(request: Request, exc: HTTPException) -> Response:
 
 def _database_unavailable(request: Request, exc: Exception) -> Response:
     # One line, no traceback: an outage would otherwise flood the log with the same stack.
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
+    log.warning("database unavailable on %s %s: %s", request.method, _route(request), _first_line(exc))
     error = DatabaseUnavailable(detail={"retryable": True}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return _heatcrew(request, error)
+
+
+def _route(request: Request) -> str:
+    """The route template: a path may carry what logs must not hold (public document references)."""
+    return request.scope.get("path_template") or "unmatched"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -95,7 +100,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     # not HeatCrewErrors): mapped once, so no handler has to catch it.
     if is_unavailable(exc):
         return _database_unavailable(request, exc)
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, _route(request))
     return _body(500, "internal_error", "The server failed; the request was not applied.")
 
 

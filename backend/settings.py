@@ -5,6 +5,7 @@ service at start with a message naming the variable, never later with a stack tr
 """
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -133,6 +134,18 @@ class Settings:
     log_level: str = "info"
     """Log level of the server."""
 
+    log_format: str = "json"
+    """``json``: one JSON object per line (for log collectors); ``console``: coloured lines for a
+    person at a terminal. Both carry the same fields (request id, route, status, user, device)."""
+
+    metrics_port: int = 0
+    """Port of a separate listener serving only ``/metrics`` (Prometheus) beside the API, on
+    ``host``; keep it off the public network. 0: no such listener."""
+
+    metrics_token: str = ""
+    """Bearer token that opens ``GET /metrics`` on the API port itself. Empty: the API port has no
+    ``/metrics`` (``404``); a wrong or missing token answers ``401``."""
+
     docs_enabled: bool = True
     """Serve the interactive API docs page at ``/schema/swagger``."""
 
@@ -152,6 +165,11 @@ class Settings:
 
     presign_expiry: int = 900
     """Seconds a presigned direct-to-bucket upload URL stays valid (S3 backend only)."""
+
+    cors_allow_origins: str = ""
+    """Browser origins allowed to call the API (CORS), comma-separated, such as
+    ``https://console.example.com``; empty: none. Answers to them expose the upload headers
+    (``Upload-Offset``, ``Upload-Length``, ``Upload-Expires``), ``Retry-After`` and ``X-Request-ID``."""
 
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -188,6 +206,16 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOGIN_QUEUE_WAIT must be a number of seconds above 0, at most 300")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
+        if not 0 <= self.metrics_port < 65536 or (self.metrics_port and self.metrics_port == self.port):
+            raise SettingsError(f"{PREFIX}METRICS_PORT must be 0 (off) or a port other than {PREFIX}PORT")
+        for origin in self.cors_origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise SettingsError(
+                    f"{PREFIX}CORS_ALLOW_ORIGINS must list origins such as https://console.example.com, "
+                    f"not {origin!r}"
+                )
+        if self.log_format not in ("json", "console"):
+            raise SettingsError(f"{PREFIX}LOG_FORMAT must be 'json' or 'console', not {self.log_format!r}")
         if self.access_token_ttl >= self.refresh_token_ttl:
             raise SettingsError(f"{PREFIX}ACCESS_TOKEN_TTL must be shorter than {PREFIX}REFRESH_TOKEN_TTL")
         for name in (
@@ -213,6 +241,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'heatcrew.db').as_posix()}"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,6 +15,8 @@ from backend.auth.models import Device, Role, User
 from backend.auth.schemas import DeviceRead, RevokeDevice, UserCreate, UserRead
 from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
+from backend.errors import HeatCrewError
+from backend.metrics import observe_login_failure
 from backend.org.models import Company
 from mobile_contract.auth import LoggedOut, LoginRequest, RefreshRequest, TokenPair, UserSummary
 from mobile_contract.errors import ErrorCode
@@ -52,7 +54,11 @@ class AuthController(Controller):
         """Log in on a device; registers the device to the user on first login. `429 rate_limited`
         when the account's or the address's attempts are spent; `503 login_busy` (retryable,
         `Retry-After`) when the server's password checks stay taken for too long."""
-        return await service.login_gated(ctx, request=data, address=client_address(request, ctx))
+        try:
+            return await service.login_gated(ctx, request=data, address=client_address(request, ctx))
+        except HeatCrewError as refused:
+            observe_login_failure(refused.code)
+            raise
 
     @post(
         "/refresh", opt={**PUBLIC, "answers": REFRESH_ANSWERS}, status_code=HTTP_200_OK, sync_to_thread=True

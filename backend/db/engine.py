@@ -38,6 +38,9 @@ def make_engine(
     sent as a startup option so no statement is spent on it (nor on the push path's pipeline), and
     SQLite's ``busy_timeout``; ``pool_timeout`` bounds the wait for a pooled connection."""
     kwargs.setdefault("json_serializer", _json_text)
+    # Statement errors (and so the logs that quote them) never show the values sent: phone
+    # numbers, payloads and token hashes travel as parameters.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -14,6 +14,7 @@ OpenType (``.otf``, e.g. Noto Sans CJK) is not supported by ReportLab.
 """
 
 import io
+import logging
 import os
 import re
 import threading
@@ -57,6 +58,7 @@ __all__ = (
     "SignatureBlock",
     "find_font",
     "render_pdf",
+    "warm_font",
 )
 
 #: Path of a TrueType CJK font to use instead of the bundled one.
@@ -238,6 +240,22 @@ def render_pdf(doc: PdfDocument, *, font: PdfFont | None = None) -> bytes:
         )
         template.build(_story(doc, styles), canvasmaker=partial(_FooterCanvas, footer=footer))
     return buffer.getvalue()
+
+
+def warm_font() -> bool:
+    """Parse and register the font at start (a worker's first PDF would otherwise pay ~0.2 s, and
+    more on a busy machine). A missing font is logged, not fatal: PDFs answer ``pdf_font_missing``
+    and everything else works."""
+    try:
+        font = find_font()
+        with _LOCK:
+            _register(font.regular)
+            if font.bold:
+                _register(font.bold)
+    except PdfFontMissing as exc:
+        logging.getLogger("heatcrew.pdf").warning("no font for PDFs: %s", exc.message)
+        return False
+    return True
 
 
 # ReportLab keeps registered fonts and per-document subset state in module globals; one render at a

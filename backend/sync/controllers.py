@@ -8,6 +8,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
 
+from backend import metrics
 from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.sync import pull as pull_feed
@@ -35,7 +36,9 @@ class SyncController(Controller):
     )
     def push(self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest]) -> PushResponse:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
-        return push_batch.push(ctx, principal=principal, request=data)
+        response = push_batch.push(ctx, principal=principal, request=data)
+        metrics.observe_push(data, response)
+        return response
 
     @get("/pull", sync_to_thread=True)
     def pull(
@@ -46,7 +49,9 @@ class SyncController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=pull_feed.MAX_LIMIT)] = pull_feed.DEFAULT_LIMIT,
     ) -> PullResponse:
         """Changes in your scope since `cursor`; without one (or with a stale one) a full snapshot."""
-        return pull_feed.pull(ctx, principal=principal, cursor=cursor, limit=limit)
+        response = pull_feed.pull(ctx, principal=principal, cursor=cursor, limit=limit)
+        metrics.observe_pull(response)
+        return response
 
     @get("/status", sync_to_thread=True)
     def status(self, ctx: Ctx, principal: Caller) -> SyncStatus:

@@ -29,6 +29,17 @@ def test_db_upgrade_reports_the_revision(run) -> None:
     assert f"database: {revision}" in current.output
 
 
+def test_db_current_waits_for_the_migration(run, tmp_path: Path) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    done = run("db", "current", "--wait", "5")
+    assert done.exit_code == 0, done.output
+    runner = CliRunner()
+    empty = {"HEATCREW_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "HEATCREW_VAR_DIR": str(tmp_path)}
+    behind = runner.invoke(main, ["db", "current", "--wait", "1.5"], env=empty)
+    assert behind.exit_code == 1
+    assert "the schema is at None, not" in behind.output
+
+
 def test_users_add_list_disable(run) -> None:
     added = run(
         "users", "add", "--username", "wang", "--full-name", "王师傅", "--role", "technician",

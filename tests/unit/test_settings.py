@@ -60,6 +60,14 @@ def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
         ({"HEATCREW_LOGIN_QUEUE_WAIT": "nan"}, "HEATCREW_LOGIN_QUEUE_WAIT"),
         ({"HEATCREW_REFRESH_MAX_PER_ADDRESS": "0"}, "HEATCREW_REFRESH_MAX_PER_ADDRESS"),
         ({"HEATCREW_PUBLIC_DOCUMENT_WINDOW": "-1"}, "HEATCREW_PUBLIC_DOCUMENT_WINDOW"),
+        ({"HEATCREW_LOG_FORMAT": "xml"}, "HEATCREW_LOG_FORMAT"),
+        ({"HEATCREW_METRICS_PORT": "8000"}, "HEATCREW_METRICS_PORT"),
+        ({"HEATCREW_METRICS_PORT": "70000"}, "HEATCREW_METRICS_PORT"),
+        (
+            {"HEATCREW_CORS_ALLOW_ORIGINS": "https://ok.example, console.example"},
+            "HEATCREW_CORS_ALLOW_ORIGINS",
+        ),
+        ({"HEATCREW_CORS_ALLOW_ORIGINS": "https://console.example/path"}, "HEATCREW_CORS_ALLOW_ORIGINS"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
