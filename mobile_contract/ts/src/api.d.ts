@@ -964,7 +964,7 @@ export interface components {
             missing?: string[] | null;
             original_status?: components["schemas"]["Status"] | null;
             /** @default false */
-            retryable: boolean;
+            retryable?: boolean;
             seq: number;
             status: components["schemas"]["Status"];
         };
@@ -990,12 +990,12 @@ export interface components {
         /** AppointmentV1 */
         AppointmentV1: {
             /** @default null */
-            reason: string | null;
+            reason?: string | null;
             /**
              * @default resident
              * @enum {unknown}
              */
-            requested_by: "dispatcher" | "resident" | "technician";
+            requested_by?: "dispatcher" | "resident" | "technician";
             /**
              * Format: date-time
              * @description RFC 3339 with a zone (Z or ±hh:mm), between 2000-01-01 and 2100-01-01 UTC.
@@ -1039,15 +1039,15 @@ export interface components {
         /** ArriveV1 */
         ArriveV1: {
             /** @default null */
-            accuracy_m: number | null;
+            accuracy_m?: number | null;
             /** @default [] */
-            attempts: components["schemas"]["DoorAttempt"][];
+            attempts?: components["schemas"]["DoorAttempt"][];
             /** @default false */
-            badge_shown: boolean;
+            badge_shown?: boolean;
             /** @default null */
-            lat: number | null;
+            lat?: number | null;
             /** @default null */
-            lon: number | null;
+            lon?: number | null;
             /** @enum {unknown} */
             outcome: "admitted" | "no_answer" | "refused";
             /** Format: uuid */
@@ -1121,9 +1121,9 @@ export interface components {
          */
         ClockTarget: {
             /** @default null */
-            minutes: number | null;
+            minutes?: number | null;
             /** @default null */
-            working_days: number | null;
+            working_days?: number | null;
         };
         /** ClockView */
         ClockView: {
@@ -1141,7 +1141,7 @@ export interface components {
             /** @enum {unknown} */
             result: "answered" | "fixed" | "no_fault_found" | "not_fixed" | "temporary_fix";
             /** @default null */
-            satisfaction: number | null;
+            satisfaction?: number | null;
             /** Format: uuid */
             work_order_id: string;
         };
@@ -1151,20 +1151,20 @@ export interface components {
          */
         CompleteV2: {
             /** @default null */
-            note: string | null;
+            note?: string | null;
             /** @default [] */
-            parts_used: string[];
+            parts_used?: string[];
             /** @enum {unknown} */
             result: "answered" | "fixed" | "no_fault_found" | "not_fixed" | "temporary_fix";
             /** @default null */
-            satisfaction: number | null;
+            satisfaction?: number | null;
             /** Format: uuid */
             work_order_id: string;
         };
         /** ContactV1 */
         ContactV1: {
             /** @default null */
-            note: string | null;
+            note?: string | null;
             /** @enum {unknown} */
             outcome: "no_answer" | "reached" | "wrong_number";
             /** Format: uuid */
@@ -1239,9 +1239,9 @@ export interface components {
             content: Record<string, never>;
             document: components["schemas"]["DocumentRef"];
             /** @default null */
-            supersede_reason: string | null;
+            supersede_reason?: string | null;
             /** @default null */
-            supersedes: string | null;
+            supersedes?: string | null;
         };
         /**
          * DocumentIssueV1Action
@@ -1446,7 +1446,7 @@ export interface components {
         /** InstrumentIn */
         InstrumentIn: {
             /** @default 0.3 */
-            accuracy_c: number;
+            accuracy_c?: number;
             /**
              * Format: date
              * @description A date between 2000-01-01 and 2099-12-31.
@@ -1455,7 +1455,7 @@ export interface components {
             certificate_no: string;
             model?: string | null;
             /** @default false */
-            retired: boolean;
+            retired?: boolean;
         };
         /**
          * InstrumentView
@@ -1544,25 +1544,25 @@ export interface components {
         /** MeasurementV1 */
         MeasurementV1: {
             /** @default null */
-            closed_minutes: number | null;
+            closed_minutes?: number | null;
             /** Format: uuid */
             household_id: string;
             instrument_id: string;
             /** @default null */
-            measured_at: string | null;
+            measured_at?: string | null;
             /** Format: uuid */
             measurement_id: string;
             /** @default null */
-            note: string | null;
+            note?: string | null;
             /** @default null */
-            outdoor_c: number | null;
+            outdoor_c?: number | null;
             rooms: components["schemas"]["Room"][];
             /** @default null */
-            supersede_reason: string | null;
+            supersede_reason?: string | null;
             /** @default null */
-            supersedes: string | null;
+            supersedes?: string | null;
             /** @default null */
-            work_order_id: string | null;
+            work_order_id?: string | null;
         };
         /** MeterReadingRead */
         MeterReadingRead: {
@@ -1579,13 +1579,13 @@ export interface components {
         /** MeterReadingV1 */
         MeterReadingV1: {
             /** @default null */
-            blob: string | null;
+            blob?: string | null;
             meter_id: string;
             /**
              * @default single
              * @enum {unknown}
              */
-            phase: "after" | "before" | "single";
+            phase?: "after" | "before" | "single";
             value: number;
             /** Format: uuid */
             work_order_id: string;
@@ -1616,11 +1616,11 @@ export interface components {
         MeterRecordV1: {
             meter_id: string;
             /** @default null */
-            new_meter_id: string | null;
+            new_meter_id?: string | null;
             /** @enum {unknown} */
             operation: "swap" | "verification";
             /** @default null */
-            reading_after: number | null;
+            reading_after?: number | null;
             reading_before: number;
             resident_name: string;
             /** Format: uuid */
@@ -1629,9 +1629,9 @@ export interface components {
         /** NoAccessV1 */
         NoAccessV1: {
             /** @default [] */
-            attempts: components["schemas"]["DoorAttempt"][];
+            attempts?: components["schemas"]["DoorAttempt"][];
             /** @default null */
-            note: string | null;
+            note?: string | null;
             /** Format: uuid */
             work_order_id: string;
         };
@@ -1685,12 +1685,12 @@ export interface components {
             /** @description Lower-case hex SHA-256. */
             blob: string;
             /** @default null */
-            measurement_id: string | null;
+            measurement_id?: string | null;
             purpose: components["schemas"]["PhotoPurpose"];
             /** @default null */
-            taken_at: string | null;
+            taken_at?: string | null;
             /** @default null */
-            work_order_id: string | null;
+            work_order_id?: string | null;
         };
         /** PresignRequest */
         PresignRequest: {
@@ -1749,7 +1749,7 @@ export interface components {
         ReceiptV1: {
             address: string;
             /** @default null */
-            arrived_at: string | null;
+            arrived_at?: string | null;
             /**
              * Format: date-time
              * @description RFC 3339 with a zone (Z or ±hh:mm), between 2000-01-01 and 2100-01-01 UTC.
@@ -1759,12 +1759,12 @@ export interface components {
             found: string;
             order_ref: string;
             /** @default [] */
-            parts_used: string[];
+            parts_used?: string[];
             resident_name: string;
             /** @enum {unknown} */
             result: "answered" | "fixed" | "no_fault_found" | "not_fixed" | "temporary_fix";
             /** @default null */
-            satisfaction: number | null;
+            satisfaction?: number | null;
             staff_number: string;
             technician_name: string;
             /** Format: uuid */
@@ -1881,13 +1881,13 @@ export interface components {
             /** @enum {unknown} */
             channel: "phone" | "visit";
             /** @default null */
-            note: string | null;
+            note?: string | null;
             /** @enum {unknown} */
             outcome: "fault_persists" | "satisfied" | "unreachable" | "unsatisfied";
             /** Format: uuid */
             revisit_id: string;
             /** @default null */
-            satisfaction: number | null;
+            satisfaction?: number | null;
         };
         /**
          * RevisitOutcomeV1Action
@@ -1950,15 +1950,15 @@ export interface components {
         /** Room */
         Room: {
             /** @default null */
-            height_m: number | null;
+            height_m?: number | null;
             /** @enum {unknown} */
             kind: "bathroom" | "bedroom" | "kitchen" | "living_room" | "other";
             name: string;
             /** @default null */
-            reading_times: string[] | null;
+            reading_times?: string[] | null;
             readings_c: number[];
             /** @default null */
-            stable_drift_c: number | null;
+            stable_drift_c?: number | null;
         };
         /** RoomResult */
         RoomResult: {
@@ -2001,21 +2001,21 @@ export interface components {
         /** SignatureV1 */
         SignatureV1: {
             /** @default null */
-            blob: string | null;
+            blob?: string | null;
             /** @description Lower-case hex SHA-256. */
             content_sha256: string;
             document: components["schemas"]["DocumentRef"];
             /** @default null */
-            lat: number | null;
+            lat?: number | null;
             /** @default null */
-            lon: number | null;
+            lon?: number | null;
             /** @default null */
-            refused_reason: string | null;
+            refused_reason?: string | null;
             signer_name: string;
             /** @enum {unknown} */
             signer_role: "inspector" | "resident" | "technician";
             /** @default null */
-            strokes: [
+            strokes?: [
                 number,
                 number,
                 number
@@ -2027,32 +2027,32 @@ export interface components {
          */
         SlaPolicy: {
             /** @default 200 */
-            arrival_radius_m: number;
+            arrival_radius_m?: number;
             /** @default -20 */
-            design_outdoor_min_c: number;
+            design_outdoor_min_c?: number;
             /** @default 30 */
-            forwarded_accept_minutes: number;
+            forwarded_accept_minutes?: number;
             /** @default 10080 */
-            key_customer_revisit_minutes: number;
+            key_customer_revisit_minutes?: number;
             kinds?: {
                 [key: string]: {
                     [key: string]: components["schemas"]["ClockTarget"];
                 };
             };
             /** @default 0.99 */
-            on_time_target: number;
+            on_time_target?: number;
             /** @default 30 */
-            repeat_fault_days: number;
+            repeat_fault_days?: number;
             required_photos?: {
                 [key: string]: components["schemas"]["PhotoPurpose"][];
             };
             revisit_kinds?: components["schemas"]["WorkOrderKind"][];
             /** @default 2880 */
-            revisit_minutes: number;
+            revisit_minutes?: number;
             /** @default 0.97 */
-            temperature_pass_target: number;
+            temperature_pass_target?: number;
             /** @default 720 */
-            urgent_resolve_minutes: number;
+            urgent_resolve_minutes?: number;
         };
         /**
          * Source
@@ -2084,7 +2084,7 @@ export interface components {
             operation: "resume" | "stop";
             resident_name: string;
             /** @default null */
-            seal_number: string | null;
+            seal_number?: string | null;
             /** Format: uuid */
             work_order_id: string;
         };
@@ -2102,7 +2102,7 @@ export interface components {
             refresh_expires_in: number;
             refresh_token: string;
             /** @default Bearer */
-            token_type: string;
+            token_type?: string;
             user: components["schemas"]["UserSummary"];
         };
         /** UploadProgress */
@@ -2296,7 +2296,7 @@ export interface components {
             assignee_id?: string | null;
             description: string;
             /** @default false */
-            forwarded: boolean;
+            forwarded?: boolean;
             /** Format: uuid */
             household_id: string;
             kind: components["schemas"]["WorkOrderKind"];
@@ -2305,7 +2305,7 @@ export interface components {
             source: components["schemas"]["Source"];
             team_id?: string | null;
             /** @default false */
-            urgent: boolean;
+            urgent?: boolean;
         };
         /**
          * WorkOrderDepartV1Action
