@@ -2,9 +2,9 @@
 
 ``mobile_contract/ts`` is what a phone team starts from: it has to install from the npm registry
 with its lock, compile strictly against the types generated from the OpenAPI document, and pass
-its scenarios (lost answer, gap, waiting photo, expired token, conflict, resent batch) against a
-real HeatCrew process, seeded with the demo company, on SQLite and on PostgreSQL. A payload that
-does not fit its action type must not compile.
+its scenarios (lost answer, gap, waiting photo, resumed upload, expired token, conflict, resent
+batch) against a real HeatCrew process, seeded with the demo company, on SQLite and on PostgreSQL.
+A payload that does not fit its action type must not compile.
 
 Skipped only when ``node`` or ``npm`` is missing; with ``HEATCREW_TEST_REQUIRE_NODE=1`` (set by CI
 where node exists) that fails instead.
@@ -25,8 +25,9 @@ from tests.fixtures.live_server import start_server, stop_server
 
 PACKAGE = Path(mobile_contract.__file__).parent / "ts"
 REQUIRE_NODE = os.environ.get("HEATCREW_TEST_REQUIRE_NODE") == "1"
-# Short enough that the expired-token scenario waits only seconds for its token to run out.
-ACCESS_TOKEN_TTL = "2"
+# Short enough that the expired-token scenario waits only seconds for its token to run out, long
+# enough that a token outlives the few requests after a refresh on a loaded machine.
+ACCESS_TOKEN_TTL = "3"
 #: Words from each scenario's title: each must have run and passed.
 SCENARIOS = (
     "lost push answer",
@@ -35,6 +36,7 @@ SCENARIOS = (
     "expired access token",
     "answers conflict",
     "same batch sent twice",
+    "interrupted upload is resumed",
 )
 STAMP = PACKAGE / "node_modules" / ".heatcrew-lock-sha256"
 

@@ -12,7 +12,8 @@ test("an intent on an order reassigned meanwhile answers conflict with current",
   const { order } = await orderOf("tech2", "客厅暖气片上热下凉");
   const phone = newPhone();
   await phone.login("tech2", PASSWORD);
-  await phone.pull();
+  const first = await phone.pull();
+  assert.equal(first.resets, 1, "a first pull is a full snapshot");
   assert.ok(phone.local("work_order")[order.id], "the order is on the phone");
   const accept = phone.enqueue({ type: "work_order.accept", v: 1, payload: { work_order_id: order.id } });
 
@@ -36,6 +37,7 @@ test("an intent on an order reassigned meanwhile answers conflict with current",
   assert.equal(held.order.state, "assigned", "the accept was not applied");
   assert.equal(held.timeline.filter((event) => event.type === "accepted").length, 0);
 
-  await phone.pull();
+  const next = await phone.pull();
+  assert.equal(next.resets, 0, "the kept cursor goes on from where it was");
   assert.equal(phone.local("work_order")[order.id], undefined, "the order left the phone's scope");
 });

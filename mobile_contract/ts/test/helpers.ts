@@ -59,21 +59,36 @@ export class Desk {
     return new Desk(tokens, deviceId, tokens.user.id);
   }
 
-  /** One call; an expired access token (the server under test keeps them briefly) is refreshed first. */
+  /** One JSON call (or none with no body). */
   async call(method: string, path: string, body?: unknown): Promise<Response> {
+    if (body === undefined) {
+      return this.send(method, path, null, {});
+    }
+    return this.send(method, path, JSON.stringify(body), { "Content-Type": "application/json" });
+  }
+
+  /** Send raw bytes, as an interrupted phone upload would have. */
+  async upload(path: string, bytes: Uint8Array, headers: Record<string, string>): Promise<Response> {
+    return this.send("PUT", path, bytes, { "Content-Type": "application/octet-stream", ...headers });
+  }
+
+  /** An expired access token (the server under test keeps them briefly) is refreshed, then resent. */
+  private async send(
+    method: string,
+    path: string,
+    body: string | Uint8Array | null,
+    headers: Record<string, string>,
+  ): Promise<Response> {
     for (let attempt = 0; ; attempt += 1) {
-      const headers: Record<string, string> = {
-        Authorization: `Bearer ${this.tokens.access_token}`,
-        "X-Device-Id": this.deviceId,
-        "X-App-Version": APP_VERSION,
-      };
-      if (body !== undefined) {
-        headers["Content-Type"] = "application/json";
-      }
       const response = await fetch(`${SERVER}${path}`, {
         method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
+        body,
+        headers: {
+          Authorization: `Bearer ${this.tokens.access_token}`,
+          "X-Device-Id": this.deviceId,
+          "X-App-Version": APP_VERSION,
+          ...headers,
+        },
       });
       if (response.status !== 401 || attempt > 0) {
         return response;
@@ -133,7 +148,7 @@ export function notes(detail: WorkOrderDetail): string[] {
  * server and is processed, but the phone never hears back (a tunnel, a lift, a dead cell).
  */
 export class FlakyNetwork {
-  readonly requests: { method: string; url: string; body: string | null }[] = [];
+  readonly requests: { method: string; url: string; body: string | null; headers: Headers }[] = [];
   private readonly rules: { matches: (method: string, url: string) => boolean; times: number }[] = [];
   private readonly rewrites: ((method: string, url: string, body: string) => string)[] = [];
 
@@ -164,7 +179,9 @@ export class FlakyNetwork {
         body = rewrite(method, url, body);
       }
     }
-    this.requests.push({ method, url, body: typeof body === "string" ? body : null });
+    const headers = new Headers(init?.headers);
+    const sent = typeof body === "string" ? body : body instanceof Uint8Array ? `<${body.byteLength} bytes>` : null;
+    this.requests.push({ method, url, body: sent, headers });
     const response = await fetch(input, { ...init, body });
     const rule = this.rules.find((candidate) => candidate.times > 0 && candidate.matches(method, url));
     if (rule !== undefined) {

@@ -44,4 +44,7 @@ test("a lost push answer is resent and answered duplicate, applied once", { skip
   assert.equal(held.order.state, "accepted");
   assert.equal(held.timeline.filter((event) => event.type === "accepted").length, 1);
   assert.deepEqual(notes(held), ["到达前电话联系住户 📞"]);
+  for (const request of network.requests) {
+    assert.equal(request.headers.get("X-App-Version"), "1.4.2", `${request.method} ${request.url}`);
+  }
 });
