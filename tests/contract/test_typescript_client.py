@@ -3,7 +3,8 @@
 ``mobile_contract/ts`` is what a phone team starts from: it has to install from the npm registry
 with its lock, compile strictly against the types generated from the OpenAPI document, and pass
 its scenarios (lost answer, gap, waiting photo, resumed upload, expired token, conflict, resent
-batch) against a real HeatCrew process, seeded with the demo company, on SQLite and on PostgreSQL.
+batch, a document signed with its own canonical JSON) against a real HeatCrew process, seeded
+with the demo company, on SQLite and on PostgreSQL.
 A payload that does not fit its action type must not compile.
 
 Skipped only when ``node`` or ``npm`` is missing; with ``HEATCREW_TEST_REQUIRE_NODE=1`` (set by CI
@@ -37,6 +38,7 @@ SCENARIOS = (
     "answers conflict",
     "same batch sent twice",
     "interrupted upload is resumed",
+    "document signed with the TypeScript content_sha256",
 )
 STAMP = PACKAGE / "node_modules" / ".heatcrew-lock-sha256"
 
