@@ -132,6 +132,6 @@ def _typescript(root: Path) -> Path:
     target = package / "src" / "api.d.ts"
     target.parent.mkdir(parents=True, exist_ok=True)
     # The package's own `npm run types` (../openapi.json -> src/api.d.ts), so that its options live
-    # in one place: `--default-non-nullable false` keeps a field with a default optional to send.
+    # in one place: a field with a default stays optional to send, a free-form object takes anything.
     subprocess.run([npm, "run", "--silent", "types"], cwd=package, check=True, capture_output=True)
     return target

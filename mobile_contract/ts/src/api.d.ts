@@ -1236,7 +1236,7 @@ export interface components {
          *     ``supersedes`` and ``supersede_reason``.
          */
         DocumentIssueV1: {
-            content: Record<string, never>;
+            content: Record<string, unknown>;
             document: components["schemas"]["DocumentRef"];
             /** @default null */
             supersede_reason?: string | null;
