@@ -7,6 +7,8 @@ batch, a document signed with its own canonical JSON) against a real HeatCrew pr
 with the demo company, on SQLite and on PostgreSQL.
 A payload that does not fit its action type must not compile.
 
+The checked-in `src/api.d.ts` must be what `npm run types` makes of `openapi.json` now.
+
 Skipped only when ``node`` or ``npm`` is missing; with ``HEATCREW_TEST_REQUIRE_NODE=1`` (set by CI
 where node exists) that fails instead.
 """
@@ -155,4 +157,28 @@ def test_a_payload_that_does_not_fit_its_action_type_does_not_compile(
     assert done.returncode != 0 and "ill_typed.ts" in errors, (
         "`payload: {workOrderId: 42}` compiled as a work_order.complete v2 payload: the generated"
         f" types do not narrow the payload by type and version\n{errors}"
+    )
+
+
+def test_the_checked_in_types_are_what_openapi_typescript_makes_of_the_document(
+    built_package: Path, tmp_path: Path
+) -> None:
+    # The package's own `npm run types`, on a copy laid out as it expects (../openapi.json).
+    scratch = tmp_path / "ts"
+    (scratch / "src").mkdir(parents=True)
+    shutil.copyfile(PACKAGE.parent / "openapi.json", tmp_path / "openapi.json")
+    shutil.copyfile(PACKAGE / "package.json", scratch / "package.json")
+    (scratch / "node_modules").symlink_to(PACKAGE / "node_modules")
+    done = subprocess.run(
+        ["npm", "run", "--silent", "types"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    fresh = (scratch / "src" / "api.d.ts").read_text(encoding="utf-8")
+    assert fresh == (PACKAGE / "src" / "api.d.ts").read_text(encoding="utf-8"), (
+        "mobile_contract/ts/src/api.d.ts is out of date: run `heatcrew contract build`"
     )
