@@ -167,7 +167,8 @@ export class OutboxClient {
       const response = await this.once(method, path, options, authenticated);
       if (response.status === 401 && authenticated && attempt === 0) {
         const error = await errorOf(response);
-        if (error.code === "token_expired") {
+        // An answer to HEAD has no body to say why; a refresh tells (a revoked session cannot refresh).
+        if (error.code === "token_expired" || method === "HEAD") {
           await this.refresh(); // a week offline: the queue is resent untouched with a new token
           continue;
         }

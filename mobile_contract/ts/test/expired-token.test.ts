@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FlakyNetwork, notes, orderOf, newPhone, PASSWORD, SKIP, sleep } from "./helpers.js";
+import { FlakyNetwork, notes, orderOf, newPhone, PASSWORD, photo, SKIP, sleep } from "./helpers.js";
 
 /** How long to stay offline: past the server's access-token life (`HEATCREW_ACCESS_TOKEN_TTL`). */
 const OFFLINE_MS = (Number(process.env["HEATCREW_ACCESS_TOKEN_TTL"] ?? "3") + 1.5) * 1000;
@@ -46,4 +46,27 @@ test(TITLE, { skip: SKIP }, async () => {
 
   const [, pulled] = await phone.sync();
   assert.ok(pulled.changes > 0, "the refreshed session goes on working");
+});
+
+test("a token that expired before an upload's HEAD is refreshed too", { skip: SKIP }, async () => {
+  const { desk, order } = await orderOf("tech2", "厨房暖气管道漏水");
+  const network = new FlakyNetwork();
+  const phone = newPhone({ fetch: network.fetch });
+  await phone.login("tech2", PASSWORD);
+  const sha256 = phone.attachFile(photo());
+  const payload = { work_order_id: order.id, blob: sha256, purpose: "leak" } as const;
+  phone.enqueue({ type: "evidence.photo", v: 1, payload });
+  await sleep(OFFLINE_MS);
+
+  const report = await phone.push();
+
+  assert.equal(report.applied, 1);
+  const calls = network.requests.map((request) => `${request.method} ${new URL(request.url).pathname}`);
+  assert.deepEqual(calls.slice(1, 4), [
+    `HEAD /api/v1/blobs/${sha256}`, // 401 without a body to say why
+    "POST /api/v1/auth/refresh",
+    `HEAD /api/v1/blobs/${sha256}`,
+  ]);
+  const photos = (await desk.order(order.id)).evidence.photos.filter((p) => p.sha256 === sha256);
+  assert.equal(photos.length, 1);
 });

@@ -180,7 +180,8 @@ export class FlakyNetwork {
       }
     }
     const headers = new Headers(init?.headers);
-    const sent = typeof body === "string" ? body : body instanceof Uint8Array ? `<${body.byteLength} bytes>` : null;
+    const bytes = body instanceof Uint8Array ? `<${body.byteLength} bytes>` : null;
+    const sent = typeof body === "string" ? body : bytes;
     this.requests.push({ method, url, body: sent, headers });
     const response = await fetch(input, { ...init, body });
     const rule = this.rules.find((candidate) => candidate.times > 0 && candidate.matches(method, url));

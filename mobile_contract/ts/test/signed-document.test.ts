@@ -52,7 +52,8 @@ test("a document signed with the TypeScript content_sha256 verifies on the serve
   const report = await phone.push();
 
   assert.equal(phone.outcome(issue.id)?.outcome?.status, "applied");
-  assert.deepEqual(phone.outcome(sign.id)?.outcome, { status: "applied", code: null, message: null, current: null });
+  const signed = phone.outcome(sign.id)?.outcome;
+  assert.deepEqual(signed, { status: "applied", code: null, message: null, current: null });
   assert.equal(report.applied, 2);
   const held = await desk.json<components["schemas"]["DocumentRead"]>("GET", `/api/v1/documents/${documentId}`);
   assert.equal(held.content_sha256, sha256, "the server's hash of the content is the phone's");
