@@ -37,6 +37,7 @@ SCENARIOS = (
     "skipped seq",
     "photo pushed before its upload",
     "expired access token",
+    "expired before an upload's HEAD",
     "answers conflict",
     "same batch sent twice",
     "interrupted upload is resumed",
