@@ -2801,13 +2801,31 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Document created, URL follows */
+            /** @description The company already holds the file: nothing was read or stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlobStored"];
+                };
+            };
+            /** @description Verified, checked and stored. */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BlobStored"] | components["schemas"]["UploadProgress"];
+                    "application/json": components["schemas"]["BlobStored"];
+                };
+            };
+            /** @description A piece: `Upload-Length` is not reached; `Upload-Offset` says how much is held. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadProgress"];
                 };
             };
             /** @description The request is not valid: `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
@@ -3033,6 +3051,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The company already holds the file: nothing was read or stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlobStored"];
+                };
+            };
             /** @description Document created, URL follows */
             201: {
                 headers: {
