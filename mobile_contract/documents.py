@@ -1,13 +1,26 @@
 """Signed documents: what a resident, technician or inspector signs, and how its hash is made.
 
 A signature binds to the SHA-256 of the document's *canonical content*, so the phone and the server
-must serialise a document identically. The rule (RFC 8785-like, enough for our documents):
+must serialise a document identically. The rule is RFC 8785 (JSON Canonicalization Scheme), which
+any language can follow with the JSON and number formatting it already has:
 
-- JSON, UTF-8, no insignificant whitespace, object keys sorted by code point, non-ASCII kept as is;
-- a number with an integral value is written as an integer (``18.0`` → ``18``), others in the
-  shortest form that reads back to the same double (what ``JSON.stringify`` and Python's ``repr``
-  both do);
-- strings exactly as sent (times are RFC 3339 strings and are *not* reinterpreted).
+- JSON, UTF-8, no insignificant whitespace, non-ASCII kept as is;
+- object keys sorted by their **UTF-16 code units**, as JavaScript's ``Array.prototype.sort``
+  does, not by code point: a key with an emoji (a surrogate pair, ``D83D…``) comes before a key
+  with a character from ``U+E000`` to ``U+FFFF``;
+- every number is an IEEE 754 double written as ECMAScript's ``Number.prototype.toString``
+  writes it: ``18.0`` → ``18``, ``-0.0`` → ``0``, ``1e16`` → ``10000000000000000``, ``1e-7`` →
+  ``1e-7``, ``1e21`` → ``1e+21`` (Python's ``repr`` says ``1e-07`` and ``1e+16``: it is not
+  used). An integer beyond 2^53 - 1 is rounded to the nearest double, exactly as ``JSON.parse``
+  reads it, so ``9007199254740993`` is signed as ``9007199254740992``: send such values as strings;
+- strings as sent, escaped as ``JSON.stringify`` does (``"``, ``\\``, and control characters
+  below ``U+0020``; ``U+2028`` and ``U+007F`` stay literal); times are RFC 3339 strings and are
+  *not* reinterpreted;
+- NaN, infinities and lone surrogates cannot be signed (``ValueError``).
+
+``mobile_contract/vectors/canonical_json.json`` holds worked cases (raw input, canonical text,
+SHA-256) that every implementation must reproduce; ``mobile_contract/ts/src/canonical.ts`` is the
+TypeScript one.
 
 The content of a ``measurement`` document is the ``measurement.record`` payload as the phone sent
 it. Every other document travels in a ``document.issue`` action with its content, one of the
@@ -16,13 +29,13 @@ document that ``supersedes`` the old one with a reason.
 """
 
 import hashlib
-import json
 import math
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+import rfc8785
 
 from mobile_contract.types import AwareDateTime, TimeChecked
 
@@ -43,13 +56,25 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 
 
+#: The largest integer a double holds exactly; past it, JavaScript sees only the nearest double.
+_SAFE_INTEGER = 2**53 - 1
+
+
 def _normalise(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+    """Plain JSON values, with every number as the double a JavaScript phone would hold."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
+    if isinstance(value, int):
+        if abs(value) <= _SAFE_INTEGER:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("a number beyond the range of a double cannot be signed") from None
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("NaN and infinities cannot be signed")
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+        return value
     if isinstance(value, dict):
         return {str(k): _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -60,13 +85,15 @@ def _normalise(value: Any) -> Any:
 
 
 def canonical(content: Any) -> bytes:
-    """The exact bytes a signature covers."""
-    return json.dumps(
-        _normalise(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    """The exact bytes a signature covers: RFC 8785 canonical JSON of ``content``."""
+    try:
+        return rfc8785.dumps(_normalise(content))
+    except rfc8785.CanonicalizationError as exc:  # a lone surrogate, which UTF-8 cannot carry
+        raise ValueError(f"cannot sign this content: {exc}") from None
 
 
 def content_sha256(content: Any) -> str:
+    """Lower-case hex SHA-256 of :func:`canonical`: what ``evidence.signature`` names."""
     return hashlib.sha256(canonical(content)).hexdigest()
 
 

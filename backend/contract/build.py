@@ -131,15 +131,7 @@ def _typescript(root: Path) -> Path:
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=package, check=True, capture_output=True)
     target = package / "src" / "api.d.ts"
     target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            str(package / "node_modules" / ".bin" / "openapi-typescript"),
-            str(root / "openapi.json"),
-            "-o",
-            str(target),
-        ],
-        cwd=package,
-        check=True,
-        capture_output=True,
-    )
+    # The package's own `npm run types` (../openapi.json -> src/api.d.ts), so that its options live
+    # in one place: a field with a default stays optional to send, a free-form object takes anything.
+    subprocess.run([npm, "run", "--silent", "types"], cwd=package, check=True, capture_output=True)
     return target
