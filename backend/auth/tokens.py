@@ -1,7 +1,6 @@
 """Access tokens (signed, short-lived, bound to one device and one session) and refresh tokens."""
 
 import hashlib
-import secrets
 import uuid
 from datetime import datetime
 
@@ -9,6 +8,7 @@ import jwt
 import msgspec
 
 from backend.errors import AuthError
+from backend.ids import new_token
 
 __all__ = ("AccessClaims", "TokenCodec", "hash_refresh_token", "new_refresh_token")
 
@@ -75,7 +75,7 @@ class TokenCodec:
 
 
 def new_refresh_token() -> str:
-    return secrets.token_urlsafe(32)
+    return new_token(32)
 
 
 def hash_refresh_token(token: str) -> str:

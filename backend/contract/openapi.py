@@ -362,6 +362,26 @@ def _declare_errors(operation: dict[str, Any], handler: HTTPRouteHandler, path: 
         responses[str(status)] = answer
 
 
+def _declare_upload_answers(paths: dict[str, Any]) -> None:
+    """The success answers of an upload, one per status (Litestar sees one status and a union)."""
+    stored = {"application/json": {"schema": {"$ref": "#/components/schemas/BlobStored"}}}
+    held = {
+        "description": "The company already holds the file: nothing was read or stored.",
+        "content": stored,
+    }
+    put = paths.get("/api/v1/blobs/{sha256}", {}).get("put")
+    if put:
+        put["responses"]["201"] = {"description": "Verified, checked and stored.", "content": stored}
+        put["responses"]["200"] = held
+        put["responses"]["202"] = {
+            "description": "A piece: `Upload-Length` is not reached; `Upload-Offset` says how much is held.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadProgress"}}},
+        }
+    complete = paths.get("/api/v1/blobs/{sha256}/complete", {}).get("post")
+    if complete:
+        complete["responses"]["200"] = held
+
+
 def _declare_binary(doc: dict[str, Any]) -> None:
     """Bodies that are files, not JSON."""
     paths = doc["paths"]
@@ -376,6 +396,7 @@ def _declare_binary(doc: dict[str, Any]) -> None:
                 }
             },
         }
+    _declare_upload_answers(paths)
     for item in paths.values():
         for operation in item.values():
             if not isinstance(operation, dict):

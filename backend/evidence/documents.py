@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal
+from backend.clock import ensure_utc
 from backend.errors import Forbidden, HeatCrewError, InvalidInput, NotFound
 from backend.evidence.models import Document, Measurement, Signature
 from backend.evidence.seal import make_seal, session_seal_key
@@ -192,7 +193,8 @@ def _sealed(s: Signature) -> dict[str, Any]:
         "strokes": hashlib.sha256(canonical(s.strokes)).hexdigest() if s.strokes else None,
         "refused_reason": s.refused_reason,
         "user": [str(s.user_id), s.device_id],
-        "at": [s.occurred_at.isoformat(), s.received_at.isoformat()],
+        # In UTC: the phone's own offset (+08:00) is not what the database gives back.
+        "at": [ensure_utc(s.occurred_at).isoformat(), ensure_utc(s.received_at).isoformat()],
         "gps": [s.lat, s.lon],
     }
 

@@ -16,7 +16,6 @@ cursor never skips a change that commits later with a lower position:
   transaction; everything committed is below the horizon.
 """
 
-import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
 from backend.db import buffer
+from backend.ids import new_hex
 from backend.sync.models import ChangeLog, SyncCounter
 
 __all__ = ("Mark", "bump_epoch", "ensure_counter", "head", "mark", "restore", "touch", "write_log")
@@ -68,7 +68,7 @@ def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(
             dialect.insert(SyncCounter.__table__)
-            .values(company_id=company_id, version=0, epoch=secrets.token_hex(8), pruned_below=0)
+            .values(company_id=company_id, version=0, epoch=new_hex(8), pruned_below=0)
             .on_conflict_do_nothing()
         )
         counter = session.get(SyncCounter, company_id, populate_existing=True)
@@ -79,7 +79,7 @@ def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:
 def bump_epoch(session: Session, company_id: uuid.UUID) -> str:
     """After a restore from backup: every phone's cursor is reset to a full snapshot."""
     counter = ensure_counter(session, company_id)
-    counter.epoch = secrets.token_hex(8)
+    counter.epoch = new_hex(8)
     session.add(counter)
     return counter.epoch
 

@@ -3,6 +3,7 @@
 import io
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -392,3 +393,51 @@ def test_a_signature_keeps_when_the_resident_signed_by_the_phone_and_by_the_serv
     assert check["phone_signed_at"].startswith(as_sent)
     assert check["signed_at"].startswith(signed_at.isoformat().replace("+00:00", ""))
     assert check["received_at"].startswith(clock.now().isoformat().replace("+00:00", ""))
+
+
+def test_a_signature_made_on_a_phone_in_china_time_verifies_as_valid(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """Found by the golden examples: the seal covered the phone's time with its own offset (+08:00),
+    the database gives it back in UTC, so every signature from a phone in China verified as
+    tampered."""
+    from tests.fixtures.field import new_order
+
+    order_id = str(new_order(ctx, assignee="tech1").id)
+    device = "china-time-phone-1"
+    tokens = login(client, "tech1", device_id=device)
+    content = receipt(order_id)
+    document = {"type": "receipt", "id": str(uuid.uuid4())}
+    local = ctx.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).isoformat()
+    payloads = [
+        ("document.issue", {"document": document, "content": content}),
+        (
+            "evidence.signature",
+            {
+                "document": document,
+                "signer_name": "赵建国",
+                "signer_role": "resident",
+                "content_sha256": content_sha256(content),
+                "strokes": [[[0, 0, 0], [40, 12, 30]]],
+            },
+        ),
+    ]
+    batch = {
+        "device_id": device,
+        "sent_at": local,
+        "actions": [
+            {
+                "id": str(uuid.uuid4()),
+                "seq": seq,
+                "type": type_,
+                "v": 1,
+                "occurred_at": local,
+                "payload": payload,
+            }
+            for seq, (type_, payload) in enumerate(payloads, start=1)
+        ],
+    }
+    response = client.post("/api/v1/sync/push", json=batch, headers=auth(tokens))
+    assert [r["status"] for r in response.json()["results"]] == ["applied", "applied"], response.text
+    verified = office(client, f"/api/v1/documents/{document['id']}/verify")
+    assert (verified["status"], verified["intact"], verified["problems"]) == ("valid", True, [])
