@@ -7,8 +7,9 @@ cursor never skips a change that commits later with a lower position:
 
 - PostgreSQL: the position is the writing transaction's own id (``pg_current_xact_id()``), and a
   pull's horizon is the oldest transaction id still running in its snapshot
-  (``pg_snapshot_xmin(pg_current_snapshot())``): every row below it was committed before the
-  snapshot, and every transaction not yet committed has an id at or above it. No lock is shared
+  (``pg_snapshot_xip(pg_current_snapshot())``, less those of other databases): every row below it
+  was committed before the snapshot, and every transaction not yet committed has an id at or above
+  it. No lock is shared
   by a company's writers, so pushes of one company commit in parallel. A change becomes visible
   once every write transaction that started before it has ended (a few milliseconds; at most the
   statement timeout).

@@ -113,8 +113,22 @@ _COUNTER = sa.select(SyncCounter.version.label("upto"), SyncCounter.epoch, SyncC
 )
 # On PostgreSQL the feed reaches up to, not including, the oldest write transaction still in flight
 # in this snapshot (see backend.sync.changes); read in the statement that starts the snapshot.
+# Transactions of other databases of the cluster cannot write this feed and do not hold it back;
+# one whose database cannot be told (it ended meanwhile, a prepared one) counts as in flight.
+_HORIZON = """(
+    coalesce(
+        (
+            SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity AS a
+                WHERE a.backend_xid = xid(x) AND a.datname IS DISTINCT FROM current_database()
+            )
+        ),
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+    ) - 1
+)"""
 _COUNTER_POSTGRES = sa.select(
-    (sa.literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint") - 1).label("upto"),
+    sa.literal_column(_HORIZON).label("upto"),
     SyncCounter.epoch,
     SyncCounter.pruned_below,
 ).where(SyncCounter.company_id == sa.bindparam("company_id"))
