@@ -1,9 +1,20 @@
 """The change feed's write side: every transaction that changes what phones see records it here.
 
 Services call :func:`touch` as they change things; just before the transaction commits, the
-buffered touches get one new version from the company's counter and land in ``change_log``. The
-counter row stays locked from that bump to the commit, so versions become visible in order: a
-reader can never see version N+1 while N is still in flight, and a cursor never skips a change.
+buffered touches land in ``change_log`` at one *position* for the whole transaction. A pull reads
+the rows between its cursor and a *horizon* below which no transaction is still in flight, so a
+cursor never skips a change that commits later with a lower position:
+
+- PostgreSQL: the position is the writing transaction's own id (``pg_current_xact_id()``), and a
+  pull's horizon is the oldest transaction id still running in its snapshot
+  (``pg_snapshot_xip(pg_current_snapshot())``, less those of other databases): every row below it
+  was committed before the snapshot, and every transaction not yet committed has an id at or above
+  it. No lock is shared
+  by a company's writers, so pushes of one company commit in parallel. A change becomes visible
+  once every write transaction that started before it has ended (a few milliseconds; at most the
+  statement timeout).
+- SQLite: one writer at a time. The position is the company's counter, bumped in the committing
+  transaction; everything committed is below the horizon.
 """
 
 import uuid
@@ -19,7 +30,7 @@ from backend.db import buffer
 from backend.ids import new_hex
 from backend.sync.models import ChangeLog, SyncCounter
 
-__all__ = ("Mark", "bump_epoch", "ensure_counter", "mark", "restore", "touch", "write_log")
+__all__ = ("Mark", "bump_epoch", "ensure_counter", "head", "mark", "restore", "touch", "write_log")
 
 _PENDING = "heatcrew.changes"
 CHANGES = ChangeLog.__table__
@@ -84,8 +95,10 @@ def write_log(session: OrmSession) -> None:
         by_company.setdefault(company_id, []).append((user, entity, entity_id))
     # Bookkeeping for pruning by age only; the order of changes comes from the counter.
     at = session.info["clock"].now() if "clock" in session.info else datetime.now(UTC)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    position = session.execute(_OWN_XID).scalar_one() if postgres else None
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
-        version = _bump(session, company_id)
+        version = position if position is not None else _bump(session, company_id)
         # Plain rows in one statement: the ORM's bulk path costs more than the insert.
         buffer.insert_now(
             session,
@@ -104,6 +117,10 @@ def write_log(session: OrmSession) -> None:
         )
 
 
+# The writing transaction's id, as a plain 64-bit number (xid8 never wraps around).
+_OWN_XID = sa.text("SELECT pg_current_xact_id()::text::bigint")
+
+
 def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
     table = SyncCounter.__table__
     version = session.execute(
@@ -116,6 +133,14 @@ def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
         ensure_counter(session, company_id)  # type: ignore[arg-type]
         return _bump(session, company_id)
     return version
+
+
+def head(session: Session, company_id: uuid.UUID) -> int:
+    """The highest position written to the company's feed so far (0: none)."""
+    newest = session.execute(
+        sa.select(sa.func.max(ChangeLog.version)).where(col(ChangeLog.company_id) == company_id)
+    ).scalar_one_or_none()
+    return newest or 0
 
 
 def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int:

@@ -64,9 +64,11 @@ class SyncAction(SQLModel, table=True):
 
 
 class SyncCounter(SQLModel, table=True):
-    """One monotonic version per company, bumped once per committing transaction that changed data.
+    """A company's feed bookkeeping: its epoch, what was pruned, and on SQLite its positions.
 
-    The row lock taken by the bump orders commits: a reader never sees version N+1 without N.
+    On SQLite ``version`` is bumped once per committing transaction that changed data (one writer
+    at a time). On PostgreSQL positions are transaction ids and ``version`` stays as it is: pushes
+    share no row (see ``backend.sync.changes``).
     """
 
     __tablename__ = "sync_counter"

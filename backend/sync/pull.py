@@ -100,7 +100,7 @@ def pull(
             or parsed.epoch != counter.epoch
             or parsed.user != principal.user_id
             or parsed.version < counter.pruned_below
-            or parsed.version > counter.version
+            or parsed.version > counter.upto
         ):
             return _snapshot(session, principal, counter, now)
         return _delta(session, principal, counter, parsed, limit, now)
@@ -108,9 +108,30 @@ def pull(
 
 # The statements of a pull are built once, with parameters: building a select and its cache key
 # on every call costs more than running it.
-_COUNTER = sa.select(SyncCounter.version, SyncCounter.epoch, SyncCounter.pruned_below).where(
+_COUNTER = sa.select(SyncCounter.version.label("upto"), SyncCounter.epoch, SyncCounter.pruned_below).where(
     SyncCounter.company_id == sa.bindparam("company_id")
 )
+# On PostgreSQL the feed reaches up to, not including, the oldest write transaction still in flight
+# in this snapshot (see backend.sync.changes); read in the statement that starts the snapshot.
+# Transactions of other databases of the cluster cannot write this feed and do not hold it back;
+# one whose database cannot be told (it ended meanwhile, a prepared one) counts as in flight.
+_HORIZON = """(
+    coalesce(
+        (
+            SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity AS a
+                WHERE a.backend_xid = xid(x) AND a.datname IS DISTINCT FROM current_database()
+            )
+        ),
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+    ) - 1
+)"""
+_COUNTER_POSTGRES = sa.select(
+    sa.literal_column(_HORIZON).label("upto"),
+    SyncCounter.epoch,
+    SyncCounter.pruned_below,
+).where(SyncCounter.company_id == sa.bindparam("company_id"))
 _FEED = (
     sa.select(ChangeLog.version, ChangeLog.id, ChangeLog.entity, ChangeLog.entity_id)
     .where(
@@ -122,7 +143,6 @@ _FEED = (
                 col(ChangeLog.version) == sa.bindparam("version"), col(ChangeLog.id) > sa.bindparam("row")
             ),
         ),
-        col(ChangeLog.version) <= sa.bindparam("upto"),
     )
     .order_by(col(ChangeLog.version), col(ChangeLog.id))
     .limit(sa.bindparam("limit"))
@@ -133,13 +153,16 @@ _HOUSEHOLDS_OF = sa.select(WorkOrder.household_id).where(
 
 
 def _counter(session: Session, company_id: uuid.UUID) -> Any:
-    """The company's feed position as a plain row (``version``, ``epoch``, ``pruned_below``)."""
-    return session.connection().execute(_COUNTER, {"company_id": company_id}).first()
+    """The feed's reach as a plain row: ``upto`` (the highest position a pull may hand out now),
+    ``epoch`` and ``pruned_below``."""
+    connection = session.connection()
+    query = _COUNTER_POSTGRES if connection.dialect.name == "postgresql" else _COUNTER
+    return connection.execute(query, {"company_id": company_id}).first()
 
 
 def _snapshot(session: Session, principal: Principal, counter: Any, now: datetime) -> PullResponse:
     orders = _scope_orders(session, principal)
-    version = counter.version
+    version = counter.upto
     changes_out = _order_changes(session, principal, orders, version)
     changes_out += _household_changes(session, principal, {o.household_id for o in orders}, orders, version)
     changes_out += _revisit_changes(session, principal, version)
@@ -160,20 +183,22 @@ def _delta(
                 "user_id": principal.user_id,
                 "version": cursor.version,
                 "row": cursor.row,
-                "upto": counter.version,
                 "limit": limit + 1,
             },
         )
         .all()
     )
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    # Rows above the horizon are committed but may have in-flight writers below them: they are sent
+    # now (you see your own push at once) and again later, for the cursor stops at the horizon.
+    settled = [row for row in rows if row[0] <= counter.upto]
+    has_more = len(settled) > limit
+    rows = settled[:limit] if has_more else rows[:limit]
     if has_more:
         last_version, last_row = rows[-1][0], rows[-1][1]
         next_cursor = Cursor(epoch=counter.epoch, user=principal.user_id, version=last_version, row=last_row)
     else:
         next_cursor = Cursor(
-            epoch=counter.epoch, user=principal.user_id, version=counter.version, row=WHOLE_VERSION
+            epoch=counter.epoch, user=principal.user_id, version=counter.upto, row=WHOLE_VERSION
         )
     if not rows:
         return PullResponse(cursor=encode_cursor(next_cursor), has_more=False, reset=False, changes=[])
