@@ -192,8 +192,9 @@ class OutboxClient:
         self._set("refresh_token", tokens["refresh_token"])
 
     def _send(self, method: str, url: str, *, authenticated: bool = True, **kwargs: Any) -> httpx.Response:
+        extra_headers = dict(kwargs.pop("headers", None) or {})
         for attempt in range(2):
-            headers = dict(kwargs.pop("headers", None) or {})
+            headers = dict(extra_headers)
             if authenticated:
                 headers["Authorization"] = f"Bearer {self._get('access_token')}"
                 headers["X-Device-Id"] = self.device_id
@@ -203,7 +204,9 @@ class OutboxClient:
                 raise Offline(str(exc)) from exc
             if response.status_code == 401 and authenticated and attempt == 0:
                 code = _code(response)
-                if code == "token_expired":
+                # A HEAD answer has no body to say why: refresh, and a session that really ended
+                # fails at the refresh instead.
+                if code == "token_expired" or (method == "HEAD" and not response.content):
                     self._refresh()  # a week offline: the queue is resent untouched with a new token
                     continue
                 raise LockedOut(code, _message(response))

@@ -1,5 +1,6 @@
 """Against a real server in its own process: several workers racing, and a server killed mid-batch."""
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from sqlmodel import col, func, select
 
 from backend.context import AppContext
@@ -227,3 +229,32 @@ def test_a_server_killed_mid_batch_applies_everything_exactly_once(
     assert device.pending() == []
     assert applied_before % 500 == 0 or applied_before == 0  # a batch lands whole or not at all
     device.close()
+
+
+def test_an_expired_token_on_an_upload_head_is_refreshed(
+    server_env: dict[str, str], ctx: AppContext, tmp_path: Path
+) -> None:
+    """A real server sends no body with a HEAD's 401: the phone cannot read ``token_expired``."""
+    order = new_order(ctx, assignee="tech1", account="100102")
+    ctx.db.engine.dispose()
+    process, base = start_server(tmp_path, ["serve"], {**server_env, "HEATCREW_ACCESS_TOKEN_TTL": "2"})
+    try:
+        device = phone(base, tmp_path, "tech1", "head-refresh-phone")
+        sha = device.attach_file(_small_jpeg())
+        photo_id, _ = device.enqueue(
+            "evidence.photo", {"work_order_id": str(order.id), "blob": sha, "purpose": "before"}
+        )
+        time.sleep(3)  # the access token has expired; the first request of the sync is the HEAD
+        head = httpx.head(f"{base}/api/v1/blobs/{sha}", headers={"Authorization": "Bearer expired"})
+        assert head.status_code == 401 and head.content == b""
+        device.push()
+        assert device.pending() == []
+        assert device.outcome(photo_id)["status"] == "applied"
+    finally:
+        stop_server(process)
+
+
+def _small_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((320, 240), 50).convert("RGB").save(out, "JPEG", quality=85)
+    return out.getvalue()
