@@ -129,6 +129,10 @@ class BlobStoreUnavailable(HeatCrewError):
     code = "blob_store_unavailable"
     default_message = "The blob store cannot be reached."
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers.setdefault("Retry-After", "5")  # as every 503: send the same request again later
+
 
 class DatabaseUnavailable(HeatCrewError):
     """503: the database cannot be reached or did not answer in time; nothing was applied.

@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     """Codes the server answers with. Never renamed; new ones may be added."""
 
     # request shape
+    bad_request = "bad_request"
+    """A request HTTP itself cannot take (e.g. a malformed Content-Length)."""
     malformed_json = "malformed_json"
     invalid_body = "invalid_body"
     invalid_input = "invalid_input"
@@ -156,6 +158,7 @@ A push answer may also carry an HTTP-error code of the rule that refused the act
 #: The HTTP status each error code is answered with (a few have a second one, declared by the
 #: operation that uses it: ``unknown_household`` is 400 in an order's body, 404 in a path).
 ERROR_STATUS: dict[ErrorCode, int] = {
+    _E.bad_request: 400,
     _E.malformed_json: 400,
     _E.invalid_body: 400,
     _E.invalid_input: 400,

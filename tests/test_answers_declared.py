@@ -21,6 +21,8 @@ def _declared(document: dict, method: str, path: str, status: int) -> set[str]:
     response = document["paths"][path][method.lower()]["responses"].get(str(status))
     if response is None:
         return set()
+    if "content" not in response:  # HEAD: no body, the codes a GET would give are listed
+        return set(response["x-heatcrew-codes"])
     return set(response["content"]["application/json"]["schema"]["allOf"][1]["properties"]["code"]["enum"])
 
 

@@ -42,7 +42,7 @@ REF = "#/components/schemas/{name}"
 _E = ErrorCode
 
 # What every operation of a sort may answer, whatever its handler does.
-_REQUEST_SHAPE = (_E.invalid_input, _E.invalid_body, _E.text_with_nul)
+_REQUEST_SHAPE = (_E.bad_request, _E.invalid_input, _E.invalid_body, _E.text_with_nul)
 _BODY_SHAPE = (_E.malformed_json, _E.json_too_deep, _E.client_disconnected)
 _AUTHENTICATION = (
     _E.not_authenticated,
@@ -337,8 +337,18 @@ def _declare_errors(operation: dict[str, Any], handler: HTTPRouteHandler, path: 
     responses = operation.setdefault("responses", {})
     for key in [k for k in responses if k.isdigit() and int(k) >= 400]:
         del responses[key]  # Litestar's generic {status_code, detail, extra}: not what we send
+    head = "HEAD" in handler.http_methods
     for status in sorted(declared):
         codes = sorted(declared[status])
+        if head:  # a HEAD answer has no body: the status is all a client gets
+            responses[str(status)] = {
+                "description": f"{_STATUS_TEXT.get(status, 'Error')} (no body; a GET would say "
+                + ", ".join(f"`{c}`" for c in codes)
+                + ")",
+                "x-heatcrew-codes": codes,
+                **({"headers": _UPLOAD_OFFSET} if status == 404 else {}),
+            }
+            continue
         answer: dict[str, Any] = {
             "description": f"{_STATUS_TEXT.get(status, 'Error')}: " + ", ".join(f"`{c}`" for c in codes),
             "content": {
@@ -380,6 +390,18 @@ def _declare_upload_answers(paths: dict[str, Any]) -> None:
     complete = paths.get("/api/v1/blobs/{sha256}/complete", {}).get("post")
     if complete:
         complete["responses"]["200"] = held
+
+
+_UPLOAD_OFFSET = {
+    "Upload-Offset": {
+        "description": "Bytes of your unfinished upload the server holds: resume from here.",
+        "schema": {"type": "integer"},
+    },
+    "Upload-Expires": {
+        "description": "When that unfinished upload is dropped (HTTP-date).",
+        "schema": {"type": "string"},
+    },
+}
 
 
 def _declare_binary(doc: dict[str, Any]) -> None:

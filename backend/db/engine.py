@@ -15,6 +15,10 @@ from backend.db import buffer
 
 __all__ = ("Database", "make_engine")
 
+IDLE_IN_TRANSACTION_MS = 60_000
+"""Milliseconds after which PostgreSQL ends a session of ours idle in a transaction
+(``idle_in_transaction_session_timeout``)."""
+
 
 def _json_text(value: Any) -> str:
     """JSON columns written by msgspec: the same JSON as ``json.dumps`` gives, several times faster."""
@@ -86,11 +90,15 @@ def make_engine(
         connect_args.setdefault("connect_timeout", max(2, int(connect_timeout)))
     if "application_name" not in query:
         connect_args.setdefault("application_name", "heatcrew")
+    options = []
     if statement_timeout:
-        option = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-        given = query.get("options")
-        given = given if isinstance(given, str) else " ".join(given or ())
-        connect_args["options"] = f"{given} {option}".strip()
+        options.append(f"-c statement_timeout={max(1, round(statement_timeout * 1000))}")
+    # A transaction left idle holds back every company's change feed (backend.sync.changes): ours
+    # never sit idle for long, so one that does is ended.
+    options.append(f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}")
+    given = query.get("options")
+    given = given if isinstance(given, str) else " ".join(given or ())
+    connect_args["options"] = " ".join([given, *options]).strip()
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
 
 

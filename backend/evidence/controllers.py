@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, put
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlmodel import Session, col, select
 
@@ -357,6 +358,9 @@ class InstrumentController(Controller):
         guards=[require_roles(Role.admin)],
         sync_to_thread=True,
         opt={"answers": answers(ErrorCode.invalid_instrument_id)},
+        responses={
+            201: ResponseSpec(instruments.InstrumentView, description="A new instrument was registered.")
+        },
     )
     def put_instrument(
         self,

@@ -11,8 +11,10 @@ cursor never skips a change that commits later with a lower position:
   was committed before the snapshot, and every transaction not yet committed has an id at or above
   it. No lock is shared
   by a company's writers, so pushes of one company commit in parallel. A change becomes visible
-  once every write transaction that started before it has ended (a few milliseconds; at most the
-  statement timeout).
+  once every write transaction that started before it has ended: a few milliseconds. A transaction
+  left open delays it (never loses it); the service's own sessions end one idle for 60 s
+  (``backend.db.engine``), and a database shared with other clients should set
+  ``idle_in_transaction_session_timeout`` for them too.
 - SQLite: one writer at a time. The position is the company's counter, bumped in the committing
   transaction; everything committed is below the horizon.
 """
@@ -30,7 +32,18 @@ from backend.db import buffer
 from backend.ids import new_hex
 from backend.sync.models import ChangeLog, SyncCounter
 
-__all__ = ("Mark", "bump_epoch", "ensure_counter", "head", "mark", "restore", "touch", "write_log")
+__all__ = (
+    "HORIZON_POSTGRES",
+    "Mark",
+    "bump_epoch",
+    "ensure_counter",
+    "head",
+    "horizon",
+    "mark",
+    "restore",
+    "touch",
+    "write_log",
+)
 
 _PENDING = "heatcrew.changes"
 CHANGES = ChangeLog.__table__
@@ -78,10 +91,16 @@ def ensure_counter(session: Session, company_id: uuid.UUID) -> SyncCounter:
 
 
 def bump_epoch(session: Session, company_id: uuid.UUID) -> str:
-    """After a restore from backup: every phone's cursor is reset to a full snapshot."""
+    """After a restore from backup: every phone's cursor is reset to a full snapshot.
+
+    The history is cut with it: every cursor of the old epoch resets anyway, and positions written
+    before a restore into another PostgreSQL cluster are that cluster's transaction ids, which the
+    new one's may never reach."""
     counter = ensure_counter(session, company_id)
     counter.epoch = new_hex(8)
+    counter.pruned_below = 0
     session.add(counter)
+    session.execute(sa.delete(ChangeLog).where(col(ChangeLog.company_id) == company_id))
     return counter.epoch
 
 
@@ -135,6 +154,30 @@ def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
     return version
 
 
+HORIZON_POSTGRES = """(
+    coalesce(
+        (
+            SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity AS a
+                WHERE a.backend_xid = xid(x) AND a.datname IS DISTINCT FROM current_database()
+            )
+        ),
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+    ) - 1
+)"""
+"""The highest position a pull may hand out now on PostgreSQL: below the oldest transaction still
+in flight in the snapshot, less those ``pg_stat_activity`` shows belong to another database of the
+cluster (they cannot write this feed); one whose database cannot be told counts as in flight."""
+
+
+def horizon(session: Session, company_id: uuid.UUID) -> int:
+    """The highest position a pull may hand out now (see the module's docstring)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(sa.text(f"SELECT {HORIZON_POSTGRES}")).scalar_one()
+    return ensure_counter(session, company_id).version
+
+
 def head(session: Session, company_id: uuid.UUID) -> int:
     """The highest position written to the company's feed so far (0: none)."""
     newest = session.execute(
@@ -144,8 +187,11 @@ def head(session: Session, company_id: uuid.UUID) -> int:
 
 
 def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int:
-    """Drop change-log rows below a version; cursors older than that get a full snapshot."""
+    """Drop change-log rows below a version; cursors older than that get a full snapshot.
+
+    Never above the feed's horizon: a cursor handed out now must stay valid."""
     counter = ensure_counter(session, company_id)
+    below_version = min(below_version, horizon(session, company_id) + 1)
     result = session.execute(
         sa.delete(ChangeLog).where(
             col(ChangeLog.company_id) == company_id, col(ChangeLog.version) < below_version

@@ -99,7 +99,8 @@ def pull(
             parsed is None
             or parsed.epoch != counter.epoch
             or parsed.user != principal.user_id
-            or parsed.version < counter.pruned_below
+            # it needs rows that were pruned (everything below ``pruned_below`` is gone)
+            or (parsed.version, parsed.row) < (counter.pruned_below - 1, WHOLE_VERSION)
             or parsed.version > counter.upto
         ):
             return _snapshot(session, principal, counter, now)
@@ -115,20 +116,8 @@ _COUNTER = sa.select(SyncCounter.version.label("upto"), SyncCounter.epoch, SyncC
 # in this snapshot (see backend.sync.changes); read in the statement that starts the snapshot.
 # Transactions of other databases of the cluster cannot write this feed and do not hold it back;
 # one whose database cannot be told (it ended meanwhile, a prepared one) counts as in flight.
-_HORIZON = """(
-    coalesce(
-        (
-            SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-            WHERE NOT EXISTS (
-                SELECT 1 FROM pg_stat_activity AS a
-                WHERE a.backend_xid = xid(x) AND a.datname IS DISTINCT FROM current_database()
-            )
-        ),
-        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-    ) - 1
-)"""
 _COUNTER_POSTGRES = sa.select(
-    sa.literal_column(_HORIZON).label("upto"),
+    sa.literal_column(changes.HORIZON_POSTGRES).label("upto"),
     SyncCounter.epoch,
     SyncCounter.pruned_below,
 ).where(SyncCounter.company_id == sa.bindparam("company_id"))

@@ -146,3 +146,83 @@ def test_racing_writers_and_pullers_miss_nothing(ctx: AppContext) -> None:
     for k in range(pullers):
         missing = set(written) - seen[k]
         assert not missing, f"puller {k} never saw {len(missing)} of {len(written)} changes"
+
+
+def _hold_a_transaction_id(ctx: AppContext):
+    """Another client's transaction that has written (it has an id) and stays open."""
+    holder = ctx.db.engine.connect()
+    transaction = holder.begin()
+    if ctx.db.dialect == "postgresql":
+        holder.execute(sa.text("SELECT pg_current_xact_id()"))
+    return holder, transaction
+
+
+def test_a_worker_of_the_previous_release_cannot_write_a_position_cursors_skip(ctx: AppContext) -> None:
+    """During a rolling deploy an old worker still writes the company counter as the position."""
+    tech = principal(ctx, "tech1")
+    company = tech.company_id
+    seen: set[str] = set()
+    cursor = _drain(ctx, tech, None, seen)
+    old = str(uuid.uuid4())
+    with ctx.db.session() as session:  # what the previous release's write_log did
+        version = changes._bump(session, company)
+        session.execute(
+            changes.CHANGES.insert().values(
+                company_id=company,
+                version=version,
+                user_id=None,
+                entity="work_order",
+                entity_id=old,
+                at=ctx.clock.now(),
+            )
+        )
+    _drain(ctx, tech, cursor, seen)
+    assert old in seen
+
+
+def test_a_new_epoch_cuts_the_history_so_pulls_settle_after_a_restore(ctx: AppContext) -> None:
+    """Restored into another cluster, old positions lie far above the new transaction ids."""
+    tech = principal(ctx, "tech1")
+    company = tech.company_id
+    with ctx.db.session() as session:
+        far = changes.head(session, company) + 50_000_000
+        session.execute(
+            changes.CHANGES.insert().values(
+                company_id=company,
+                version=far,
+                user_id=None,
+                entity="work_order",
+                entity_id=str(uuid.uuid4()),
+                at=ctx.clock.now(),
+            )
+        )
+        counter = changes.ensure_counter(session, company)
+        counter.pruned_below = far - 1000
+        session.add(counter)
+    with ctx.db.session() as session:
+        changes.bump_epoch(session, company)  # heatcrew sync new-epoch, the documented step
+    first = pull(ctx, principal=tech, cursor=None)
+    second = pull(ctx, principal=tech, cursor=first.cursor)
+    assert first.reset and not second.reset
+    written = str(uuid.uuid4())
+    _write(ctx, company, written)
+    assert written in _removed_ids(pull(ctx, principal=tech, cursor=second.cursor))
+
+
+def test_pruning_never_passes_the_horizon(ctx: AppContext) -> None:
+    """A prune up to the newest row while an older writer is open would reset every pull."""
+    tech = principal(ctx, "tech1")
+    company = tech.company_id
+    holder, transaction = _hold_a_transaction_id(ctx) if ctx.db.dialect == "postgresql" else (None, None)
+    try:
+        _write(ctx, company, str(uuid.uuid4()))
+        with ctx.db.session() as session:
+            changes.prune(session, company_id=company, below_version=changes.head(session, company) + 1)
+        first = pull(ctx, principal=tech, cursor=None)
+        second = pull(ctx, principal=tech, cursor=first.cursor)
+        third = pull(ctx, principal=tech, cursor=second.cursor)
+        assert not second.reset and not third.reset, "every pull is a full snapshot"
+    finally:
+        if holder is not None:
+            transaction.rollback()
+            holder.close()

@@ -972,7 +972,7 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
@@ -1325,7 +1325,7 @@ export interface components {
          * @description Stable machine code of an error; clients branch on this, never on the message.
          * @enum {string}
          */
-        ErrorCode: "already_superseded" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        ErrorCode: "already_superseded" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** EventRead */
         EventRead: {
             actor_id: string | null;
@@ -2495,7 +2495,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2503,7 +2503,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2615,7 +2615,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoggedOut"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2623,7 +2623,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -2689,7 +2689,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2697,7 +2697,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2828,7 +2828,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadProgress"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2836,7 +2836,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -2972,67 +2972,44 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid (no body; a GET would say `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul`) */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
-                    };
-                };
+                content?: never;
             };
-            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            /** @description Not authenticated (no, expired or revoked token) (no body; a GET would say `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled`) */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
-                    };
-                };
+                content?: never;
             };
-            /** @description No such object (or not one you may see): `blob_not_found`, `not_found` */
+            /** @description No such object (or not one you may see) (no body; a GET would say `blob_not_found`, `not_found`) */
             404: {
                 headers: {
+                    /** @description When that unfinished upload is dropped (HTTP-date). */
+                    "Upload-Expires"?: string;
+                    /** @description Bytes of your unfinished upload the server holds: resume from here. */
+                    "Upload-Offset"?: number;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "blob_not_found" | "not_found";
-                    };
-                };
+                content?: never;
             };
-            /** @description The server failed; the request was not applied: `internal_error` */
+            /** @description The server failed; the request was not applied (no body; a GET would say `internal_error`) */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "internal_error";
-                    };
-                };
+                content?: never;
             };
-            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            /** @description Unavailable for now; send the same request again after Retry-After (no body; a GET would say `database_unavailable`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait before sending again. */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "database_unavailable";
-                    };
-                };
+                content?: never;
             };
         };
     };
@@ -3069,7 +3046,7 @@ export interface operations {
                     "application/json": components["schemas"]["BlobStored"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3077,7 +3054,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3193,7 +3170,7 @@ export interface operations {
                     "application/json": components["schemas"]["DirectUpload"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3201,7 +3178,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3329,7 +3306,7 @@ export interface operations {
                     "image/jpeg": string;
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3337,7 +3314,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -3423,7 +3400,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3431,7 +3408,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3511,7 +3488,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3519,7 +3496,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3632,7 +3609,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"][];
                 };
             };
-            /** @description The request is not valid: `filter_required`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `filter_required`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3640,7 +3617,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "filter_required" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "filter_required" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3704,7 +3681,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3712,7 +3689,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3788,7 +3765,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3796,7 +3773,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3884,7 +3861,7 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3892,7 +3869,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3970,7 +3947,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3978,7 +3955,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4054,7 +4031,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4062,7 +4039,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4136,7 +4113,7 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4144,7 +4121,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4212,7 +4189,16 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description A new instrument was registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstrumentView"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4220,7 +4206,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -4330,7 +4316,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserSummary"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4338,7 +4324,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4402,7 +4388,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeasurementRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4410,7 +4396,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4486,7 +4472,7 @@ export interface operations {
                     "application/json": components["schemas"]["PublicDocument"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4494,7 +4480,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4572,7 +4558,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4580,7 +4566,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4658,7 +4644,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4666,7 +4652,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4730,7 +4716,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4738,7 +4724,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4804,7 +4790,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4812,7 +4798,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4892,7 +4878,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4900,7 +4886,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -5028,7 +5014,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5036,7 +5022,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -5161,7 +5147,7 @@ export interface operations {
                     "application/json": components["schemas"]["BoardEntry"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5169,7 +5155,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5243,7 +5229,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5251,7 +5237,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5317,7 +5303,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5325,7 +5311,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -5427,7 +5413,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5435,7 +5421,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5512,7 +5498,7 @@ export interface operations {
                     "application/json": components["schemas"]["PullResponse"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5520,7 +5506,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5586,7 +5572,7 @@ export interface operations {
                     "application/json": components["schemas"]["PushResponse"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5594,7 +5580,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -5692,7 +5678,7 @@ export interface operations {
                     "application/json": components["schemas"]["SyncStatus"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5700,7 +5686,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5764,7 +5750,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5772,7 +5758,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5850,7 +5836,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5858,7 +5844,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
                     };
                 };
             };
@@ -5970,7 +5956,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5978,7 +5964,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6066,7 +6052,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6074,7 +6060,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6168,7 +6154,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6176,7 +6162,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6242,7 +6228,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6250,7 +6236,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
                     };
                 };
             };
@@ -6350,7 +6336,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6358,7 +6344,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6438,7 +6424,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6446,7 +6432,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -6574,7 +6560,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6582,7 +6568,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6710,7 +6696,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6718,7 +6704,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6846,7 +6832,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6854,7 +6840,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6982,7 +6968,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6990,7 +6976,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7112,7 +7098,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7120,7 +7106,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -7156,7 +7142,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7164,7 +7150,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
