@@ -28,6 +28,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.routes import HTTPRoute
 
+from backend.app_version import KEPT_FOR_OLD_APPS, UNCHECKED_PREFIXES
 from backend.contract.answers import Answers
 from mobile_contract.actions import ACTION_TYPES
 from mobile_contract.documents import DOCUMENT_CONTENT
@@ -136,6 +137,10 @@ def shared_answers(handler: HTTPRouteHandler, path: str, *, has_body: bool) -> A
         pairs.append((404, _E.not_found))
     if not path.startswith("/health"):
         pairs.append((503, _E.database_unavailable))
+    if not path.startswith(UNCHECKED_PREFIXES):
+        pairs.append((400, _E.invalid_app_version))
+        if not {(str(m).upper(), path) for m in handler.http_methods} <= KEPT_FOR_OLD_APPS:
+            pairs.append((426, _E.app_upgrade_required))
     pairs.append((500, _E.internal_error))
     return tuple(pairs)
 
