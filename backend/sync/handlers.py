@@ -413,6 +413,8 @@ CATALOGUE: dict[tuple[str, int], Handler] = {
     for key, (kind, apply) in _APPLY.items()
 }
 assert set(CATALOGUE) == set(a.ACTION_TYPES), "every contract action has exactly one handler"
+# An old phone's facts are always taken (upgraded here if need be): only an intent version is retired.
+assert all(CATALOGUE[key].kind == "intent" for key in a.DEPRECATED), "only intent versions are retired"
 
 
 def known_versions(action_type: str) -> list[int]:
