@@ -35,6 +35,7 @@ class SyncController(Controller):
             "nul_checked_by_handler": True,
             "answers": answers((403, ErrorCode.device_mismatch), ErrorCode.batch_too_large),
         },
+        response_headers=retirement.DOCUMENTED_HEADERS,
     )
     def push(
         self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest], request: Request

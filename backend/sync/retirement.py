@@ -18,10 +18,32 @@ from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
 
+from litestar.datastructures import ResponseHeader
+
 from mobile_contract.actions import DEPRECATED, Retirement
 from mobile_contract.sync import ActionEnvelope
 
-__all__ = ("accepted_versions", "announcement", "is_retired")
+__all__ = ("DOCUMENTED_HEADERS", "accepted_versions", "announcement", "is_retired")
+
+# For the OpenAPI document: sent only when the batch carries a version being retired.
+DOCUMENTED_HEADERS = [
+    ResponseHeader(
+        name="Deprecation",
+        documentation_only=True,
+        description="RFC 9745: `@<unix seconds>` when an action version in the batch stopped being current.",
+    ),
+    ResponseHeader(
+        name="Sunset",
+        documentation_only=True,
+        description="RFC 8594: the HTTP-date from which that version is refused "
+        "(`unsupported_action_version`).",
+    ),
+    ResponseHeader(
+        name="Link",
+        documentation_only=True,
+        description='`<url>; rel="deprecation"`: where the retirement is explained, if the deployment says.',
+    ),
+]
 
 
 def is_retired(action_type: str, version: int, now: datetime) -> bool:
