@@ -5,6 +5,7 @@ import io
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from backend.context import AppContext
+from mobile_contract.client import LockedOut, OutboxClient
 from tests.api.helpers import assert_error, auth, login
 from tests.fixtures.field import new_order
 from tests.scenarios.test_action_catalogue import BOOKKEEPING, snapshot
@@ -218,3 +220,31 @@ def test_a_malformed_app_version_is_a_400(server: TestClient, client: TestClient
             response = app.request(method, path, headers={**auth(tokens), "X-App-Version": bad}, json={})
             body = assert_error(response, 400, "invalid_app_version")
             assert body["detail"] == {"header": "X-App-Version", "got": bad}
+
+
+def test_the_reference_client_of_an_old_app_still_syncs_its_facts(
+    server: TestClient, ctx: AppContext, tmp_path: Path
+) -> None:
+    """A phone a week behind on updates: its queue lands, its intents are refused, then it updates."""
+    order_id = str(new_order(ctx).id)
+    old = OutboxClient(server, tmp_path / "phone.sqlite", device_id="outbox-old-01", app_version="1.9.3")
+    old.login("tech1", "demo-password")
+    accept, _ = old.enqueue("work_order.accept", {"work_order_id": order_id})
+    note, _ = old.enqueue("work_order.note", _note(order_id, "住户不在家，已留言"))
+    old.push()
+    assert (old.outcome(accept)["status"], old.outcome(accept)["code"]) == (
+        "rejected",
+        "app_upgrade_required",
+    )
+    assert old.outcome(note)["status"] == "applied"
+    with pytest.raises(LockedOut) as refused:
+        old.pull()  # a read: the app must be updated first
+    assert refused.value.code == "app_upgrade_required"
+    old.close()
+    # Updated: the same phone (same queue, same device) pulls again and does the intent again.
+    new = OutboxClient(server, tmp_path / "phone.sqlite", app_version="2.0.0")
+    new.pull()
+    again, _ = new.enqueue("work_order.accept", {"work_order_id": order_id})
+    new.push()
+    assert new.outcome(again)["status"] == "applied"
+    new.close()
