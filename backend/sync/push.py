@@ -194,8 +194,9 @@ class _Run:
 
     1. *sequence* — already applied (its first answer), past a gap or a wait (``out_of_order``);
     2. *decode* — the payload by its ``(type, v)`` (done for the whole batch up front);
-    3. *authorise* — an action id sent before, files refused or uploaded by someone else, files
-       still missing (``waiting``: the batch stops there);
+    3. *authorise* — an action id sent before, an intent from an outdated app
+       (``app_upgrade_required``), files refused or uploaded by someone else, files still missing
+       (``waiting``: the batch stops there);
     4. *check and apply* — the handler, inside an action scope once a refusal was met;
     5. *write rows* — what the handlers buffered goes to the database every ``SEND_EVERY``
        actions, and with the commit;
