@@ -150,3 +150,42 @@ def test_from_the_sunset_the_version_is_refused(
     note = {"work_order_id": order_id, "text": "完工"}
     current = push_one(client, ctx, tokens, "phone-dep-05", "work_order.note", 1, note, seq=2)
     assert current.json()["results"][0]["status"] == "applied"
+
+
+def test_a_browser_app_may_send_its_version_and_read_the_announcement(
+    make_client: Callable[..., TestClient], ctx: AppContext
+) -> None:
+    origin = "https://phone.heating.example"
+    server = make_client(cors_allow_origins=origin)
+    preflight = server.options(
+        "/api/v1/sync/push",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, x-app-version",
+        },
+    )
+    assert preflight.status_code == 204
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert "x-app-version" in allowed
+    tokens = login(server, "tech1", device_id="phone-dep-07")
+    now = ctx.clock.now()
+    body = {
+        "device_id": "phone-dep-07",
+        "sent_at": now.isoformat(),
+        "actions": [
+            {
+                "id": str(uuid.uuid4()),
+                "seq": 1,
+                "type": "work_order.complete",
+                "v": 1,
+                "occurred_at": now.isoformat(),
+                "payload": {"work_order_id": started(ctx), "result": "fixed"},
+            }
+        ],
+    }
+    headers = {**auth(tokens), "Origin": origin, "X-App-Version": "2.3.1"}
+    answer = server.post("/api/v1/sync/push", json=body, headers=headers)
+    exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"deprecation", "sunset", "link"} <= exposed
+    assert answer.headers["Sunset"] == SUNSET
