@@ -33,7 +33,6 @@ import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, get, head, post, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Stream
 from litestar.utils.sync import sync_to_thread
@@ -155,15 +154,7 @@ class BlobController(Controller):
     tags = ["blobs"]
 
     @_described
-    @put(
-        "/{sha256:str}",
-        status_code=201,
-        request_max_body_size=None,
-        opt=UPLOAD_ANSWERS,
-        responses={
-            202: ResponseSpec(UploadProgress, description="A piece of the file is kept; send the rest")
-        },
-    )
+    @put("/{sha256:str}", status_code=201, request_max_body_size=None, opt=UPLOAD_ANSWERS)
     async def upload(
         self,
         ctx: Ctx,
