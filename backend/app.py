@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from openapi_ui_bundles import swagger_ui
 
+from backend.app_version import require_supported_app
 from backend.auth.controllers import AuthController, DeviceController, MeController, UserController
 from backend.auth.middleware import AccessTokenMiddleware
 from backend.auth.principal import Principal
@@ -108,7 +109,7 @@ def create_app(
         },
         middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
         exception_handlers=exception_handlers,
-        before_request=guard_request,
+        before_request=_before_request,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx}),
@@ -124,6 +125,12 @@ def create_app(
     # around it the request id, the request's log line and its duration.
     app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))
     return app
+
+
+async def _before_request(request: Request) -> None:
+    """Who is asking (an outdated phone app: 426), then what the body is (415, 400)."""
+    await require_supported_app(request)
+    await guard_request(request)
 
 
 def _openapi_config(settings: Settings, app_ref: list[Litestar]) -> OpenAPIConfig:

@@ -6,7 +6,8 @@ reads as the refusal it is. So every OPTIONS request answers 2xx, on every route
 
 No origin is allowed unless ``HEATCREW_CORS_ALLOW_ORIGINS`` names it. A browser reads only the
 response headers it is told it may: a resumable upload needs ``Upload-Offset`` (where to go on),
-so the upload headers, ``Retry-After`` and ``X-Request-ID`` are exposed. Tokens travel in the
+so the upload headers, ``Retry-After``, ``X-Request-ID`` and a push's ``Deprecation``, ``Sunset``
+and ``Link`` are exposed; the app's ``X-App-Version`` may be sent. Tokens travel in the
 ``Authorization`` header, never in cookies, so credentials are not allowed.
 """
 
@@ -23,8 +24,26 @@ from mobile_contract.uploads import UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_OFFSET
 
 __all__ = ("CORS_CONFIG", "cors_config", "with_cors")
 
-ALLOWED_HEADERS = ["authorization", "content-type", "x-device-id", "x-request-id", UPLOAD_LENGTH.lower()]
-EXPOSED_HEADERS = [UPLOAD_OFFSET, UPLOAD_LENGTH, UPLOAD_EXPIRES, "Retry-After", "X-Request-ID", "Location"]
+ALLOWED_HEADERS = [
+    "authorization",
+    "content-type",
+    "x-device-id",
+    "x-request-id",
+    "x-app-version",
+    UPLOAD_LENGTH.lower(),
+]
+# A push's Deprecation, Sunset and Link announce an action version being retired.
+EXPOSED_HEADERS = [
+    UPLOAD_OFFSET,
+    UPLOAD_LENGTH,
+    UPLOAD_EXPIRES,
+    "Retry-After",
+    "X-Request-ID",
+    "Location",
+    "Deprecation",
+    "Sunset",
+    "Link",
+]
 CORS_CONFIG = CORSConfig(allow_origins=[], allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from semver import Version
+
 __all__ = ("Settings", "SettingsError")
 
 PREFIX = "HEATCREW_"
@@ -171,6 +173,19 @@ class Settings:
     ``https://console.example.com``; empty: none. Answers to them expose the upload headers
     (``Upload-Offset``, ``Upload-Length``, ``Upload-Expires``), ``Retry-After`` and ``X-Request-ID``."""
 
+    min_app_version: str | None = None
+    """Oldest phone app (``X-App-Version``, a semantic version such as ``2.3.1``) served in full.
+    An older app gets ``426 app_upgrade_required`` on reads and its intents are refused, but its
+    queued facts are still taken. Unset: no minimum."""
+
+    deprecation_docs_url: str | None = None
+    """Where the phone team reads about retired action versions; sent as
+    ``Link: <url>; rel="deprecation"`` beside ``Deprecation``/``Sunset``. Unset: no ``Link``."""
+
+    receipt_time_tolerance: int = 600
+    """Seconds a receipt's arrival and completion times may differ from the order's records (after
+    correcting the phone's clock) before the receipt is refused with ``content_disagrees``."""
+
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -233,6 +248,17 @@ class Settings:
         for name in ("db_statement_timeout", "ready_min_free_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more")
+        if self.receipt_time_tolerance < 0:
+            raise SettingsError(f"{PREFIX}RECEIPT_TIME_TOLERANCE must be 0 or more seconds")
+        if self.min_app_version is not None and not Version.is_valid(self.min_app_version):
+            raise SettingsError(
+                f"{PREFIX}MIN_APP_VERSION must be a semantic version such as 2.3.1, "
+                f"not {self.min_app_version!r}"
+            )
+        if self.deprecation_docs_url is not None and not self.deprecation_docs_url.startswith(
+            ("https://", "http://")
+        ):
+            raise SettingsError(f"{PREFIX}DEPRECATION_DOCS_URL must be an http(s) URL")
         if self.presign_expiry > 7 * 24 * 3600:
             raise SettingsError(f"{PREFIX}PRESIGN_EXPIRY cannot exceed 604800 seconds (S3's limit)")
 

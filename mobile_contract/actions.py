@@ -2,10 +2,13 @@
 
 A payload is decoded by its ``(type, v)``; the server accepts the current and the previous
 version of each type. Type names and field names, once published, are never renamed: a change is a
-new version.
+new version. An old version is retired on a schedule published here (:data:`DEPRECATED`): from its
+``deprecated_on`` every push answer that carries it announces the retirement (``Deprecation`` and
+``Sunset`` headers), and from its ``sunset_on`` it is answered ``unsupported_action_version``.
 """
 
 import uuid
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,6 +20,7 @@ from mobile_contract.types import MAX_SAFE_INT, AwareDateTime, Sha256Hex, TimeCh
 __all__ = (
     "ACTION_TYPES",
     "CURRENT_VERSIONS",
+    "DEPRECATED",
     "AcceptV1",
     "AppointmentV1",
     "ArriveV1",
@@ -32,6 +36,7 @@ __all__ = (
     "NoAccessV1",
     "NoteV1",
     "PhotoV1",
+    "Retirement",
     "ReturnRequestV1",
     "RevisitOutcomeV1",
     "Room",
@@ -275,3 +280,33 @@ ACTION_TYPES: dict[tuple[str, int], type[Payload]] = {
 CURRENT_VERSIONS: dict[str, int] = {}
 for _type, _version in ACTION_TYPES:
     CURRENT_VERSIONS[_type] = max(_version, CURRENT_VERSIONS.get(_type, 0))
+
+
+class Retirement(msgspec.Struct, frozen=True):
+    """When an action version stops being current, and when the server stops taking it.
+
+    Both days begin at 00:00 UTC. Between them the version is still applied as before; an app
+    that still sends it is told, and should be updated before ``sunset_on``.
+    """
+
+    deprecated_on: date
+    sunset_on: date
+
+    @property
+    def deprecated_at(self) -> datetime:
+        return datetime(self.deprecated_on.year, self.deprecated_on.month, self.deprecated_on.day, tzinfo=UTC)
+
+    @property
+    def sunset_at(self) -> datetime:
+        return datetime(self.sunset_on.year, self.sunset_on.month, self.sunset_on.day, tzinfo=UTC)
+
+
+#: The retirement schedule: ``(type, v)`` -> its dates. A version leaves ``ACTION_TYPES`` only after
+#: its sunset, in a later release; until then the server refuses it by date.
+DEPRECATED: dict[tuple[str, int], Retirement] = {
+    # v2 carries the note and the parts for the receipt. v1 is taken through this heating season;
+    # apps are updated in the summer, before the next season starts in November.
+    ("work_order.complete", 1): Retirement(deprecated_on=date(2026, 12, 1), sunset_on=date(2027, 10, 1)),
+}
+assert set(DEPRECATED) <= set(ACTION_TYPES), "only a published version is retired"
+assert all(v < CURRENT_VERSIONS[t] for t, v in DEPRECATED), "the current version of a type is never retired"

@@ -195,6 +195,8 @@ class OutboxClient:
         extra_headers = dict(kwargs.pop("headers", None) or {})
         for attempt in range(2):
             headers = dict(extra_headers)
+            # Every request says which app asks: an outdated one is told (426 app_upgrade_required).
+            headers["X-App-Version"] = self.app_version
             if authenticated:
                 headers["Authorization"] = f"Bearer {self._get('access_token')}"
                 headers["X-Device-Id"] = self.device_id

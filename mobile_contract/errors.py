@@ -34,6 +34,12 @@ class ErrorCode(StrEnum):
     body_too_large = "body_too_large"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
+    invalid_app_version = "invalid_app_version"
+    """400: ``X-App-Version`` is not a semantic version (``2.3.1``); fix the app's build, not the queue."""
+    app_upgrade_required = "app_upgrade_required"
+    """426 on a read, or a push answer ``rejected``: this app is older than the server's minimum
+    (``detail.minimum``). Show "update the app"; the queue still syncs its facts meanwhile, and an
+    intent refused this way is gone: after the update the person does it again as a new action."""
     # authentication
     not_authenticated = "not_authenticated"
     invalid_credentials = "invalid_credentials"
@@ -121,6 +127,10 @@ class ErrorCode(StrEnum):
     already_superseded = "already_superseded"
     supersede_mismatch = "supersede_mismatch"
     content_mismatch = "content_mismatch"
+    content_disagrees = "content_disagrees"
+    """rejected: a receipt's technician or times disagree with the order's records; the answer's
+    ``disagreeing`` names the fields. Write the receipt again from the order as the server has it
+    (pull first), as a new document."""
     signer_role_mismatch = "signer_role_mismatch"
     invalid_refusal = "invalid_refusal"
     unknown_instrument = "unknown_instrument"
@@ -149,6 +159,7 @@ PUSH_ANSWER_CODES: frozenset[ErrorCode] = frozenset(
         _E.seq_reused,
         _E.action_id_reused,
         _E.server_error,
+        _E.content_disagrees,
     }
 )
 """Codes that only ever appear in a push answer (``ActionResult.code``), never as an HTTP error.
@@ -168,6 +179,8 @@ ERROR_STATUS: dict[ErrorCode, int] = {
     _E.body_too_large: 413,
     _E.not_found: 404,
     _E.method_not_allowed: 405,
+    _E.invalid_app_version: 400,
+    _E.app_upgrade_required: 426,
     _E.not_authenticated: 401,
     _E.invalid_credentials: 401,
     _E.invalid_token: 401,

@@ -84,6 +84,9 @@ class ActionResult(msgspec.Struct, omit_defaults=True):
     """The blob hashes to upload first, when the answer is ``waiting`` / ``blob_missing``."""
     original_status: Status | None = None
     """With ``duplicate``: what the first delivery answered."""
+    disagreeing: list[str] | None = None
+    """With ``rejected`` / ``content_disagrees``: the document's fields that disagree with the
+    server's records (``technician_name``, ``staff_number``, ``arrived_at``, ``completed_at``)."""
 
 
 class PushResponse(msgspec.Struct):

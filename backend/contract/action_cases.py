@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.contract.story import (
+    ACTION_TIME,
     ARRIVED,
     STARTED,
     ExpectationFailed,
@@ -117,16 +118,20 @@ def _measurement(instrument: str) -> Build:
 
 
 def receipt(order_id: str, **changes: Any) -> dict[str, Any]:
-    """A service receipt (回执) for one of tech1's orders, as the phone writes it."""
+    """A service receipt (回执) for one of tech1's orders, as the phone writes it when the work ends.
+
+    It must agree with the server's records: tech1's full name and staff number, the arrival the
+    story recorded (by the phone's clock, a few minutes before) and the moment it is issued.
+    """
     return {
         "work_order_id": order_id,
         "order_ref": order_id[-8:].upper(),
-        "technician_name": "张伟",
+        "technician_name": "维修工 张伟",
         "staff_number": "T0301",
         "resident_name": "赵建国",
         "address": "和平区南京北街 12 号 1-2-201",
-        "arrived_at": "2026-12-07T08:05:00+08:00",
-        "completed_at": "2026-12-07T08:25:00+08:00",
+        "arrived_at": "2026-12-07T08:25:00+08:00",
+        "completed_at": ACTION_TIME,
         "found": "卧室暖气片排气阀漏水",
         "done": "更换排气阀，试压正常",
         "result": "fixed",
@@ -308,8 +313,9 @@ ACTION_CASES: dict[tuple[str, int], ActionCase] = {
         Outcome(_issue(), "A service receipt written on the phone, issued for signing."),
         Outcome(
             _issue(staff_number="T9999"),
-            "The receipt names a staff number that is not the technician's own.",
-            "invalid_document",
+            "The receipt names a staff number other than that of the order's technician: it disagrees "
+            "with the server's records, and `disagreeing` names the field.",
+            "content_disagrees",
         ),
     ),
     ("evidence.signature", 1): ActionCase(

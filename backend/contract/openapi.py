@@ -28,6 +28,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.routes import HTTPRoute
 
+from backend.app_version import KEPT_FOR_OLD_APPS, UNCHECKED_PREFIXES
 from backend.contract.answers import Answers
 from mobile_contract.actions import ACTION_TYPES
 from mobile_contract.documents import DOCUMENT_CONTENT
@@ -105,6 +106,7 @@ def published(spec: dict[str, Any], app: Litestar) -> dict[str, Any]:
             _describe(operation, handler)
             _declare_security(operation, handler)
             _declare_errors(operation, handler, path)
+            _declare_versioning(operation, path)
     _declare_binary(doc)
     return doc
 
@@ -136,6 +138,10 @@ def shared_answers(handler: HTTPRouteHandler, path: str, *, has_body: bool) -> A
         pairs.append((404, _E.not_found))
     if not path.startswith("/health"):
         pairs.append((503, _E.database_unavailable))
+    if not path.startswith(UNCHECKED_PREFIXES):
+        pairs.append((400, _E.invalid_app_version))
+        if not {(str(m).upper(), path) for m in handler.http_methods} <= KEPT_FOR_OLD_APPS:
+            pairs.append((426, _E.app_upgrade_required))
     pairs.append((500, _E.internal_error))
     return tuple(pairs)
 
@@ -319,6 +325,36 @@ def _operation_id(handler: HTTPRouteHandler) -> str:
     prefix = "".join(word.capitalize() for word in re.split(r"[\s_-]+", tags[0]))
     name = handler.handler_name
     return prefix[0].lower() + prefix[1:] + _camel(name)
+
+
+# semver.org's expression for a semantic version, with ASCII digits ([0-9], never Unicode ones).
+SEMVER_PATTERN = (
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+
+def _declare_versioning(operation: dict[str, Any], path: str) -> None:
+    """The phone's ``X-App-Version`` header, on every operation that reads it (``app_version``),
+    and a string schema for the response headers Litestar leaves without one (``Deprecation``)."""
+    for response in operation.get("responses", {}).values():
+        for header in response.get("headers", {}).values():
+            header.setdefault("schema", {"type": "string"})
+    if path.startswith(UNCHECKED_PREFIXES):
+        return
+    operation.setdefault("parameters", []).append(
+        {
+            "name": "X-App-Version",
+            "in": "header",
+            "required": False,
+            "description": "The phone app's semantic version (`2.3.1`); send it on every request. Not a "
+            "semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 "
+            "`app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. "
+            "Without it the request is not checked.",
+            "schema": {"type": "string", "maxLength": 64, "pattern": SEMVER_PATTERN, "examples": ["2.3.1"]},
+        }
+    )
 
 
 def _declare_security(operation: dict[str, Any], handler: HTTPRouteHandler) -> None:

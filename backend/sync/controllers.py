@@ -3,16 +3,18 @@
 from typing import Annotated
 
 import sqlalchemy as sa
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
 
 from backend import metrics
+from backend.app_version import is_outdated
 from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
 from backend.sync import pull as pull_feed
 from backend.sync import push as push_batch
+from backend.sync import retirement
 from backend.sync.models import REFUSED, SyncAction, SyncDevice
 from mobile_contract.errors import ErrorCode
 from mobile_contract.sync import PullResponse, PushRequest, PushResponse, RefusedAction, Status, SyncStatus
@@ -33,12 +35,16 @@ class SyncController(Controller):
             "nul_checked_by_handler": True,
             "answers": answers((403, ErrorCode.device_mismatch), ErrorCode.batch_too_large),
         },
+        response_headers=retirement.DOCUMENTED_HEADERS,
     )
-    def push(self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest]) -> PushResponse:
+    def push(
+        self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest], request: Request
+    ) -> Response[PushResponse]:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
-        response = push_batch.push(ctx, principal=principal, request=data)
-        metrics.observe_push(data, response)
-        return response
+        answer = push_batch.push(ctx, principal=principal, request=data, outdated_app=is_outdated(request))
+        metrics.observe_push(data, answer)
+        headers = retirement.announcement(data.actions, docs_url=ctx.settings.deprecation_docs_url)
+        return Response(answer, headers=headers)
 
     @get("/pull", sync_to_thread=True)
     def pull(

@@ -8,17 +8,17 @@ so a refusal leaves only its answer behind.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
 from sqlmodel import Session
 
-from backend.auth.models import User
 from backend.auth.principal import Principal
 from backend.db import buffer
 from backend.errors import Forbidden, InvalidInput, NotFound
-from backend.evidence import documents, instruments
+from backend.evidence import agreement, documents, instruments
 from backend.evidence.measurements import judge
 from backend.evidence.models import Document, Measurement, MeterReading, Photo
 from backend.ids import new_id
@@ -47,6 +47,8 @@ class Applying:
     action_id: uuid.UUID
     raw: Any = None
     """The payload exactly as the phone sent it (a measurement record is signed as sent)."""
+    receipt_tolerance: timedelta = timedelta(minutes=10)
+    """How far a receipt's times may be from the order's records (``HEATCREW_RECEIPT_TIME_TOLERANCE``)."""
 
     def order(self, order_id: uuid.UUID) -> WorkOrder:
         """The order, if this user holds or once held it; otherwise it does not exist for them."""
@@ -324,17 +326,17 @@ def _document_issue(ap: Applying, p: a.DocumentIssueV1) -> None:
     content = documents.check_content(p.document.type, p.content)
     order = _involved_order(ap, content.work_order_id)
     if isinstance(content, ReceiptV1):
-        # The paper names the order and the technician: they must be this order and this account.
-        user = ap.session.get(User, ap.actor.user_id)
-        if content.order_ref != order_ref(order.id) or (user and content.staff_number != user.staff_number):
+        # The paper names the order: a receipt for another one is the wrong form altogether.
+        if content.order_ref != order_ref(order.id):
             raise InvalidInput(
-                "The receipt names another order or staff number than the server knows.",
+                "The receipt names another order than the one it is issued for.",
                 code="invalid_document",
-                detail={
-                    "order_ref": order_ref(order.id),
-                    "staff_number": user.staff_number if user else None,
-                },
+                detail={"order_ref": order_ref(order.id)},
             )
+        # What the resident signs must agree with what the server recorded: who, and when.
+        agreement.check_receipt(
+            ap.session, receipt=content, order=order, when=ap.when, tolerance=ap.receipt_tolerance
+        )
     documents.issue(
         ap.session,
         actor=ap.actor,
@@ -411,6 +413,8 @@ CATALOGUE: dict[tuple[str, int], Handler] = {
     for key, (kind, apply) in _APPLY.items()
 }
 assert set(CATALOGUE) == set(a.ACTION_TYPES), "every contract action has exactly one handler"
+# An old phone's facts are always taken (upgraded here if need be): only an intent version is retired.
+assert all(CATALOGUE[key].kind == "intent" for key in a.DEPRECATED), "only intent versions are retired"
 
 
 def known_versions(action_type: str) -> list[int]:

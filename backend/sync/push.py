@@ -26,9 +26,10 @@ from backend.context import AppContext
 from backend.db import buffer
 from backend.db.failures import is_unavailable
 from backend.errors import Conflict, HeatCrewError, NotFound
+from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
-from backend.sync import changes
+from backend.sync import changes, retirement
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncCounter, SyncDevice
 from backend.work_orders import locking, service
@@ -89,10 +90,15 @@ class _Batch:
     received_at: datetime
     skew: timedelta
     envelopes: list[ActionEnvelope]
+    outdated_app: bool = False
+    """The app is older than the minimum: its intents are refused, its facts applied."""
+    receipt_tolerance: timedelta = timedelta(minutes=10)
     results: list[ActionResult] = field(default_factory=list)
 
 
-def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> PushResponse:
+def push(
+    ctx: AppContext, *, principal: Principal, request: PushRequest, outdated_app: bool = False
+) -> PushResponse:
     if request.device_id != principal.device_id:
         raise Conflict(
             "This batch names another device than the one logged in.",
@@ -112,6 +118,8 @@ def push(ctx: AppContext, *, principal: Principal, request: PushRequest) -> Push
         # Cursors and ordering never use phone clocks; this only corrects the times the phone reports.
         skew=received_at - request.sent_at,
         envelopes=sorted(request.actions, key=lambda e: e.seq),
+        outdated_app=outdated_app,
+        receipt_tolerance=timedelta(seconds=ctx.settings.receipt_time_tolerance),
     )
     # Which actions run in an action scope. A batch with no refusal, the common case, needs none.
     scopes = _Scopes()
@@ -186,8 +194,9 @@ class _Run:
 
     1. *sequence* — already applied (its first answer), past a gap or a wait (``out_of_order``);
     2. *decode* — the payload by its ``(type, v)`` (done for the whole batch up front);
-    3. *authorise* — an action id sent before, files refused or uploaded by someone else, files
-       still missing (``waiting``: the batch stops there);
+    3. *authorise* — an action id sent before, an intent from an outdated app
+       (``app_upgrade_required``), files refused or uploaded by someone else, files still missing
+       (``waiting``: the batch stops there);
     4. *check and apply* — the handler, inside an action scope once a refusal was met;
     5. *write rows* — what the handlers buffered goes to the database every ``SEND_EVERY``
        actions, and with the commit;
@@ -208,7 +217,7 @@ class _Run:
     @classmethod
     def start(cls, session: Session, batch: _Batch, *, last: int, scopes: _Scopes) -> "_Run":
         replayed = _replayed(session, batch.device_id, [e for e in batch.envelopes if e.seq <= last])
-        decoded = [_decode(e) for e in batch.envelopes if e.seq > last]
+        decoded = [_decode(e, batch.received_at) for e in batch.envelopes if e.seq > last]
         fresh: dict[int, _Decoded] = {}
         for d in decoded:
             fresh.setdefault(d.envelope.seq, d)
@@ -237,7 +246,7 @@ class _Run:
             return _sent_again(envelope, decoded.raw, first)
         refs = blobs_of(decoded.payload) if decoded.payload else []
         when = _field_time(self.batch, envelope.occurred_at)
-        result = _blob_refusal(envelope, refs, self.uploaded)
+        result = _outdated_refusal(self.batch, decoded) or _blob_refusal(envelope, refs, self.uploaded)
         if result is None:
             missing = [h for h in refs if h not in self.uploaded]
             if missing:
@@ -453,11 +462,11 @@ def _sent_again(envelope: ActionEnvelope, raw: bytes, first: _First) -> ActionRe
     return _first_answer_again(envelope, first)
 
 
-def _decode(envelope: ActionEnvelope) -> _Decoded:
+def _decode(envelope: ActionEnvelope, now: datetime) -> _Decoded:
     raw = msgspec.json.encode(envelope.payload)
     handler = CATALOGUE.get((envelope.type, envelope.v))
-    if handler is None:
-        versions = known_versions(envelope.type)
+    if handler is None or retirement.is_retired(envelope.type, envelope.v, now):
+        versions = retirement.accepted_versions(known_versions(envelope.type), envelope.type, now)
         if versions:
             accepted = ", ".join(f"v{v}" for v in versions)
             message = f"{envelope.type} v{envelope.v} is not supported; this server accepts {accepted}."
@@ -503,6 +512,23 @@ def _uploaded(session: Session, actor: Principal, decoded: list[_Decoded]) -> di
     params = {"company_id": actor.company_id, "user_id": actor.user_id, "hashes": wanted}
     rows = session.execute(_ANY_UPLOAD if actor.role in ATTACH_ANY else _MY_UPLOADS, params)
     return dict(rows.all())  # type: ignore[arg-type]
+
+
+def _outdated_refusal(batch: _Batch, decoded: _Decoded) -> ActionResult | None:
+    """An intent from an app older than the minimum: refused, so that the queue moves on.
+
+    An intent is a request the server may always refuse; a fact is what happened and is kept
+    whatever the app. Refused rather than kept waiting: the answer is final, and the person does
+    it again, as a new action, from the updated app.
+    """
+    if not batch.outdated_app or decoded.handler is None or decoded.handler.kind != "intent":
+        return None
+    return _result(
+        decoded.envelope,
+        Status.rejected,
+        "app_upgrade_required",
+        "This app is too old for this action: update the app, then do it again.",
+    )
 
 
 def _blob_refusal(
@@ -579,6 +605,7 @@ def _apply_one(
         when=when,
         action_id=envelope.id,
         raw=envelope.payload,
+        receipt_tolerance=batch.receipt_tolerance,
     )
     if not careful:
         try:
@@ -600,7 +627,8 @@ def _apply_one(
             return _result(
                 envelope, Status.conflict, exc.code, exc.message, current=_current(session, decoded, batch)
             )
-        return _result(envelope, Status.rejected, exc.code, exc.message)
+        disagreeing = exc.fields if isinstance(exc, ContentDisagrees) else None
+        return _result(envelope, Status.rejected, exc.code, exc.message, disagreeing=disagreeing)
     except Exception as exc:
         if is_unavailable(exc):  # the database, not the action: nothing is recorded, the batch fails
             raise
@@ -708,6 +736,7 @@ def _result(
     retryable: bool = False,
     current: dict[str, Any] | None = None,
     missing: list[str] | None = None,
+    disagreeing: list[str] | None = None,
 ) -> ActionResult:
     return ActionResult(
         id=envelope.id,
@@ -720,4 +749,5 @@ def _result(
         retryable=retryable,
         current=current,
         missing=missing,
+        disagreeing=disagreeing,
     )

@@ -224,7 +224,7 @@ CASES: dict[tuple[str, int], Case] = {
         "tech1",
         issue,
         lambda ctx, phone: issue(ctx, phone, staff_number="T9999"),
-        ("rejected", "invalid_document"),
+        ("rejected", "content_disagrees"),
     ),
     ("evidence.signature", 1): Case(
         "tech1",

@@ -251,7 +251,7 @@ def _through_the_decoder(body: bytes) -> list[ActionResult | None]:
     batch = _batch(request)
     answers = []
     for envelope in request.actions:
-        decoded = push._decode(envelope)
+        decoded = push._decode(envelope, request.sent_at)
         if decoded.error is not None:
             assert decoded.error.status is Status.rejected
             assert decoded.error.code in {

@@ -68,6 +68,9 @@ def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
             "HEATCREW_CORS_ALLOW_ORIGINS",
         ),
         ({"HEATCREW_CORS_ALLOW_ORIGINS": "https://console.example/path"}, "HEATCREW_CORS_ALLOW_ORIGINS"),
+        ({"HEATCREW_MIN_APP_VERSION": "2.3"}, "HEATCREW_MIN_APP_VERSION"),
+        ({"HEATCREW_RECEIPT_TIME_TOLERANCE": "-1"}, "HEATCREW_RECEIPT_TIME_TOLERANCE"),
+        ({"HEATCREW_DEPRECATION_DOCS_URL": "docs/PHONE.md"}, "HEATCREW_DEPRECATION_DOCS_URL"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
@@ -127,3 +130,19 @@ def test_login_and_address_limits_are_read_from_the_environment() -> None:
     assert (settings.login_hash_concurrency, settings.login_queue_wait) == (4, 2.5)
     assert (settings.refresh_max_per_address, settings.refresh_window) == (600, 300)
     assert (settings.public_document_max_per_address, settings.public_document_window) == (10, 120)
+
+
+def test_versioning_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "HEATCREW_MIN_APP_VERSION": "2.3.1",
+            "HEATCREW_RECEIPT_TIME_TOLERANCE": "300",
+            "HEATCREW_DEPRECATION_DOCS_URL": "https://docs.example.test/phone",
+        }
+    )
+    assert (settings.min_app_version, settings.receipt_time_tolerance, settings.deprecation_docs_url) == (
+        "2.3.1",
+        300,
+        "https://docs.example.test/phone",
+    )
+    assert (Settings().min_app_version, Settings().receipt_time_tolerance) == (None, 600)

@@ -957,6 +957,7 @@ export interface components {
             code?: components["schemas"]["AnswerCode"] | null;
             /** @description The order as it is now, with a `conflict`. */
             current?: components["schemas"]["OrderNow"] | null;
+            disagreeing?: string[] | null;
             /** Format: uuid */
             id: string;
             message?: string | null;
@@ -972,7 +973,7 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
@@ -1325,7 +1326,7 @@ export interface components {
          * @description Stable machine code of an error; clients branch on this, never on the message.
          * @enum {string}
          */
-        ErrorCode: "already_superseded" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        ErrorCode: "already_superseded" | "app_upgrade_required" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** EventRead */
         EventRead: {
             actor_id: string | null;
@@ -2476,7 +2477,10 @@ export interface operations {
     authLogin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2495,7 +2499,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2503,7 +2507,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2600,7 +2604,10 @@ export interface operations {
     authLogout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2615,7 +2622,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoggedOut"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2623,7 +2630,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -2670,7 +2677,10 @@ export interface operations {
     authRefresh: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2689,7 +2699,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2697,7 +2707,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2788,6 +2798,8 @@ export interface operations {
             header?: {
                 /** @description The whole file's size. Refused up front when over the limit or quota; a body that ends before it is a deliberate piece (202) instead of the end of the file. */
                 "upload-length"?: number | null;
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
             };
             path: {
                 sha256: string;
@@ -2828,7 +2840,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadProgress"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2836,7 +2848,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -2957,7 +2969,10 @@ export interface operations {
     blobsExists: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 sha256: string;
             };
@@ -2972,51 +2987,77 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request is not valid (no body; a GET would say `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul`) */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                    };
+                };
             };
-            /** @description Not authenticated (no, expired or revoked token) (no body; a GET would say `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled`) */
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
             };
-            /** @description No such object (or not one you may see) (no body; a GET would say `blob_not_found`, `not_found`) */
+            /** @description No such object (or not one you may see): `blob_not_found`, `not_found` */
             404: {
                 headers: {
-                    /** @description When that unfinished upload is dropped (HTTP-date). */
-                    "Upload-Expires"?: string;
-                    /** @description Bytes of your unfinished upload the server holds: resume from here. */
-                    "Upload-Offset"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "blob_not_found" | "not_found";
+                    };
+                };
             };
-            /** @description The server failed; the request was not applied (no body; a GET would say `internal_error`) */
+            /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
             };
-            /** @description Unavailable for now; send the same request again after Retry-After (no body; a GET would say `database_unavailable`) */
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
             };
         };
     };
     blobsComplete: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 sha256: string;
             };
@@ -3046,7 +3087,7 @@ export interface operations {
                     "application/json": components["schemas"]["BlobStored"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3054,7 +3095,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3149,7 +3190,10 @@ export interface operations {
     blobsPresign: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 sha256: string;
             };
@@ -3170,7 +3214,7 @@ export interface operations {
                     "application/json": components["schemas"]["DirectUpload"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3178,7 +3222,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3287,7 +3331,10 @@ export interface operations {
     blobsView: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 sha256: string;
                 variant: "thumb" | "display" | "original";
@@ -3306,7 +3353,7 @@ export interface operations {
                     "image/jpeg": string;
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3314,7 +3361,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -3354,6 +3401,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -3385,7 +3444,10 @@ export interface operations {
     devicesListDevices: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3400,7 +3462,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3408,7 +3470,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3433,6 +3495,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -3467,7 +3541,10 @@ export interface operations {
     devicesRevoke: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 device_id: string;
             };
@@ -3488,7 +3565,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3496,7 +3573,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3560,6 +3637,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -3594,7 +3683,10 @@ export interface operations {
                 work_order_id?: string | null;
                 household_id?: string | null;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3609,7 +3701,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `filter_required`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `filter_required`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3617,7 +3709,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "filter_required" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "filter_required" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3630,6 +3722,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -3664,7 +3768,10 @@ export interface operations {
     documentsGetDocument: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 document_id: string;
             };
@@ -3681,7 +3788,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3689,7 +3796,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3714,6 +3821,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -3748,7 +3867,10 @@ export interface operations {
     documentsPdf: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 document_id: string;
             };
@@ -3765,7 +3887,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3773,7 +3895,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3813,6 +3935,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -3844,7 +3978,10 @@ export interface operations {
     documentsVerify: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 document_id: string;
             };
@@ -3861,7 +3998,7 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3869,7 +4006,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3894,6 +4031,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -3932,7 +4081,10 @@ export interface operations {
                 limit?: number;
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3947,7 +4099,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3955,7 +4107,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3980,6 +4132,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4014,7 +4178,10 @@ export interface operations {
     householdsDetail: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 household_id: string;
             };
@@ -4031,7 +4198,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4039,7 +4206,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4064,6 +4231,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4098,7 +4277,10 @@ export interface operations {
     instrumentsListAll: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4113,7 +4295,7 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4121,7 +4303,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4134,6 +4316,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4168,7 +4362,10 @@ export interface operations {
     instrumentsPutInstrument: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 instrument_id: string;
             };
@@ -4189,16 +4386,7 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"];
                 };
             };
-            /** @description A new instrument was registered. */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InstrumentView"];
-                };
-            };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4206,7 +4394,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -4270,6 +4458,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -4301,7 +4501,10 @@ export interface operations {
     authMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4316,7 +4519,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserSummary"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4324,7 +4527,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4337,6 +4540,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4371,7 +4586,10 @@ export interface operations {
     measurementsGetMeasurement: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 measurement_id: string;
             };
@@ -4388,7 +4606,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeasurementRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4396,7 +4614,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4421,6 +4639,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4455,7 +4685,10 @@ export interface operations {
     documentsCheck: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 reference: string;
             };
@@ -4472,7 +4705,7 @@ export interface operations {
                     "application/json": components["schemas"]["PublicDocument"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4480,7 +4713,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4493,6 +4726,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4541,7 +4786,10 @@ export interface operations {
     documentsResidentCopy: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 reference: string;
             };
@@ -4558,7 +4806,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4566,7 +4814,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4579,6 +4827,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4627,7 +4887,10 @@ export interface operations {
     referenceStations: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4644,7 +4907,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4652,7 +4915,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4665,6 +4928,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4699,7 +4974,10 @@ export interface operations {
     referenceTeams: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4716,7 +4994,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4724,7 +5002,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4737,6 +5015,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4775,7 +5065,10 @@ export interface operations {
                 limit?: number;
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4790,7 +5083,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4798,7 +5091,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4823,6 +5116,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4857,7 +5162,10 @@ export interface operations {
     revisitsAssign: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 revisit_id: string;
             };
@@ -4878,7 +5186,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4886,7 +5194,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -4959,6 +5267,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -4993,7 +5313,10 @@ export interface operations {
     revisitsOutcome: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 revisit_id: string;
             };
@@ -5014,7 +5337,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5022,7 +5345,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -5095,6 +5418,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5132,7 +5467,10 @@ export interface operations {
                 team_id?: string | null;
                 soon_minutes?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5147,7 +5485,7 @@ export interface operations {
                     "application/json": components["schemas"]["BoardEntry"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5155,7 +5493,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5180,6 +5518,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5214,7 +5564,10 @@ export interface operations {
     slaGetPolicy: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5229,7 +5582,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5237,7 +5590,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5250,6 +5603,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5284,7 +5649,10 @@ export interface operations {
     slaPutPolicy: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5303,7 +5671,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5311,7 +5679,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -5363,6 +5731,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -5396,7 +5776,10 @@ export interface operations {
             query?: {
                 days?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5413,7 +5796,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5421,7 +5804,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5446,6 +5829,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5483,7 +5878,10 @@ export interface operations {
                 cursor?: string | null;
                 limit?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5498,7 +5896,7 @@ export interface operations {
                     "application/json": components["schemas"]["PullResponse"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5506,7 +5904,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5519,6 +5917,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5553,7 +5963,10 @@ export interface operations {
     syncPush: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5566,13 +5979,19 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    /** @description RFC 9745: `@<unix seconds>` when an action version in the batch stopped being current. */
+                    Deprecation?: string;
+                    /** @description `<url>; rel="deprecation"`: where the retirement is explained, if the deployment says. */
+                    Link?: string;
+                    /** @description RFC 8594: the HTTP-date from which that version is refused (`unsupported_action_version`). */
+                    Sunset?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PushResponse"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5580,7 +5999,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -5663,7 +6082,10 @@ export interface operations {
     syncStatus: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5678,7 +6100,7 @@ export interface operations {
                     "application/json": components["schemas"]["SyncStatus"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5686,7 +6108,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5735,7 +6157,10 @@ export interface operations {
             query?: {
                 role?: components["schemas"]["Role"] | null;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5750,7 +6175,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5758,7 +6183,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5783,6 +6208,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -5817,7 +6254,10 @@ export interface operations {
     usersCreateUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5836,7 +6276,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5844,7 +6284,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
                     };
                 };
             };
@@ -5908,6 +6348,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -5939,7 +6391,10 @@ export interface operations {
     usersDisableUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 user_id: string;
             };
@@ -5956,7 +6411,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5964,7 +6419,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6001,6 +6456,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6035,7 +6502,10 @@ export interface operations {
     usersEnableUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 user_id: string;
             };
@@ -6052,7 +6522,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6060,7 +6530,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6097,6 +6567,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6139,7 +6621,10 @@ export interface operations {
                 limit?: number;
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6154,7 +6639,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"][];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6162,7 +6647,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6175,6 +6660,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6209,7 +6706,10 @@ export interface operations {
     workOrdersCreate: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6228,7 +6728,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6236,7 +6736,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
                     };
                 };
             };
@@ -6288,6 +6788,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -6319,7 +6831,10 @@ export interface operations {
     workOrdersDetail: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6336,7 +6851,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6344,7 +6859,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6369,6 +6884,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6403,7 +6930,10 @@ export interface operations {
     workOrdersAssign: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6424,7 +6954,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6432,7 +6962,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -6508,6 +7038,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
             /** @description The server failed; the request was not applied: `internal_error` */
             500: {
                 headers: {
@@ -6539,7 +7081,10 @@ export interface operations {
     workOrdersCancel: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6560,7 +7105,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6568,7 +7113,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6641,6 +7186,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6675,7 +7232,10 @@ export interface operations {
     workOrdersClose: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6696,7 +7256,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6704,7 +7264,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6777,6 +7337,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6811,7 +7383,10 @@ export interface operations {
     workOrdersApproveReturn: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6832,7 +7407,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6840,7 +7415,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6913,6 +7488,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -6947,7 +7534,10 @@ export interface operations {
     workOrdersRefuseReturn: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
             path: {
                 order_id: string;
             };
@@ -6968,7 +7558,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6976,7 +7566,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "client_disconnected" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7049,6 +7639,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
                     };
                 };
             };
@@ -7098,7 +7700,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7106,7 +7708,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -7142,7 +7744,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7150,7 +7752,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
