@@ -15,6 +15,8 @@ def _codes(operation: dict[str, Any], status: int) -> set[str]:
     response = operation["responses"].get(str(status))
     if response is None:
         return set()
+    if "content" not in response:  # HEAD: no body; the codes a GET would give are listed
+        return set(response["x-heatcrew-codes"])
     return set(response["content"]["application/json"]["schema"]["allOf"][1]["properties"]["code"]["enum"])
 
 

@@ -973,7 +973,7 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
@@ -1326,7 +1326,7 @@ export interface components {
          * @description Stable machine code of an error; clients branch on this, never on the message.
          * @enum {string}
          */
-        ErrorCode: "already_superseded" | "app_upgrade_required" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        ErrorCode: "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "content_mismatch" | "corrupt_image" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** EventRead */
         EventRead: {
             actor_id: string | null;
@@ -2499,7 +2499,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2507,7 +2507,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2622,7 +2622,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoggedOut"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2630,7 +2630,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -2699,7 +2699,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2707,7 +2707,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -2840,7 +2840,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadProgress"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2848,7 +2848,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -2987,67 +2987,44 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid (no body; a GET would say `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul`) */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
-                    };
-                };
+                content?: never;
             };
-            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            /** @description Not authenticated (no, expired or revoked token) (no body; a GET would say `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled`) */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
-                    };
-                };
+                content?: never;
             };
-            /** @description No such object (or not one you may see): `blob_not_found`, `not_found` */
+            /** @description No such object (or not one you may see) (no body; a GET would say `blob_not_found`, `not_found`) */
             404: {
                 headers: {
+                    /** @description When that unfinished upload is dropped (HTTP-date). */
+                    "Upload-Expires"?: string;
+                    /** @description Bytes of your unfinished upload the server holds: resume from here. */
+                    "Upload-Offset"?: number;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "blob_not_found" | "not_found";
-                    };
-                };
+                content?: never;
             };
-            /** @description The server failed; the request was not applied: `internal_error` */
+            /** @description The server failed; the request was not applied (no body; a GET would say `internal_error`) */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "internal_error";
-                    };
-                };
+                content?: never;
             };
-            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            /** @description Unavailable for now; send the same request again after Retry-After (no body; a GET would say `database_unavailable`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait before sending again. */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["Error"] & {
-                        /** @enum {unknown} */
-                        code?: "database_unavailable";
-                    };
-                };
+                content?: never;
             };
         };
     };
@@ -3087,7 +3064,7 @@ export interface operations {
                     "application/json": components["schemas"]["BlobStored"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3095,7 +3072,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3214,7 +3191,7 @@ export interface operations {
                     "application/json": components["schemas"]["DirectUpload"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3222,7 +3199,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3353,7 +3330,7 @@ export interface operations {
                     "image/jpeg": string;
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_sha256`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3361,7 +3338,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_sha256" | "text_with_nul";
                     };
                 };
             };
@@ -3462,7 +3439,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3470,7 +3447,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3565,7 +3542,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3573,7 +3550,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -3701,7 +3678,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"][];
                 };
             };
-            /** @description The request is not valid: `filter_required`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `filter_required`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3709,7 +3686,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "filter_required" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "filter_required" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3788,7 +3765,7 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3796,7 +3773,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3887,7 +3864,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3895,7 +3872,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -3998,7 +3975,7 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4006,7 +3983,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4099,7 +4076,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4107,7 +4084,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4198,7 +4175,7 @@ export interface operations {
                     "application/json": components["schemas"]["HouseholdRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4206,7 +4183,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4295,7 +4272,7 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4303,7 +4280,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4386,7 +4363,16 @@ export interface operations {
                     "application/json": components["schemas"]["InstrumentView"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description A new instrument was registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstrumentView"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `invalid_instrument_id`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4394,7 +4380,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "invalid_instrument_id" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -4519,7 +4505,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserSummary"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4527,7 +4513,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4606,7 +4592,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeasurementRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4614,7 +4600,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4705,7 +4691,7 @@ export interface operations {
                     "application/json": components["schemas"]["PublicDocument"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4713,7 +4699,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4806,7 +4792,7 @@ export interface operations {
                     "application/pdf": string;
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4814,7 +4800,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4907,7 +4893,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4915,7 +4901,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -4994,7 +4980,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5002,7 +4988,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5083,7 +5069,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5091,7 +5077,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5186,7 +5172,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5194,7 +5180,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -5337,7 +5323,7 @@ export interface operations {
                     "application/json": components["schemas"]["RevisitRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5345,7 +5331,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -5485,7 +5471,7 @@ export interface operations {
                     "application/json": components["schemas"]["BoardEntry"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5493,7 +5479,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5582,7 +5568,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5590,7 +5576,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5671,7 +5657,7 @@ export interface operations {
                     "application/json": components["schemas"]["SlaPolicy"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5679,7 +5665,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -5796,7 +5782,7 @@ export interface operations {
                     }[];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5804,7 +5790,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5896,7 +5882,7 @@ export interface operations {
                     "application/json": components["schemas"]["PullResponse"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5904,7 +5890,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -5991,7 +5977,7 @@ export interface operations {
                     "application/json": components["schemas"]["PushResponse"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5999,7 +5985,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -6100,7 +6086,7 @@ export interface operations {
                     "application/json": components["schemas"]["SyncStatus"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6108,7 +6094,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6175,7 +6161,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6183,7 +6169,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6276,7 +6262,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `password_too_short`, `text_with_nul`, `unknown_team` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6284,7 +6270,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "password_too_short" | "text_with_nul" | "unknown_team";
                     };
                 };
             };
@@ -6411,7 +6397,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6419,7 +6405,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6522,7 +6508,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserRead"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6530,7 +6516,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6639,7 +6625,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"][];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6647,7 +6633,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6728,7 +6714,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `received_in_future`, `received_too_old`, `text_with_nul`, `unknown_household`, `unknown_team`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6736,7 +6722,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "received_in_future" | "received_too_old" | "text_with_nul" | "unknown_household" | "unknown_team" | "unknown_user";
                     };
                 };
             };
@@ -6851,7 +6837,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderDetail"];
                 };
             };
-            /** @description The request is not valid: `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6859,7 +6845,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -6954,7 +6940,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `not_assignable`, `text_with_nul`, `unknown_user` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6962,7 +6948,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "not_assignable" | "text_with_nul" | "unknown_user";
                     };
                 };
             };
@@ -7105,7 +7091,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7113,7 +7099,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7256,7 +7242,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7264,7 +7250,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7407,7 +7393,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7415,7 +7401,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7558,7 +7544,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkOrderRead"];
                 };
             };
-            /** @description The request is not valid: `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7566,7 +7552,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
                     };
                 };
             };
@@ -7700,7 +7686,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7708,7 +7694,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
@@ -7744,7 +7730,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description The request is not valid: `invalid_body`, `invalid_input`, `text_with_nul` */
+            /** @description The request is not valid: `bad_request`, `invalid_body`, `invalid_input`, `text_with_nul` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7752,7 +7738,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_body" | "invalid_input" | "text_with_nul";
+                        code?: "bad_request" | "invalid_body" | "invalid_input" | "text_with_nul";
                     };
                 };
             };
