@@ -27,3 +27,12 @@ def test_every_retirement_is_announced_with_its_dates() -> None:
         assert (
             f"{action_type}` v{version} is deprecated since {retirement.deprecated_on.isoformat()}" in PHONE
         )
+
+
+def test_the_published_document_carries_the_newest_contract_version() -> None:
+    from backend.app import API_VERSION
+
+    newest = re.findall(r"^## (\d+\.\d+\.\d+)", CHANGELOG, re.M)[0]
+    assert newest == API_VERSION
+    published = (ROOT / "mobile_contract" / "openapi.json").read_text()
+    assert f'"version": "{newest}"' in published
