@@ -1,6 +1,9 @@
 """Fixtures shared by every suite: databases, blob stores, a controllable clock, the app."""
 
 import dataclasses
+import json
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,11 +74,49 @@ def demo(ctx: AppContext) -> AppContext:
 # ---------------------------------------------------------------- fuzzing: one summary section in CI
 
 
+# Under pytest-xdist every worker is its own process: each leaves what it saw in a folder made by
+# the controller (the recorded answers, the fuzz lines), and the controller reads them all.
+_SHARED = "HEATCREW_TEST_SHARED_DIR"
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config) -> None:
+    if not _is_worker(config) and _SHARED not in os.environ:
+        os.environ[_SHARED] = tempfile.mkdtemp(prefix="heatcrew-tests-")  # workers inherit it
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    folder = os.environ.get(_SHARED)
+    if not folder:
+        return
+    if _is_worker(session.config):
+        worker = session.config.workerinput["workerid"]
+        Path(folder, f"answers-{worker}.json").write_text(json.dumps(sorted(answers.SEEN)))
+        Path(folder, f"fuzz-{worker}.json").write_text(json.dumps(fuzz_log.LINES))
+        return
+    for path in sorted(Path(folder).glob("answers-*.json")):
+        answers.SEEN.update(tuple(a) for a in json.loads(path.read_text()))
+    for path in sorted(Path(folder).glob("fuzz-*.json")):
+        fuzz_log.LINES.extend(json.loads(path.read_text()))
+    undeclared = answers.undeclared()
+    if undeclared:  # what tests/test_answers_declared.py checks, over every worker's answers
+        session.config._heatcrew_undeclared = undeclared
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """The fuzz tests' budgets and findings, printed at the end of the run (visible without -s)."""
     if fuzz_log.LINES:
         terminalreporter.section("fuzz (Hypothesis, schemathesis)")
         for line in fuzz_log.LINES:
+            terminalreporter.write_line(line)
+    undeclared = getattr(config, "_heatcrew_undeclared", None)
+    if undeclared:
+        terminalreporter.section("error answers the published document does not declare", red=True)
+        for line in undeclared:
             terminalreporter.write_line(line)
 
 
