@@ -716,3 +716,16 @@ def test_the_upload_protocol_is_documented_in_openapi(client: TestClient) -> Non
     assert {p["name"] for p in blob["put"]["parameters"]} >= {"offset", "upload-length"}
     assert "presign_unsupported" in paths["/api/v1/blobs/{sha256}/presign"]["post"]["description"]
     assert "blob_hash_mismatch" in paths["/api/v1/blobs/{sha256}/complete"]["post"]["description"]
+
+
+def test_a_blob_store_outage_says_when_to_send_again(client: TestClient, settings: Any) -> None:
+    """Like every 503, an unusable blob store answers Retry-After: the phone resends the same upload."""
+    import shutil
+
+    tokens = login(client, "tech1")
+    shutil.rmtree(settings.blob_dir)
+    settings.blob_dir.write_text("a file where the blob directory was")  # the disk went away
+    data = photo()
+    response = client.put(f"/api/v1/blobs/{sha(data)}", content=data, headers=auth(tokens))
+    assert_error(response, 503, "blob_store_unavailable")
+    assert int(response.headers["Retry-After"]) > 0

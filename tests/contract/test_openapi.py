@@ -186,3 +186,17 @@ def test_binary_bodies_and_media_types_are_declared(published: Published) -> Non
     assert sha["schema"]["pattern"] == "^[0-9a-f]{64}$"
     for path in ("/api/v1/documents/{document_id}/pdf", "/api/v1/public/documents/{reference}/pdf"):
         assert list(paths[path]["get"]["responses"]["200"]["content"]) == ["application/pdf"]
+
+
+def test_an_instrument_put_answers_only_statuses_it_declares(
+    client: TestClient, published: Published
+) -> None:
+    admin = auth(login(client, "admin"))
+    body = {"certificate_no": "JJG-TH-9001", "calibration_expires": "2027-06-30"}
+    created = client.put("/api/v1/instruments/TH-9001", json=body, headers=admin)
+    again = client.put("/api/v1/instruments/TH-9001", json=body, headers=admin)
+    assert (created.status_code, again.status_code) == (201, 200)
+    for answer in (created, again):
+        published.check_answer(
+            "PUT", "/api/v1/instruments/{instrument_id}", answer.status_code, answer.json()
+        )
