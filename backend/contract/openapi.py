@@ -103,7 +103,7 @@ def published(spec: dict[str, Any], app: Litestar) -> dict[str, Any]:
             if method not in {"get", "put", "post", "patch", "delete", "head"}:
                 continue
             handler = handlers[(method.upper(), path)]
-            _describe(operation, handler)
+            operation["operationId"] = _operation_id(handler)  # the description is the docstring
             _declare_security(operation, handler)
             _declare_errors(operation, handler, path)
             _declare_versioning(operation, path)
@@ -312,11 +312,6 @@ def _camel(word: str) -> str:
 
 
 # ------------------------------------------------------------------ operations
-
-
-def _describe(operation: dict[str, Any], handler: HTTPRouteHandler) -> None:
-    # The description is the handler's docstring (``use_handler_docstrings``).
-    operation["operationId"] = _operation_id(handler)
 
 
 def _operation_id(handler: HTTPRouteHandler) -> str:

@@ -16,7 +16,6 @@ quota (settings ``max_upload_bytes``, ``upload_quota_*``).
 import asyncio
 import functools
 import hashlib
-import inspect
 import math
 import os
 import tempfile
@@ -32,7 +31,6 @@ import anyio
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, get, head, post, put
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Stream
 from litestar.utils.sync import sync_to_thread
@@ -143,17 +141,10 @@ VIEW_ANSWERS = {
 }
 
 
-def _described(handler: HTTPRouteHandler) -> HTTPRouteHandler:
-    """Show the handler's docstring (here: the upload protocol) as its OpenAPI description."""
-    handler.description = inspect.cleandoc(handler.fn.__doc__ or "")
-    return handler
-
-
 class BlobController(Controller):
     path = "/api/v1/blobs"
     tags = ["blobs"]
 
-    @_described
     @put("/{sha256:str}", status_code=201, request_max_body_size=None, opt=UPLOAD_ANSWERS)
     async def upload(
         self,
@@ -216,7 +207,6 @@ class BlobController(Controller):
         created, size = await _finish(ctx, principal, sha256, receiver)
         return Response(BlobStored(sha256, size), status_code=201 if created else 200)
 
-    @_described
     @head("/{sha256:str}", status_code=200, opt={"answers": answers(_E.invalid_sha256, _E.blob_not_found)})
     async def exists(self, ctx: Ctx, principal: Caller, sha256: FromPath[str]) -> None:
         """200 when this company already holds the file; 404 when it must be uploaded.
@@ -234,7 +224,6 @@ class BlobController(Controller):
             headers = _progress_headers(partial.size, _expires(ctx, partial))
         raise NotFound("Not uploaded yet.", code="blob_not_found", headers=headers)
 
-    @_described
     @post("/{sha256:str}/presign", status_code=200, opt=PRESIGN_ANSWERS)
     async def presign(
         self, ctx: Ctx, principal: Caller, sha256: FromPath[str], data: JSONBody[PresignRequest]
@@ -249,7 +238,6 @@ class BlobController(Controller):
         _require_sha256(sha256)
         return await sync_to_thread(_presign, ctx, principal, sha256, data.size)
 
-    @_described
     @post("/{sha256:str}/complete", status_code=201, opt=COMPLETE_ANSWERS)
     async def complete(
         self,

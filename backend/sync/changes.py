@@ -112,12 +112,12 @@ def write_log(session: OrmSession) -> None:
     by_company: dict[uuid.UUID, list[tuple[uuid.UUID | None, str, str]]] = {}
     for company_id, user, entity, entity_id in pending:
         by_company.setdefault(company_id, []).append((user, entity, entity_id))
-    # Bookkeeping for pruning by age only; the order of changes comes from the counter.
+    # Bookkeeping for pruning by age only; the order of changes comes from their positions.
     at = session.info["clock"].now() if "clock" in session.info else datetime.now(UTC)
+    # PostgreSQL: a trigger gives every row its transaction's id (migration 0010), whoever writes it.
     postgres = session.get_bind().dialect.name == "postgresql"
-    position = session.execute(_OWN_XID).scalar_one() if postgres else None
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
-        version = position if position is not None else _bump(session, company_id)
+        version = 0 if postgres else _bump(session, company_id)
         # Plain rows in one statement: the ORM's bulk path costs more than the insert.
         buffer.insert_now(
             session,
@@ -134,10 +134,6 @@ def write_log(session: OrmSession) -> None:
                 for user, entity, entity_id in sorted(by_company[company_id], key=str)
             ],
         )
-
-
-# The writing transaction's id, as a plain 64-bit number (xid8 never wraps around).
-_OWN_XID = sa.text("SELECT pg_current_xact_id()::text::bigint")
 
 
 def _bump(session: OrmSession, company_id: uuid.UUID) -> int:
