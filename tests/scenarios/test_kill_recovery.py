@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from backend.context import AppContext
@@ -37,7 +38,7 @@ PHONES = (
     ("tech2", "west-phone"),
     ("tech2", "west-tablet"),
 )
-KILLS = 4
+KILLS = 3
 MAX_STEPS = 200  # per phone at most (each a few notes and a photo); the kills end the run first
 
 
@@ -61,11 +62,14 @@ class Server:
         self.workdir, self.env, self.port = workdir, env, free_port()
         self.process = None
         self.kills = 0
+        self.starts: list[float] = []
 
     def start(self) -> None:
+        began = time.monotonic()
         self.process, self.base = start_server(
             self.workdir, ["serve", "--workers", "2"], self.env, port=self.port
         )
+        self.starts.append(time.monotonic() - began)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -114,6 +118,8 @@ def test_a_server_killed_at_random_points_loses_and_doubles_nothing(
     stop = threading.Event()
     errors: list[BaseException] = []
     offline = {p.device_id: 0 for p in phones}
+    cut_off = {p.device_id: 0 for p in phones}  # a request in flight when the server died
+    pushed = threading.Semaphore(0)  # one release per push answered
 
     def work(phone: Phone, phone_seed: int) -> None:
         own = random.Random(phone_seed)
@@ -132,10 +138,13 @@ def test_a_server_killed_at_random_points_loses_and_doubles_nothing(
                 while not stop.is_set():  # a dead server: the same queue again, a moment later
                     try:
                         phone.push()
+                        pushed.release()
                         break
-                    except Offline:
+                    except Offline as exc:
                         offline[phone.device_id] += 1
-                        time.sleep(0.2)
+                        if not isinstance(exc.__cause__, httpx.ConnectError):
+                            cut_off[phone.device_id] += 1
+                        time.sleep(0.3)
                 time.sleep(own.uniform(0, 0.2))
         except BaseException as exc:
             errors.append(exc)
@@ -145,7 +154,10 @@ def test_a_server_killed_at_random_points_loses_and_doubles_nothing(
         for t in threads:
             t.start()
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.3, 2.0))
+            # Once the phones are at it again (a few pushes answered), at a random moment.
+            for _ in range(rng.randint(1, 8)):
+                assert pushed.acquire(timeout=30), "the phones stopped pushing"
+            time.sleep(rng.uniform(0.0, 0.4))
             server.kill()
             time.sleep(rng.uniform(0.0, 0.5))
             server.start()
@@ -181,7 +193,9 @@ def test_a_server_killed_at_random_points_loses_and_doubles_nothing(
             phone.close()
     print(
         f"seed {seed}: {KILLS} kills, {report.actions} actions, {report.photos} photos,"
-        f" {sum(offline.values())} pushes met a dead server, {time.monotonic() - started:.1f} s"
+        f" {sum(offline.values())} pushes met a dead server, {sum(cut_off.values())} of them"
+        f" cut off mid-request, {time.monotonic() - started:.1f} s"
+        f" (starts: {', '.join(f'{t:.1f}' for t in server.starts)} s)"
     )
 
 
