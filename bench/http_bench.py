@@ -48,6 +48,7 @@ from backend.clock import ManualClock
 from backend.context import build_context
 from backend.db.migrate import upgrade
 from backend.settings import Settings
+from bench.report import Figure, fresh_postgres
 from bench.sync_bench import NOW, analyse, seed
 
 SECRET = "http-bench-signing-key-" + "x" * 24
@@ -295,6 +296,9 @@ class Server:
         return found
 
     def cpu_seconds(self) -> float:
+        """CPU of the server and its workers, including workers that ended (uvicorn replaces one
+        that misses its health check): their time is in the server's cutime and cstime once it
+        has reaped them, so the total never goes backwards."""
         total = 0
         for pid in self.pids():
             try:
@@ -302,6 +306,8 @@ class Server:
             except OSError:
                 continue
             total += int(fields[11]) + int(fields[12])  # utime + stime
+            if pid == self.process.pid:
+                total += int(fields[13]) + int(fields[14])  # cutime + cstime: reaped workers
         return total / TICK
 
     def worker_rss_mib(self) -> float:
@@ -346,14 +352,17 @@ class Row:
 def measure(
     server: Server, phones: list[PhoneState], label: str, **plan: Any
 ) -> tuple[Row, list[PhoneState]]:
-    before = server.cpu_seconds()
+    before, workers = server.cpu_seconds(), set(server.pids())
     outcome, phones = run_load(server.port, phones, **plan)
     cpu = server.cpu_seconds() - before
+    replaced = len(workers - set(server.pids()))
     done = len(outcome.latencies)
     bad = {s: n for s, n in outcome.statuses.items() if s != 200}
     note = f"non-200: {bad}" if bad else ""
     if outcome.not_applied:
         note += f" {outcome.not_applied} actions not applied {outcome.refusals}"
+    if replaced:
+        note += f" {replaced} worker(s) replaced meanwhile"
     row = Row(
         label,
         done / outcome.elapsed,
@@ -368,21 +377,27 @@ def measure(
 
 
 def lock_waits(url: str, stop: threading.Event, samples: list[tuple[int, int]]) -> None:
-    """Sample the bench database's backends in a transaction (active or idle in one, as a push is
-    between statements): how many, and how many of them wait on a lock."""
-    engine = sa.create_engine(url)
+    """Sample the bench database's client backends in a transaction (active, or idle in one as a
+    push is between statements): how many, and how many of them wait on a lock.
+
+    Each sample is its own transaction (autocommit). PostgreSQL takes one snapshot of
+    ``pg_stat_activity`` per transaction and hands it back until the transaction ends; sampled
+    inside one long transaction, as this did before, every sample repeated the first, taken
+    before the load began with every backend idle, and the run recorded 0 samples.
+    """
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     database = sa.engine.make_url(url).database
     query = sa.text(
         "SELECT count(*) FILTER (WHERE state <> 'idle'), "
         "count(*) FILTER (WHERE state <> 'idle' AND wait_event_type = 'Lock') "
-        "FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
+        "FROM pg_stat_activity WHERE datname = :db AND backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()"
     )
     with engine.connect() as conn:
         while not stop.is_set():
             active, waiting = conn.execute(query, {"db": database}).one()
-            if active:
-                samples.append((active, waiting))
-            time.sleep(0.05)
+            samples.append((active, waiting))
+            time.sleep(0.02)
     engine.dispose()
 
 
@@ -407,16 +422,13 @@ def prepare(url: str, orders: int, techs: int, workdir: Path) -> list[PhoneState
     return phones
 
 
-def fresh_postgres(url: str) -> None:
-    target = sa.engine.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: the full run, or 1,000 orders, 20 phones and short phases when quick."""
+    sizes = ["--orders", "1000", "--techs", "20", "--rate", "150", "--duration", "3", "--phase", "1"]
+    return main([*(sizes if quick else []), *(["--database-url", database_url] if database_url else [])])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -427,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=1000, help="open-loop requests per second")
     parser.add_argument("--concurrency", type=int, default=50, help="closed-loop phones at once")
     parser.add_argument("--duration", type=float, default=15, help="seconds per mix phase")
+    parser.add_argument("--phase", type=float, default=3, help="seconds per single-endpoint phase")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="heatcrew-http-bench-"))
@@ -465,10 +478,13 @@ def main(argv: list[str] | None = None) -> None:
         "warning",
     ]
     rows: dict[str, list[Row]] = {}
+    lock_share: tuple[float, int, int, int, int] | None = None
     for name, command in (("heatcrew", heatcrew), ("bare", bare)):
         server = Server(name, command, env, workdir)
         try:
-            _, phones = measure(server, phones, "warm-up", mix="mix", rate=None, concurrency=8, duration=2)
+            _, phones = measure(
+                server, phones, "warm-up", mix="mix", rate=None, concurrency=8, duration=min(2, args.phase)
+            )
             out = []
             for label, mix in (
                 ("/health", "/health"),
@@ -477,10 +493,12 @@ def main(argv: list[str] | None = None) -> None:
             ):
                 if label == "empty delta pull":  # every phone's cursor at the head: nothing new
                     phones = refresh_cursors(server, phones)
-                row, phones = measure(server, phones, label, mix=mix, rate=None, concurrency=4, duration=3)
+                row, phones = measure(
+                    server, phones, label, mix=mix, rate=None, concurrency=4, duration=args.phase
+                )
                 out.append(row)
             row, phones = measure(
-                server, phones, "GET /me", mix="/api/v1/me", rate=None, concurrency=4, duration=3
+                server, phones, "GET /me", mix="/api/v1/me", rate=None, concurrency=4, duration=args.phase
             )
             out.append(row)
             row, phones = measure(
@@ -521,12 +539,80 @@ def main(argv: list[str] | None = None) -> None:
                 sampler.join()
                 active = sum(a for a, _ in samples)
                 waiting = sum(w for _, w in samples)
-                row.note = (row.note + f" lock waits: {waiting} of {active} sampled backends").strip()
+                busy = sum(1 for a, _ in samples if a)
+                share = 100 * waiting / active if active else float("nan")
+                lock_share = (share, len(samples), busy, active, waiting)
+                row.note = (
+                    row.note + f" lock waits: {waiting} of {active} sampled connections in a transaction"
+                    f" ({share:.1f} %; {len(samples)} samples, {busy} with any)"
+                ).strip()
                 out.append(row)
             rows[name] = out
         finally:
             server.stop()
     print_table(rows)
+    return as_figures(rows, lock_share, args.rate)
+
+
+def as_figures(
+    rows: dict[str, list[Row]], lock_share: tuple[float, int, int, int, int] | None, rate: float
+) -> list[Figure]:
+    """HeatCrew's rows, each beside the bare app's same row (its floor)."""
+    bare = {r.label: r for r in rows.get("bare", [])}
+    heat = {r.label: r for r in rows.get("heatcrew", [])}
+    found = []
+    for label, row in heat.items():
+        floor = bare.get(label)
+        found.append(
+            Figure(
+                "http",
+                f"{label}: worker CPU per request",
+                row.cpu_ms,
+                "ms",
+                floor.cpu_ms if floor else None,
+                "bare Litestar",
+                note=row.note if not label.endswith("200/s") else row.note.split("lock waits:")[0].strip(),
+            )
+        )
+        if label.startswith("mix"):
+            found.append(
+                Figure("http", f"{label}: p99", row.p99, "ms", floor.p99 if floor else None, "bare Litestar")
+            )
+            found.append(
+                Figure(
+                    "http",
+                    f"{label}: answered",
+                    row.rps,
+                    "req/s",
+                    floor.rps if floor else None,
+                    "bare Litestar",
+                )
+            )
+    if "/health" in heat and "empty delta pull" in heat:
+        found.append(
+            Figure(
+                "http",
+                "empty delta pull: worker CPU per request",
+                heat["empty delta pull"].cpu_ms,
+                "ms",
+                heat["/health"].cpu_ms,
+                "HeatCrew /health",
+                "<= 4x /health",
+            )
+        )
+    if lock_share is not None:
+        share, samples, busy, active, waiting = lock_share
+        found.append(
+            Figure(
+                "http",
+                "connections waiting on a lock, mix at 200 req/s",
+                share,
+                "%",
+                target="< 10 %",
+                note=f"{waiting} of {active} in {samples} samples ({busy} with a transaction)",
+            )
+        )
+    return found
 
 
 def refresh_cursors(server: Server, phones: list[PhoneState]) -> list[PhoneState]:

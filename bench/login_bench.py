@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import Figure
 from bench.upload_bench import Sampler, percentile, reset_peak, rss_kib, server_pid, start_server
 
 DEMO_USERS = ("tech1", "tech2", "inspector1", "supervisor1", "dispatcher1", "admin")
@@ -52,7 +53,12 @@ def log_in(base: str, username: str, device: str) -> tuple[float, int, str | Non
     return took, response.status_code, code
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: 100 concurrent logins, or 10 when quick."""
+    return main(["-c", "10" if quick else "100", *(["--database-url", database_url] if database_url else [])])
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--concurrency", type=int, default=100)
     parser.add_argument("--hash-concurrency", type=int, default=None, help="HEATCREW_LOGIN_HASH_CONCURRENCY")
@@ -127,6 +133,26 @@ def main(argv: list[str] | None = None) -> None:
             f"RSS added by {args.concurrency} logins: {(peak - floor) / 1024:.1f} MiB "
             f"above the idle floor of {floor / 1024:.1f} MiB (target <= 200 MB)"
         )
+        answered = f"{answers.get('200', 0)} of {args.concurrency} answered 200"
+        return [
+            Figure(
+                "login",
+                f"server RSS, {args.concurrency} logins at once",
+                peak / 1024,
+                "MiB",
+                floor / 1024,
+                "idle server",
+                "added <= 200 MB for 100",
+                f"added {(peak - floor) / 1024:.0f} MiB",
+            ),
+            Figure(
+                "login",
+                f"latency p95, {args.concurrency} at once",
+                percentile(latencies, 0.95),
+                "s",
+                note=answered,
+            ),
+        ]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

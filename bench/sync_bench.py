@@ -46,6 +46,7 @@ from backend.sync import changes
 from backend.sync.pull import pull
 from backend.sync.push import push
 from backend.work_orders.models import SlaClock, WorkOrder
+from bench.report import Figure
 from mobile_contract.sync import ActionEnvelope, PushRequest
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
@@ -375,7 +376,13 @@ def _push_in_parallel(
     return sum(r[2] for r in reports), elapsed, [x for r in reports for x in r[3]]
 
 
-def main() -> None:
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: 10,000 orders and 50 technicians, or 1,000 and 6 when quick."""
+    sizes = ["--orders", "1000", "--techs", "6", "--pulls", "30"] if quick else []
+    return main([*sizes, *(["--database-url", database_url] if database_url else [])])
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -386,7 +393,8 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--pulls", type=int, default=200)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    found: list[Figure] = []
 
     tmp = Path(tempfile.mkdtemp(prefix="heatcrew-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
@@ -409,6 +417,26 @@ def main() -> None:
         delta = pull(ctx, principal=principal, cursor=cursor)
         empty.append((time.perf_counter() - t0) * 1000)
         assert not delta.changes and not delta.reset
+    # Floor: a read transaction doing nothing but SELECT 1, on the same engine.
+    nothing = []
+    for _ in range(args.pulls):
+        t0 = time.perf_counter()
+        with ctx.db.session(readonly=True) as session:
+            session.execute(sa.text("SELECT 1")).scalar_one()
+        nothing.append((time.perf_counter() - t0) * 1000)
+    read_floor = statistics.median(nothing)
+    found += [
+        Figure("sync", f"pull day pack ({ORDERS_PER_TECH} orders), p50", statistics.median(day_pack), "ms"),
+        Figure(
+            "sync",
+            "pull empty delta, p50",
+            statistics.median(empty),
+            "ms",
+            read_floor,
+            "SELECT 1 transaction",
+        ),
+    ]
+    print(f"read transaction with SELECT 1 (the floor): p50 {read_floor:.2f} ms")
     print(
         f"pull day pack ({ORDERS_PER_TECH} orders): p50 {statistics.median(day_pack):.2f} ms  "
         f"p95 {percentile(day_pack, 0.95):.2f} ms  p99 {percentile(day_pack, 0.99):.2f} ms"
@@ -441,6 +469,8 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     total = sum(len(r.actions) for _, r in serial)
     assert applied == total, f"only {applied} of {total} applied"
+    found.append(Figure("sync", "push, one worker", applied / elapsed, "actions/s"))
+    found.append(Figure("sync", "push batch of 200, one worker, p95", percentile(latencies, 0.95), "ms"))
     print(
         f"push, one worker, {len(serial)} batches of 200: {applied / elapsed:,.0f} actions/s applied   "
         f"batch p50 {statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
@@ -455,6 +485,7 @@ def main() -> None:
         applied, elapsed, latencies = _push_in_parallel(ctx.settings, shares)
         total = sum(len(r.actions) for share in shares for _, r in share)
         assert applied == total, f"only {applied} of {total} applied"
+        found.append(Figure("sync", f"push, {args.workers} workers at once", applied / elapsed, "actions/s"))
         print(
             f"push, {args.workers} workers at once, {sum(map(len, shares))} batches of 200: "
             f"{applied / elapsed:,.0f} actions/s applied   batch p50 {statistics.median(latencies):.1f} ms  "
@@ -470,6 +501,7 @@ def main() -> None:
         latencies.append((time.perf_counter() - t0) * 1000)
         assert all(r.status == "duplicate" for r in answer.results)
     elapsed = time.perf_counter() - started
+    found.append(Figure("sync", "replay of applied batches", total / elapsed, "actions/s"))
     print(
         f"replay of applied batches:  {total / elapsed:,.0f} actions/s   batch p50 "
         f"{statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms"
@@ -479,6 +511,7 @@ def main() -> None:
     # notes on the day's (now completed) orders, and the same with an accept in the middle, which
     # no longer applies (conflict), from each technician's next seq
     next_seq = {p.user_id: 1 + sum(len(r.actions) for q, r in plans if q is p) for p in techs}
+    medians: dict[str, float] = {}
     for label, refused_at in (("200 notes", None), ("200 notes, one refused", 100)):
         latencies = []
         for principal in techs[:20]:
@@ -497,6 +530,7 @@ def main() -> None:
             latencies.append((time.perf_counter() - t0) * 1000)
             refusals = sum(r.status != "applied" for r in answer.results)
             assert refusals == (refused_at is not None), f"{refusals} refused"
+        medians[label] = statistics.median(latencies)
         print(
             f"push {label + ':':<24} batch p50 {statistics.median(latencies):.1f} ms  "
             f"p95 {percentile(latencies, 0.95):.1f} ms"
@@ -508,11 +542,24 @@ def main() -> None:
         t0 = time.perf_counter()
         page = pull(ctx, principal=principal, cursor=cursor if principal is techs[-1] else None)
         deltas.append((time.perf_counter() - t0) * 1000)
+    found.append(
+        Figure(
+            "sync",
+            "push 200 notes, one refused, p50",
+            medians["200 notes, one refused"],
+            "ms",
+            medians["200 notes"],
+            "none refused",
+        )
+    )
+    found.append(Figure("sync", "pull after the day, p50", statistics.median(deltas), "ms"))
     print(f"pull after the day:         p50 {statistics.median(deltas):.2f} ms")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (RSS):          {peak_mb:.0f} MB")
     ctx.db.dispose()
     shutil.rmtree(tmp, ignore_errors=True)  # the SQLite file of a 1M run is large
+    found.append(Figure("sync", "peak memory (RSS)", peak_mb, "MB"))
+    return found
 
 
 if __name__ == "__main__":

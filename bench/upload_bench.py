@@ -30,6 +30,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from bench.report import Figure
+
 TARGET_BYTES = 10_000_000
 
 
@@ -150,7 +152,12 @@ def upload(base: str, token: str, data: bytes) -> tuple[float, int]:
         return time.perf_counter() - started, response.status_code
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: 20 concurrent 10 MB uploads, or 4 when quick."""
+    return main(["-c", "4" if quick else "20", *(["--database-url", database_url] if database_url else [])])
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
@@ -237,6 +244,19 @@ def main(argv: list[str] | None = None) -> None:
             f"VmHWM {'%.1f' % (hwm / 1024) if hwm_reset else 'not resettable'})"
         )
         print(f"server peak RSS increase: {(peak - baseline) / 1024:.1f} MiB (target <= 100 MB)")
+        return [
+            Figure(
+                "upload",
+                f"server RSS, {args.concurrency} x 10 MB uploads at once",
+                peak / 1024,
+                "MiB",
+                baseline / 1024,
+                "idle server",
+                "added <= 100 MB for 20",
+                f"added {(peak - baseline) / 1024:.0f} MiB",
+            ),
+            Figure("upload", "throughput", total * len(photo) / wall / 1e6, "MB/s"),
+        ]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

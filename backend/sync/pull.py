@@ -261,7 +261,9 @@ _SCOPE = sa.select(*_ORDER_COLUMNS).where(
 _CLOCKS = (
     sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)
     .where(col(SlaClock.order_id).in_(sa.bindparam("ids", expanding=True)))
-    .order_by(col(SlaClock.due_at))
+    # Two clocks may be due at once (accept and arrive): the name breaks the tie, so every pull of
+    # an unchanged order hands out the same view (PostgreSQL's row order is not).
+    .order_by(col(SlaClock.due_at), col(SlaClock.clock))
 )
 _APPOINTMENTS = sa.select(
     Appointment.order_id, Appointment.window_start, Appointment.window_end, Appointment.reason

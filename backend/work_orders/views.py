@@ -121,7 +121,9 @@ def _clocks(session: Session, orders: list[WorkOrder], now: datetime) -> dict[uu
         return by_order
     stopped = {o.id: o.closed_at if o.state == State.cancelled else None for o in orders}
     rows = session.exec(
-        select(SlaClock).where(col(SlaClock.order_id).in_(list(by_order))).order_by(col(SlaClock.due_at))
+        select(SlaClock)
+        .where(col(SlaClock.order_id).in_(list(by_order)))
+        .order_by(col(SlaClock.due_at), col(SlaClock.clock))
     )
     for clock in rows:
         by_order[clock.order_id].append(
