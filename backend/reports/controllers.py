@@ -77,12 +77,7 @@ class ReportController(Controller):
             kpi = kpis.compute(session, scope=where, names=[name]).kpi(name)
         return Response(str(charts.render(kpi)), media_type="image/svg+xml")
 
-    @get(
-        "/exports/{file:str}",
-        sync_to_thread=True,
-        opt=ANSWERS,
-        media_type="application/octet-stream",
-    )
+    @get("/exports/{file:str}", sync_to_thread=True, opt=ANSWERS)
     def export(
         self,
         ctx: Ctx,

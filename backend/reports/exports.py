@@ -86,21 +86,23 @@ def neutralise(value: str) -> str:
 
 def _order_rows(session: Session, scope: Scope) -> Batches:
     yield [
-        "id",
-        "ref",
-        "kind",
-        "source",
-        "state",
-        "team",
-        "assignee",
-        "household",
-        "address",
-        "received_at",
-        "completed_at",
-        "closed_at",
-        "result",
-        "satisfaction",
-        *[f"{c}_{part}" for c in CLOCKS for part in ("due", "met", "status")],
+        [
+            "id",
+            "ref",
+            "kind",
+            "source",
+            "state",
+            "team",
+            "assignee",
+            "household",
+            "address",
+            "received_at",
+            "completed_at",
+            "closed_at",
+            "result",
+            "satisfaction",
+            *[f"{c}_{part}" for c in CLOCKS for part in ("due", "met", "status")],
+        ]
     ]
     query = (
         sa.select(
@@ -182,20 +184,22 @@ def _rooms_text(rooms: Sequence[dict[str, Any]]) -> tuple[str, str]:
 
 def _measurement_rows(session: Session, scope: Scope) -> Batches:
     yield [
-        "id",
-        "measured_at",
-        "household",
-        "address",
-        "order_ref",
-        "inspector",
-        "instrument",
-        "rooms",
-        "readings_c",
-        "outdoor_c",
-        "result",
-        "superseded",
-        "inspector_signed",
-        "resident_signed",
+        [
+            "id",
+            "measured_at",
+            "household",
+            "address",
+            "order_ref",
+            "inspector",
+            "instrument",
+            "rooms",
+            "readings_c",
+            "outdoor_c",
+            "result",
+            "superseded",
+            "inspector_signed",
+            "resident_signed",
+        ]
     ]
     source = (
         M.join(H, H.c.id == M.c.household_id)
@@ -265,7 +269,7 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
 
 
 def _kpi_rows(session: Session, scope: Scope) -> Batches:
-    yield ["kpi", "title", "from", "to", "value", "numerator", "denominator", "target", "better"]
+    yield [["kpi", "title", "from", "to", "value", "numerator", "denominator", "target", "better"]]
     report = kpis.compute(session, scope=scope)
     rows: list[list[Any]] = []
     for kpi in report.kpis:
