@@ -74,6 +74,8 @@ S = Signature.__table__
 CLOCKS = [c.value for c in ClockName]
 
 Batches = Iterator[list[list[Any]]]
+# A batch's clocks or signatures in one round trip, not through a server-side cursor row by row.
+_BUFFERED = {"stream_results": False}
 
 
 def neutralise(value: str) -> str:
@@ -141,7 +143,9 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
     result = session.execute(query, execution_options={"yield_per": BATCH})
     for batch in result.partitions():
         by_order: dict[uuid.UUID, dict[str, Any]] = {row[0]: {} for row in batch}
-        for clock in session.execute(clocks_query, {"ids": list(by_order)}):
+        for clock in session.execute(
+            clocks_query, {"ids": list(by_order)}, execution_options=_BUFFERED
+        ).all():
             by_order[clock.order_id][clock.clock] = clock
         rows = []
         for r in batch:
@@ -241,7 +245,9 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
     result = session.execute(query, execution_options={"yield_per": BATCH})
     for batch in result.partitions():
         signed: dict[uuid.UUID, dict[str, str]] = {row[0]: {} for row in batch}
-        for sig in session.execute(signatures_query, {"ids": list(signed)}):
+        for sig in session.execute(
+            signatures_query, {"ids": list(signed)}, execution_options=_BUFFERED
+        ).all():
             signed[sig.document_id][sig.signer_role] = "refused" if sig.refused_reason else "yes"
         rows = []
         for r in batch:
