@@ -4,6 +4,7 @@ Every report (KPIs, charts, exports) starts with :func:`resolve`, which checks t
 team and turns local dates into UTC instants, so the queries compare plain timestamps.
 """
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +22,11 @@ __all__ = ("OFFICE_ROLES", "Scope", "heating_season", "resolve")
 OFFICE_ROLES = (Role.supervisor, Role.dispatcher, Role.admin)
 MAX_DAYS = 400
 DAILY_UP_TO_DAYS = 31
+
+
+@functools.cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def heating_season(today: date) -> tuple[date, date]:
@@ -42,7 +48,7 @@ class Scope:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return _zone(self.timezone)
 
     def instant(self, day: date) -> datetime:
         """Local midnight starting ``day``, in UTC."""
