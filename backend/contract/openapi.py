@@ -471,6 +471,7 @@ def _declare_binary(doc: dict[str, Any]) -> None:
                 },
             },
         }
+    _declare_reports(paths)
     for path, item in paths.items():
         if path.endswith("/pdf") and "get" in item:
             item["get"]["responses"]["200"] = {
@@ -479,3 +480,35 @@ def _declare_binary(doc: dict[str, Any]) -> None:
                     "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}
                 },
             }
+
+
+def _declare_reports(paths: dict[str, Any]) -> None:
+    """The reports' charts (SVG) and exports (CSV, XLSX): files, with their names enumerated."""
+    from backend.reports.exports import CONTENT_TYPES, KINDS
+    from backend.reports.kpis import KPI_NAMES
+
+    def name_param(operation: dict[str, Any], name: str, values: list[str]) -> None:
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "path" and parameter.get("name") == name:
+                parameter["schema"] = {"type": "string", "enum": values}
+
+    chart = paths.get("/api/v1/reports/kpis/{chart}", {}).get("get")
+    if chart:
+        name_param(chart, "chart", [f"{n}.svg" for n in KPI_NAMES])
+        chart["responses"]["200"] = {
+            "description": "The KPI's chart: an SVG element of about 320×120.",
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+        }
+    export = paths.get("/api/v1/reports/exports/{file}", {}).get("get")
+    if export:
+        name_param(export, "file", [f"{k}.{f}" for k in KINDS for f in CONTENT_TYPES])
+        export["responses"]["200"] = {
+            "description": "The export, streamed: CSV (UTF-8, BOM) or XLSX, named by Content-Disposition.",
+            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                CONTENT_TYPES["xlsx"]: {
+                    "schema": {"type": "string", "contentMediaType": CONTENT_TYPES["xlsx"]}
+                },
+            },
+        }

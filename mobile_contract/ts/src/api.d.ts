@@ -502,6 +502,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reports/exports/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export
+         * @description Orders, measurements or KPIs (`orders.csv`, `measurements.xlsx`, `kpis.csv`…), streamed.
+         *     CSV is UTF-8 with a BOM; residents' phone numbers are never exported; every export is logged.
+         */
+        get: operations["reportsExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/kpis": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Kpis
+         * @description Every KPI for a period of local days (default: the current heating season, 15 Nov – 15 Mar)
+         *     and perhaps one team; supervisors with a team see that team's figures.
+         */
+        get: operations["reportsKpis"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/kpis/{chart}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Chart
+         * @description One KPI as an SVG chart (`{name}.svg`, ~320×120): its series, the target as a line.
+         */
+        get: operations["reportsChart"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/revisits": {
         parameters: {
             query?: never;
@@ -1481,6 +1543,38 @@ export interface components {
         InstrumentsView: {
             instruments: components["schemas"]["InstrumentView"][];
         };
+        /** Kpi */
+        Kpi: {
+            /** @enum {string} */
+            better: "higher" | "lower";
+            definition: string;
+            denominator: number;
+            meets_target: boolean | null;
+            name: string;
+            numerator: number;
+            series: components["schemas"]["SeriesPoint"][];
+            target: number;
+            title: string;
+            /** @enum {string} */
+            unit: "ratio" | "score";
+            value: number | null;
+        };
+        /** KpiReport */
+        KpiReport: {
+            /** @enum {string} */
+            bucket: "day" | "week";
+            /** Format: uuid */
+            company_id: string;
+            /** Format: date-time */
+            generated_at: string;
+            kpis: components["schemas"]["Kpi"][];
+            /** Format: date */
+            since: string;
+            team_id: string | null;
+            timezone: string;
+            /** Format: date */
+            until: string;
+        };
         /** LoggedOut */
         LoggedOut: {
             ok: boolean;
@@ -1968,6 +2062,16 @@ export interface components {
             meets: boolean | null;
             name: string;
             value_c: number | null;
+        };
+        /** SeriesPoint */
+        SeriesPoint: {
+            denominator: number;
+            /** Format: date */
+            end: string;
+            numerator: number;
+            /** Format: date */
+            start: string;
+            value: number | null;
         };
         /** SignatureCheck */
         SignatureCheck: {
@@ -5001,6 +5105,351 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reportsExport: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                until?: string | null;
+                team?: string | null;
+            };
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                file: "orders.csv" | "orders.xlsx" | "measurements.csv" | "measurements.xlsx" | "kpis.csv" | "kpis.xlsx";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export, streamed: CSV (UTF-8, BOM) or XLSX, named by Content-Disposition. */
+            200: {
+                headers: {
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reportsKpis: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                until?: string | null;
+                team?: string | null;
+            };
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KpiReport"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reportsChart: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                until?: string | null;
+                team?: string | null;
+            };
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                chart: "on_time_accept.svg" | "on_time_contact.svg" | "on_time_arrive.svg" | "on_time_resolve.svg" | "on_time_answer.svg" | "on_time_revisit.svg" | "complaints_answered.svg" | "temperature_pass.svg" | "revisit_completion.svg" | "revisit_satisfaction.svg" | "repeat_repairs.svg" | "hotline_feedback.svg" | "hotline_closure.svg" | "hotline_satisfaction.svg";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The KPI's chart: an SVG element of about 320×120. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/svg+xml": string;
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
                     };
                 };
             };

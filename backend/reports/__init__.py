@@ -1,0 +1,1 @@
+"""Reports: KPIs, their SVG charts, streamed exports (office roles)."""
