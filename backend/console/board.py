@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from litestar import Controller, Request, get
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from backend.console import N_, ConsolePages, NavEntry, lookups
@@ -44,7 +45,9 @@ class BoardController(Controller):
     path = "/board"
 
     @get("/", sync_to_thread=True)
-    def page(self, request: Request, ctx: Ctx, viewer: Viewer, team: str | None = None) -> Template:
+    def page(
+        self, request: Request, ctx: Ctx, viewer: Viewer, team: FromQuery[str | None] = None
+    ) -> Template:
         return render(
             request,
             "console/board.html",
@@ -53,7 +56,9 @@ class BoardController(Controller):
         )
 
     @get("/table", sync_to_thread=True, opt={"console_passive": True})
-    def table(self, request: Request, ctx: Ctx, viewer: Viewer, team: str | None = None) -> Template:
+    def table(
+        self, request: Request, ctx: Ctx, viewer: Viewer, team: FromQuery[str | None] = None
+    ) -> Template:
         return render(request, "console/_board_table.html", **board_rows(ctx, viewer, parse_id(team, "team")))
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
@@ -69,7 +69,7 @@ class DispatchController(Controller):
         return self._new_form(request, ctx, viewer, values={}, error=None)
 
     @get("/households", sync_to_thread=True)
-    def households(self, request: Request, ctx: Ctx, viewer: Viewer, q: str = "") -> Template:
+    def households(self, request: Request, ctx: Ctx, viewer: Viewer, q: FromQuery[str] = "") -> Template:
         """The fragment of households matching the address typed (htmx, as one types)."""
         with ctx.db.session(readonly=True) as session:
             found = lookups.find_households(session, company_id=viewer.principal.company_id, text=q[:100])
@@ -102,12 +102,19 @@ class DispatchController(Controller):
 
     @get("/{order_id:uuid}", sync_to_thread=True)
     def detail(
-        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: uuid.UUID, done: str = ""
+        self,
+        request: Request,
+        ctx: Ctx,
+        viewer: Viewer,
+        order_id: FromPath[uuid.UUID],
+        done: FromQuery[str] = "",
     ) -> Template:
         return self._order_page(request, ctx, viewer, order_id, error=None, done=done)
 
     @post("/{order_id:uuid}/assign", sync_to_thread=True)
-    def assign(self, request: Request, ctx: Ctx, viewer: Viewer, order_id: uuid.UUID, data: Form) -> Any:
+    def assign(
+        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: FromPath[uuid.UUID], data: Form
+    ) -> Any:
         def change(session: Session, order: WorkOrder, now: Any) -> None:
             assignee_id = parse_id(data.get("assignee_id"), "assignee")
             if assignee_id is None:
@@ -120,7 +127,9 @@ class DispatchController(Controller):
         return self._change(request, ctx, viewer, order_id, change, done="assigned")
 
     @post("/{order_id:uuid}/cancel", sync_to_thread=True)
-    def cancel(self, request: Request, ctx: Ctx, viewer: Viewer, order_id: uuid.UUID, data: Form) -> Any:
+    def cancel(
+        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: FromPath[uuid.UUID], data: Form
+    ) -> Any:
         def change(session: Session, order: WorkOrder, now: Any) -> None:
             reason = _text(data.get("reason"), "reason", limit=MAX_REASON)
             service.cancel(session, actor=viewer.principal, order=order, reason=reason, now=now)
@@ -129,7 +138,7 @@ class DispatchController(Controller):
 
     @post("/{order_id:uuid}/return/approve", sync_to_thread=True)
     def approve_return(
-        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: uuid.UUID, data: Form
+        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: FromPath[uuid.UUID], data: Form
     ) -> Any:
         def change(session: Session, order: WorkOrder, now: Any) -> None:
             reason = _text(data.get("reason"), "reason", limit=MAX_REASON, required=False) or None
@@ -139,7 +148,7 @@ class DispatchController(Controller):
 
     @post("/{order_id:uuid}/return/refuse", sync_to_thread=True)
     def refuse_return(
-        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: uuid.UUID, data: Form
+        self, request: Request, ctx: Ctx, viewer: Viewer, order_id: FromPath[uuid.UUID], data: Form
     ) -> Any:
         def change(session: Session, order: WorkOrder, now: Any) -> None:
             reason = _text(data.get("reason"), "reason", limit=MAX_REASON, required=False) or None

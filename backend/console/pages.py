@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from backend.auth.limits import client_address
@@ -42,7 +42,9 @@ class SignInController(Controller):
         return Redirect("/console/board", status_code=303)
 
     @get("/login", opt=PUBLIC, sync_to_thread=False)
-    def login_form(self, request: Request, next: str | None = None, why: str | None = None) -> Template:
+    def login_form(
+        self, request: Request, next: FromQuery[str | None] = None, why: FromQuery[str | None] = None
+    ) -> Template:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = render(
             request, "console/login.html", csrf_token=token, next=safe_next(next), why=why, error=None

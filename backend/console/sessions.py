@@ -118,7 +118,7 @@ def resolve(ctx: AppContext, *, cookie: str | None, passive: bool = False) -> Co
     if user.role not in CONSOLE_ROLES:
         raise AuthError("This role does not use the web console.", code="session_revoked")
     idle = now - console.last_active_at > timedelta(seconds=settings.console_idle_timeout)
-    old = now - console.created_at > timedelta(seconds=settings.console_session_lifetime)
+    old = now - console.created_at >= timedelta(seconds=settings.console_session_lifetime)
     if idle or old:
         with ctx.db.session() as session:
             service._revoke_session(
