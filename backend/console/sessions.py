@@ -54,6 +54,15 @@ class ConsoleUser:
     csrf_token: str
 
     @property
+    def user_id(self) -> uuid.UUID:
+        return self.principal.user_id
+
+    @property
+    def device_id(self) -> str:
+        """The console device (what the request log line and the API's device list show)."""
+        return self.principal.device_id
+
+    @property
     def role(self) -> Role:
         return self.principal.role
 

@@ -320,3 +320,12 @@ def test_static_files_are_served_with_long_cache_headers(client: TestClient) -> 
     assert response.status_code == 200
     assert "max-age=31536000" in response.headers["cache-control"]
     assert client.get("/console/static/console.css").status_code == 200
+
+
+def test_a_console_request_is_logged_with_its_user_and_console_device(client: TestClient, caplog) -> None:
+    signed_in(client, "supervisor1")
+    with caplog.at_level("INFO", logger="heatcrew.http"):
+        assert client.get("/console/orders").status_code == 200
+    lines = [r for r in caplog.records if getattr(r, "route", None) == "/console/orders"]
+    assert lines and lines[-1].status == 200
+    assert lines[-1].device_id.startswith("console-")

@@ -77,7 +77,6 @@ def console_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     env = {
         "HEATCREW_CONSOLE_BOARD_REFRESH": "1",
         "HEATCREW_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "10000",
-        "HEATCREW_LOG_LEVEL": "warning",
     }
     dropper: Callable[[], None] | None = None
     if request.param == "postgresql":
