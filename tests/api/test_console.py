@@ -329,3 +329,87 @@ def test_a_console_request_is_logged_with_its_user_and_console_device(client: Te
     lines = [r for r in caplog.records if getattr(r, "route", None) == "/console/orders"]
     assert lines and lines[-1].status == 200
     assert lines[-1].device_id.startswith("console-")
+
+
+def _request_return(ctx: AppContext, username: str) -> WorkOrder:
+    """The technician asks to give an order back (the phone's action, through the same service)."""
+    from backend.auth.models import Role
+    from backend.auth.principal import Principal
+    from backend.work_orders import service
+
+    with ctx.db.session() as session:
+        tech = session.exec(select(User).where(User.username == username)).one()
+        order = session.exec(
+            select(WorkOrder).where(WorkOrder.assignee_id == tech.id, WorkOrder.state == "assigned")
+        ).first()
+        actor = Principal(
+            user_id=tech.id,
+            company_id=tech.company_id,
+            role=Role(tech.role),
+            username=tech.username,
+            full_name=tech.full_name,
+            device_id="phone",
+            session_id=tech.id,
+        )
+        service.request_return(
+            session, actor=actor, order=order, when=service.online(ctx.clock.now()), reason="不在片区"
+        )
+        return order
+
+
+def test_dispatcher_approves_or_refuses_a_pending_return(client: TestClient, ctx: AppContext) -> None:
+    token = signed_in(client, "dispatcher1")
+    first = _request_return(ctx, "tech1")
+    page = client.get(f"/console/orders/{first.id}")
+    assert 'id="approve-return"' in page.text and 'id="refuse-return"' in page.text
+    approved = client.post(
+        f"/console/orders/{first.id}/return/approve", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert approved.status_code == 303, approved.text
+    second = _request_return(ctx, "tech2")
+    refused = client.post(
+        f"/console/orders/{second.id}/return/refuse",
+        data={"csrf_token": token, "reason": "请继续处理"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303, refused.text
+    with ctx.db.session(readonly=True) as session:
+        a, b = session.get(WorkOrder, first.id), session.get(WorkOrder, second.id)
+        assert (a.state, a.assignee_id) == ("returned", None)
+        assert b.state == "assigned" and b.assignee_id is not None
+    # Deciding again is the service's illegal move, shown with its code.
+    again = client.post(f"/console/orders/{first.id}/return/approve", data={"csrf_token": token})
+    assert again.status_code == 409
+    assert 'data-code="illegal_transition"' in again.text
+
+
+def test_the_board_filters_by_team_and_its_fragment_refreshes_alone(
+    client: TestClient, ctx: AppContext
+) -> None:
+    from backend.org.models import Team
+
+    signed_in(client, "supervisor1")
+    with ctx.db.session(readonly=True) as session:
+        teams = session.exec(select(Team)).all()
+        by_team = {
+            t.id: {
+                o.id.hex[-8:].upper()
+                for o in session.exec(select(WorkOrder).where(WorkOrder.team_id == t.id))
+            }
+            for t in teams
+        }
+    team = next(t for t in teams if by_team[t.id])
+    page = client.get("/console/board", params={"team": str(team.id)})
+    refs = set(re.findall(r'data-ref="([0-9A-F]{8})"', page.text))
+    assert refs and refs <= by_team[team.id]
+    fragment = client.get(
+        "/console/board/table", params={"team": str(team.id)}, headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 200
+    assert (
+        "<html" not in fragment.text and set(re.findall(r'data-ref="([0-9A-F]{8})"', fragment.text)) == refs
+    )
+    assert 'hx-trigger="every 15s"' in page.text
+    bad = client.get("/console/board/table", params={"team": "nope"}, headers={"HX-Request": "true"})
+    assert bad.status_code == 400
+    assert 'data-code="invalid_input"' in bad.text

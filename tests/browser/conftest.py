@@ -72,7 +72,9 @@ class Server:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def console_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def console_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     _need_browser()
     env = {
         "HEATCREW_CONSOLE_BOARD_REFRESH": "1",
@@ -88,7 +90,9 @@ def console_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        env["HEATCREW_DATABASE_URL"] = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        env["HEATCREW_DATABASE_URL"] = (
+            make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        )
 
         def dropper() -> None:
             with admin.connect() as conn:
@@ -155,9 +159,7 @@ def shot(page: Any, name: str) -> Path:
 def check_axe(axe_script: Path) -> Callable[[Any, str], None]:
     def run(page: Any, name: str) -> None:
         page.add_script_tag(path=str(axe_script))
-        result = page.evaluate(
-            "async () => await axe.run(document, {resultTypes: ['violations']})"
-        )
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         bad = [v for v in result["violations"] if v.get("impact") in SERIOUS]
         shot(page, name)
         assert not bad, f"{name}: " + "; ".join(

@@ -43,7 +43,9 @@ def test_chromium_technician_is_refused_with_a_message(page_at, console_server: 
     page.goto("/console/login")
     page.fill("#username", "tech1")
     page.fill("#password", "demo-password")
-    with page.expect_response(lambda r: r.url.endswith("/console/login") and r.request.method == "POST") as answer:
+    with page.expect_response(
+        lambda r: r.url.endswith("/console/login") and r.request.method == "POST"
+    ) as answer:
         page.click("form.stack button[type=submit]")
     assert answer.value.status == 403
     assert page.locator('[data-code="console_role_refused"]').is_visible()
@@ -84,14 +86,18 @@ def test_chromium_revoking_the_console_device_ends_the_session_on_the_next_reque
     assert mine
     for device in mine:  # every open console sign-in of supervisor1: one is this page's
         if device["username"] == "supervisor1":
-            revoked = console_server.api("POST", f"/api/v1/devices/{device['id']}/revoke", json={"reason": "test"})
+            revoked = console_server.api(
+                "POST", f"/api/v1/devices/{device['id']}/revoke", json={"reason": "test"}
+            )
             assert revoked.status_code == 200, revoked.text
     page.reload()
     assert "/console/login" in page.url
     assert "why=device_revoked" in page.url
 
 
-def test_chromium_the_board_refreshes_a_changed_clock_without_a_reload(page_at, console_server: Server) -> None:
+def test_chromium_the_board_refreshes_a_changed_clock_without_a_reload(
+    page_at, console_server: Server
+) -> None:
     page = page_at()
     sign_in(page, "dispatcher1")
     page.evaluate("() => { window.__sameDocument = true; }")
