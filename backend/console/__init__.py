@@ -96,12 +96,17 @@ def template_config() -> TemplateConfig:
 
 def console_routes() -> list[Any]:
     """The console router (every page set's controllers) and its static files."""
+    from backend.console import i18n
+    from backend.console.sessions import LOCALES
     from backend.console.web import (
         STATIC_DIR,
         ConsoleSessionMiddleware,
         check_csrf,
         exception_handlers,
     )
+
+    for locale in LOCALES:  # read the catalogues now: a broken .po stops the start, not a page
+        i18n.translations(locale)
 
     def provide_viewer(request: Request) -> Any:
         return request.user
