@@ -30,7 +30,7 @@ BABEL_LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
 
 @cache
 def translations(locale: str) -> Translations:
-    merged = Translations()
+    merged: Translations | None = None
     for directory in LOCALE_DIRS:
         po = directory / locale / "LC_MESSAGES" / "messages.po"
         if not po.exists():
@@ -40,8 +40,10 @@ def translations(locale: str) -> Translations:
         buffer = io.BytesIO()
         write_mo(buffer, catalog)
         buffer.seek(0)
-        merged.merge(Translations(buffer))
-    return merged
+        table = Translations(buffer)
+        # The first catalogue is the base: it brings the language's plural rule.
+        merged = table if merged is None else merged.merge(table)
+    return merged if merged is not None else Translations()
 
 
 def gettext_callables(locale: str) -> dict[str, Callable[..., Any]]:
