@@ -95,6 +95,24 @@ def test_chromium_revoking_the_console_device_ends_the_session_on_the_next_reque
     assert "why=device_revoked" in page.url
 
 
+def test_chromium_the_polling_board_goes_to_sign_in_when_its_device_is_revoked(
+    page_at, console_server: Server
+) -> None:
+    page = page_at()
+    sign_in(page, "dispatcher1")
+    assert page.url.endswith("/console/board")
+    for device in console_server.api("GET", "/api/v1/devices").json():
+        if (
+            device["platform"] == "console"
+            and device["username"] == "dispatcher1"
+            and not device["revoked_at"]
+        ):
+            assert console_server.api("POST", f"/api/v1/devices/{device['id']}/revoke").status_code == 200
+    # The next refresh answers 401 with HX-Redirect: htmx leaves for the sign-in page by itself.
+    page.wait_for_url(re.compile(r"/console/login"), timeout=10_000)
+    assert "heatcrew_console" not in {c["name"] for c in page.context.cookies()}
+
+
 def test_chromium_the_board_refreshes_a_changed_clock_without_a_reload(
     page_at, console_server: Server
 ) -> None:
