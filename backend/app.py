@@ -19,6 +19,7 @@ from backend.auth.controllers import AuthController, DeviceController, MeControl
 from backend.auth.middleware import AccessTokenMiddleware
 from backend.auth.principal import Principal
 from backend.clock import Clock
+from backend.console import console_routes, template_config
 from backend.context import AppContext, build_context
 from backend.contract.openapi import ContractJson
 from backend.cors import cors_config, with_cors
@@ -90,6 +91,8 @@ def create_app(
         MeasurementController,
         InstrumentController,
         ReportController,
+        # The web console (/console): its own cookie session, CSRF and error pages; see backend.console.
+        *console_routes(),
     ]
     if settings.metrics_token:
         route_handlers.append(MetricsController)
@@ -109,12 +112,15 @@ def create_app(
             "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready"])],
+        middleware=[
+            DefineMiddleware(AccessTokenMiddleware, exclude=["^/schema", "^/health", "^/ready", "^/console"])
+        ],
         exception_handlers=exception_handlers,
         before_request=_before_request,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings, app_ref),
-        state=State({"ctx": ctx}),
+        state=State({"ctx": ctx, "console_default_locale": "zh"}),
+        template_config=template_config(),
         on_startup=[warm_font],
         on_shutdown=[ctx.db.dispose, mark_worker_gone],
         # Logging is configured once per process by backend.logs, not by each app.

@@ -449,6 +449,36 @@ def contract_build(no_typescript: bool) -> None:
     click.echo(f"{len(written)} files written under {CONTRACT_ROOT}")
 
 
+@main.group("console")
+def console_group() -> None:
+    """The web console at /console."""
+
+
+@console_group.command("messages")
+@click.option("--init", "new_locale", default=None, help="Start the catalogue of a new language (e.g. ja).")
+def console_messages(new_locale: str | None) -> None:
+    """Extract the console's messages (babel.cfg) and update every catalogue under
+    backend/console/locale; the app reads the .po files directly, no compile step."""
+    from pathlib import Path
+
+    from babel.messages.frontend import CommandLineInterface
+
+    from backend.console.i18n import LOCALE_DIRS
+
+    root = Path(__file__).resolve().parent.parent
+    locale_dir = LOCALE_DIRS[0]
+    template = locale_dir / "messages.pot"
+    pybabel = CommandLineInterface()
+    pybabel.run(
+        ["pybabel", "extract", "-F", str(root / "babel.cfg"), "-k", "N_", "--no-location", "--sort-output",
+         "--omit-header", "-o", str(template), str(root / "backend")]
+    )  # fmt: skip
+    if new_locale:
+        pybabel.run(["pybabel", "init", "-i", str(template), "-d", str(locale_dir), "-l", new_locale])
+    pybabel.run(["pybabel", "update", "-i", str(template), "-d", str(locale_dir), "--no-fuzzy-matching"])
+    click.echo(f"catalogues updated under {locale_dir}; translate the empty msgstr entries")
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

@@ -186,6 +186,20 @@ class Settings:
     """Seconds a receipt's arrival and completion times may differ from the order's records (after
     correcting the phone's clock) before the receipt is refused with ``content_disagrees``."""
 
+    console_idle_timeout: int = 1800
+    """Seconds a web console session may go unused before it ends (the board's own refreshes do
+    not count as use)."""
+
+    console_session_lifetime: int = 12 * 3600
+    """Seconds a web console session lives at most, however busy."""
+
+    console_trust_forwarded_proto: bool = False
+    """Take the scheme from ``X-Forwarded-Proto`` (behind a trusted TLS-terminating proxy only):
+    the console's cookie is ``Secure`` when the browser's request came over TLS."""
+
+    console_board_refresh: int = 15
+    """Seconds between the console SLA board's refreshes of its table."""
+
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +218,9 @@ class Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"{PREFIX}TIMEZONE is not a known IANA zone: {self.timezone!r}") from None
         for name in ("access_token_ttl", "refresh_token_ttl", "login_window", "max_body_bytes", "workers"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
+        for name in ("console_idle_timeout", "console_session_lifetime", "console_board_refresh"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be a positive whole number")
         for name in (

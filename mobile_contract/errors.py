@@ -57,6 +57,11 @@ class ErrorCode(StrEnum):
     login_busy = "login_busy"
     # authorisation and state
     forbidden = "forbidden"
+    csrf_token_invalid = "csrf_token_invalid"
+    """403 from the web console: a form or htmx request without its session's CSRF token (or with
+    a wrong one); nothing was changed. Reload the page and send the form again."""
+    console_role_refused = "console_role_refused"
+    """403 at the web console's sign-in: the role (technician, inspector) does not use the console."""
     conflict = "conflict"
     username_taken = "username_taken"
     # blobs
@@ -196,6 +201,8 @@ ERROR_STATUS: dict[ErrorCode, int] = {
     _E.rate_limited: 429,
     _E.login_busy: 503,
     _E.forbidden: 403,
+    _E.csrf_token_invalid: 403,
+    _E.console_role_refused: 403,
     _E.conflict: 409,
     _E.username_taken: 409,
     _E.blob_not_found: 404,

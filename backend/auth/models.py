@@ -37,6 +37,8 @@ class User(SQLModel, table=True):
     is_demo: bool = Field(default=False)
     created_at: datetime = Field(sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    locale: str | None = Field(default=None, max_length=16)
+    """The web console's language for this user (``zh`` or ``en``); unset: the default, Chinese."""
 
 
 class Device(SQLModel, table=True):

@@ -16,7 +16,16 @@ from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken,
 from backend.auth.principal import Principal
 from backend.auth.tokens import hash_refresh_token, new_refresh_token
 from backend.context import AppContext
-from backend.errors import AuthError, Conflict, HeatCrewError, InvalidInput, LoginBusy, NotFound, RateLimited
+from backend.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    HeatCrewError,
+    InvalidInput,
+    LoginBusy,
+    NotFound,
+    RateLimited,
+)
 from backend.ids import new_id
 from backend.org.models import Company
 from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
@@ -67,16 +76,26 @@ def login(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
     return finish_login(ctx, start=start, request=request, ok=ok)
 
 
-async def login_gated(ctx: AppContext, *, request: LoginRequest, address: str) -> TokenPair:
+async def login_gated(
+    ctx: AppContext,
+    *,
+    request: LoginRequest,
+    address: str,
+    allowed_roles: frozenset[Role] | None = None,
+) -> TokenPair:
     """A login whose password check waits for one of the worker's slots (``ctx.login_gate``);
-    past the wait it answers ``503 login_busy`` and the attempt is withdrawn, not counted."""
+    past the wait it answers ``503 login_busy`` and the attempt is withdrawn, not counted.
+    ``allowed_roles`` (the web console's): another role is refused, ``403 console_role_refused``,
+    after the password check, with no device registered and no session opened."""
     start = await anyio.to_thread.run_sync(partial(start_login, ctx, request=request, address=address))
     try:
         ok = await ctx.login_gate.run(partial(ctx.passwords.verify, start.password_hash, request.password))
     except LoginBusy:
         await anyio.to_thread.run_sync(partial(abandon_login, ctx, start=start))
         raise
-    return await anyio.to_thread.run_sync(partial(finish_login, ctx, start=start, request=request, ok=ok))
+    return await anyio.to_thread.run_sync(
+        partial(finish_login, ctx, start=start, request=request, ok=ok, allowed_roles=allowed_roles)
+    )
 
 
 def start_login(ctx: AppContext, *, request: LoginRequest, address: str) -> LoginStart:
@@ -107,7 +126,14 @@ def abandon_login(ctx: AppContext, *, start: LoginStart) -> None:
         )
 
 
-def finish_login(ctx: AppContext, *, start: LoginStart, request: LoginRequest, ok: bool) -> TokenPair:
+def finish_login(
+    ctx: AppContext,
+    *,
+    start: LoginStart,
+    request: LoginRequest,
+    ok: bool,
+    allowed_roles: frozenset[Role] | None = None,
+) -> TokenPair:
     """Judge the pending attempt by the password check's result; on success open the session."""
     user = start.user
     now = ctx.clock.now()
@@ -120,6 +146,12 @@ def finish_login(ctx: AppContext, *, start: LoginStart, request: LoginRequest, o
             failure = AuthError("Wrong username or password.", code="invalid_credentials")
         elif not user.is_active:
             failure = AuthError("This account is disabled.", code="user_disabled")
+        elif allowed_roles is not None and user.role not in allowed_roles:
+            failure = Forbidden(
+                "This role does not use the web console; sign in on the phone app.",
+                code="console_role_refused",
+                detail={"role": user.role, "allowed": sorted(r.value for r in allowed_roles)},
+            )
         else:
             try:
                 _register_device(session, user=user, device=request.device, now=now)
