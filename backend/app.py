@@ -35,6 +35,7 @@ from backend.health import HealthController
 from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
 from backend.request_guard import guard_request
+from backend.review.controllers import ReviewController
 from backend.settings import Settings
 from backend.storage import BlobStore
 from backend.sync.controllers import SyncController
@@ -83,6 +84,7 @@ def create_app(
         SlaController,
         ReferenceController,
         SyncController,
+        ReviewController,
         BlobController,
         DocumentController,
         PublicDocumentController,
