@@ -6,7 +6,8 @@ another epoch (a restore), answers ``reset`` with a full snapshot of the scope.
 
 Scope of a field user: their open orders with the current appointment and SLA clocks, those
 orders' households (minimal, phone masked unless an order there is active) with the last visits
-at the address, revisits assigned to them, and the company's reference data.
+at the address, revisits assigned to them, their open redo requests (``redo_request``: answered or
+cancelled ones are removed), and the company's reference data.
 """
 
 import base64
