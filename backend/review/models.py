@@ -9,7 +9,10 @@ from sqlmodel import Field, SQLModel
 
 from backend.db.types import UTCDateTime
 
-__all__ = ("RedoRequest", "ReviewItem", "ReviewItemFlag")
+__all__ = ("OPEN", "RedoRequest", "ReviewItem", "ReviewItemFlag")
+
+OPEN = sa.text("status IN ('pending', 'redo_answered')")
+"""The open queue's predicate, written as the partial indexes say it (the queries use it as is)."""
 
 
 class ReviewItem(SQLModel, table=True):
@@ -17,10 +20,31 @@ class ReviewItem(SQLModel, table=True):
 
     __tablename__ = "review_item"
     __table_args__ = (
-        # The queue: a company's items of one status, oldest in the queue first.
+        # A company's items of one status, oldest in the queue first.
         sa.Index("ix_review_item_queue", "company_id", "status", "queued_at", "id"),
-        sa.Index("ix_review_item_team_queue", "company_id", "team_id", "status", "queued_at"),
-        sa.Index("ix_review_item_kind_queue", "company_id", "kind", "status", "queued_at"),
+        # The open queue (pending and redo_answered) in queue order, whole and by team or kind:
+        # partial indexes, so a page is an index range however many items were decided.
+        sa.Index(
+            "ix_review_item_open", "company_id", "queued_at", "id", postgresql_where=OPEN, sqlite_where=OPEN
+        ),
+        sa.Index(
+            "ix_review_item_open_team",
+            "company_id",
+            "team_id",
+            "queued_at",
+            "id",
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+        ),
+        sa.Index(
+            "ix_review_item_open_kind",
+            "company_id",
+            "kind",
+            "queued_at",
+            "id",
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+        ),
     )
 
     id: uuid.UUID = Field(primary_key=True)

@@ -46,10 +46,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("order_id"),
     )
     op.create_index("ix_review_item_queue", "review_item", ["company_id", "status", "queued_at", "id"])
-    op.create_index(
-        "ix_review_item_team_queue", "review_item", ["company_id", "team_id", "status", "queued_at"]
-    )
-    op.create_index("ix_review_item_kind_queue", "review_item", ["company_id", "kind", "status", "queued_at"])
+    open_queue = sa.text("status IN ('pending', 'redo_answered')")
+    for name, columns in (
+        ("ix_review_item_open", ["company_id", "queued_at", "id"]),
+        ("ix_review_item_open_team", ["company_id", "team_id", "queued_at", "id"]),
+        ("ix_review_item_open_kind", ["company_id", "kind", "queued_at", "id"]),
+    ):
+        op.create_index(name, "review_item", columns, postgresql_where=open_queue, sqlite_where=open_queue)
     op.create_table(
         "review_item_flag",
         sa.Column("item_id", sa.Uuid(), nullable=False),
