@@ -37,6 +37,7 @@ from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
 from backend.reports.controllers import ReportController
 from backend.request_guard import guard_request
+from backend.review.controllers import ReviewController
 from backend.settings import Settings
 from backend.storage import BlobStore
 from backend.sync.controllers import SyncController
@@ -85,6 +86,7 @@ def create_app(
         SlaController,
         ReferenceController,
         SyncController,
+        ReviewController,
         BlobController,
         DocumentController,
         PublicDocumentController,

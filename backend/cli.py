@@ -420,11 +420,12 @@ def import_staff(path: str, company_code: str) -> None:
 @_friendly
 def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     """Seed the demo company (users share the password 'demo-password') and serve it."""
-    from backend.demo import DEMO_PASSWORD, DEMO_USERS, seed_demo
+    from backend.demo import DEMO_PASSWORD, DEMO_USERS, seed_demo, seed_review_demo
 
     ctx = _context()
     with ctx.db.session() as session:
         company = seed_demo(ctx, session)
+        seed_review_demo(ctx, session, company)
     ctx.db.dispose()
     names = ", ".join(username for username, *_ in DEMO_USERS)
     click.echo(f"demo company {company.code!r} ready: users {names}; password {DEMO_PASSWORD!r}")

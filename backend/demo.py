@@ -15,7 +15,7 @@ from backend.ids import new_id
 from backend.org.models import Building, Company, Household, Station, Team
 from backend.work_orders import service as orders
 
-__all__ = ("DEMO_PASSWORD", "DEMO_USERS", "seed_demo")
+__all__ = ("DEMO_PASSWORD", "DEMO_USERS", "seed_demo", "seed_review_demo")
 
 DEMO_PASSWORD = "demo-password"
 DEMO_COMPANY_CODE = "demo"
@@ -211,3 +211,144 @@ def _seed_orders(ctx: AppContext, session: Session, company: Company, users: dic
             urgent=source == "mayor_hotline",
             assignee_id=users[assignee].id if assignee else None,
         )
+
+
+def seed_review_demo(ctx: AppContext, session: Session, company: Company) -> None:
+    """For the console: repairs go to review, and one completed repair of tech2's waits there with
+    its photos and a receipt the resident signed. Run by ``heatcrew demo`` (once), not by tests."""
+    import hashlib
+    import io
+    import uuid
+
+    import msgspec
+    from PIL import Image
+
+    from backend.evidence import photos
+    from backend.evidence.models import Blob, BlobUploader
+    from backend.review.models import ReviewItem
+    from backend.sync.handlers import CATALOGUE, Applying
+    from backend.work_orders.timeline import online
+    from backend.work_orders.views import order_ref
+
+    if session.exec(select(ReviewItem.id).where(ReviewItem.company_id == company.id)).first() is not None:
+        return
+    company.review_policy = {"always_kinds": ["repair", "leak", "pipe_burst"], "sample_percent": 10}
+    session.add(company)
+    users = {u.username: u for u in session.exec(select(User).where(User.company_id == company.id))}
+    tech = users["tech2"]
+    actor = Principal(
+        user_id=tech.id,
+        company_id=company.id,
+        role=Role.technician,
+        username=tech.username,
+        full_name=tech.full_name,
+        device_id="demo-seed",
+        session_id=new_id(),
+    )
+    household = session.exec(
+        select(Household).where(Household.company_id == company.id, Household.account_number == "200203")
+    ).one()
+    building = session.get(Building, household.building_id)
+    assert building is not None
+    dispatcher = users["dispatcher1"]
+    office = Principal(
+        user_id=dispatcher.id,
+        company_id=company.id,
+        role=Role.dispatcher,
+        username=dispatcher.username,
+        full_name=dispatcher.full_name,
+        device_id="demo-seed",
+        session_id=new_id(),
+    )
+    now = ctx.clock.now()
+    order = orders.create_order(
+        session,
+        actor=office,
+        now=now,
+        kind="repair",
+        household_id=household.id,
+        source="hotline",
+        description="客厅暖气片漏水",
+        received_at=now - timedelta(hours=3),
+        assignee_id=tech.id,
+    )
+    when = online(now)
+    orders.accept(session, actor=actor, order=order, when=when)
+    orders.record_arrival(
+        session,
+        actor=actor,
+        order=order,
+        when=when,
+        lat=building.lat,
+        lon=building.lon,
+        accuracy_m=8.0,
+        attempts=[{"method": "ring", "at": now.isoformat()}],
+        outcome="admitted",
+        badge_shown=True,
+    )
+    orders.start_work(session, actor=actor, order=order, when=when)
+
+    def apply(type_: str, payload: dict) -> None:
+        handler = CATALOGUE[(type_, 1)]
+        handler.apply(Applying(session, actor, when, uuid.uuid4(), raw=payload), handler.decode(payload))
+
+    for purpose, colour in (("before", (180, 60, 40)), ("after", (60, 140, 70))):
+        out = io.BytesIO()
+        Image.new("RGB", (640, 480), colour).save(out, "JPEG", quality=80)
+        data = out.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        claims, copies = photos.process(data)
+        ctx.blobs.put(sha, iter([data]))
+        variants = {}
+        for copy in copies:
+            copy_sha = hashlib.sha256(copy.content).hexdigest()
+            ctx.blobs.put(copy_sha, iter([copy.content]))
+            variants[copy.name] = copy_sha
+        session.add(
+            Blob(
+                company_id=company.id,
+                sha256=sha,
+                size=len(data),
+                content_type="image/jpeg",
+                uploaded_by=tech.id,
+                uploaded_at=now,
+                media=claims.format,
+                claims=msgspec.to_builtins(claims),
+                variants=variants,
+            )
+        )
+        session.add(BlobUploader(company_id=company.id, sha256=sha, user_id=tech.id, uploaded_at=now))
+        session.flush()
+        apply("evidence.photo", {"work_order_id": str(order.id), "blob": sha, "purpose": purpose})
+    content = {
+        "work_order_id": str(order.id),
+        "order_ref": order_ref(order.id),
+        "technician_name": tech.full_name,
+        "staff_number": tech.staff_number,
+        "resident_name": household.resident_name,
+        "address": f"{building.address} {household.unit}",
+        "arrived_at": now.isoformat(),
+        "completed_at": now.isoformat(),
+        "found": "客厅暖气片接口渗水",
+        "done": "更换密封垫，试压正常",
+        "result": "fixed",
+        "satisfaction": 5,
+        "parts_used": ["密封垫 DN20"],
+    }
+    document_id = uuid.uuid4()
+    apply("document.issue", {"document": {"type": "receipt", "id": str(document_id)}, "content": content})
+    from mobile_contract.documents import content_sha256
+
+    strokes = [[[10, 10, 0], [60, 40, 120], [110, 20, 240]]]
+    for name, role in ((household.resident_name, "resident"), (tech.full_name, "technician")):
+        apply(
+            "evidence.signature",
+            {
+                "document": {"type": "receipt", "id": str(document_id)},
+                "signer_name": name,
+                "signer_role": role,
+                "content_sha256": content_sha256(content),
+                "strokes": strokes,
+            },
+        )
+    orders.complete(session, actor=actor, order=order, when=when, result="fixed", satisfaction=5)

@@ -36,6 +36,8 @@ __all__ = (
     "NoAccessV1",
     "NoteV1",
     "PhotoV1",
+    "RedoPhoto",
+    "RedoResponseV1",
     "Retirement",
     "ReturnRequestV1",
     "RevisitOutcomeV1",
@@ -257,6 +259,37 @@ class RevisitOutcomeV1(Payload, kw_only=True):
     note: Text | None = None
 
 
+class RedoPhoto(msgspec.Struct, forbid_unknown_fields=False):
+    purpose: PhotoPurpose
+    blob: Sha256Hex
+    """Uploaded first, like the file of an ``evidence.photo``: until then the action waits."""
+    taken_at: AwareDateTime | None = None
+
+
+class RedoResponseV1(Payload, kw_only=True):
+    """The answer to a supervisor's redo request (entity ``redo_request`` of the pull feed).
+
+    A fact: it is kept even when the request was answered or cancelled meanwhile (flagged for the
+    supervisor). Documents and measurements it names are pushed first, as usual, and must belong to
+    the request's order.
+    """
+
+    redo_request_id: uuid.UUID
+    photos: Annotated[list[RedoPhoto], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
+    document_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(
+        default_factory=list
+    )
+    measurement_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(
+        default_factory=list
+    )
+    note: Text | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.photos or self.document_ids or self.measurement_ids or self.note):
+            raise ValueError("a redo response carries photos, documents, measurements or a note")
+
+
 # (type, version) -> payload struct
 ACTION_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("work_order.accept", 1): AcceptV1,
@@ -276,6 +309,7 @@ ACTION_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("work_order.complete", 2): CompleteV2,
     ("work_order.return_request", 1): ReturnRequestV1,
     ("revisit.outcome", 1): RevisitOutcomeV1,
+    ("redo.response", 1): RedoResponseV1,
 }
 CURRENT_VERSIONS: dict[str, int] = {}
 for _type, _version in ACTION_TYPES:

@@ -144,6 +144,21 @@ class ErrorCode(StrEnum):
     invalid_instrument_id = "invalid_instrument_id"
     filter_required = "filter_required"
     pdf_font_missing = "pdf_font_missing"
+    # review
+    review_decided = "review_decided"
+    """409: the item was approved or rejected already; a decision is made once."""
+    redo_open = "redo_open"
+    """409: a redo request of this item is still open; wait for its answer."""
+    order_cancelled = "order_cancelled"
+    """409: the order was cancelled: nothing about it can be redone."""
+    no_assignee = "no_assignee"
+    """409: the order has nobody to redo the work; assign it first."""
+    not_your_team = "not_your_team"
+    """403: the company's policy lets a supervisor decide only on their own team's items."""
+    invalid_due = "invalid_due"
+    """400: a redo request is due in the past."""
+    unknown_redo_request = "unknown_redo_request"
+    """rejected (404): no such redo request for this user (another user's or company's does not exist)."""
     # administration
     password_too_short = "password_too_short"
     import_rejected = "import_rejected"
@@ -250,6 +265,13 @@ ERROR_STATUS: dict[ErrorCode, int] = {
     _E.invalid_instrument_id: 400,
     _E.filter_required: 400,
     _E.pdf_font_missing: 503,
+    _E.review_decided: 409,
+    _E.redo_open: 409,
+    _E.order_cancelled: 409,
+    _E.no_assignee: 409,
+    _E.not_your_team: 403,
+    _E.invalid_due: 400,
+    _E.unknown_redo_request: 404,
     _E.password_too_short: 400,
     _E.import_rejected: 422,
     _E.demo_refused: 409,

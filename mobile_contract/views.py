@@ -15,6 +15,8 @@ __all__ = (
     "InstrumentView",
     "InstrumentsView",
     "PastVisit",
+    "RedoItemView",
+    "RedoRequestView",
     "RevisitView",
     "WorkOrderView",
 )
@@ -106,3 +108,29 @@ class InstrumentsView(msgspec.Struct):
     """entity ``reference``, id ``instruments``: every instrument a measurement may name."""
 
     instruments: list[InstrumentView]
+
+
+class RedoItemView(msgspec.Struct, omit_defaults=True):
+    """One thing to do again: ``kind`` photo (with ``purpose``), signature (with ``document_type``),
+    measurement_room (with ``room``) or other (with ``text``)."""
+
+    kind: str
+    purpose: str | None = None
+    document_type: str | None = None
+    room: str | None = None
+    text: str | None = None
+
+
+class RedoRequestView(msgspec.Struct):
+    """entity ``redo_request``: a supervisor asks the assignee to redo part of a completed order.
+
+    Sent while it is open; once answered or cancelled it comes as ``remove``. Answer it with the
+    action ``redo.response``."""
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    order_ref: str
+    items: list[RedoItemView]
+    due_at: datetime
+    status: str
+    requested_at: datetime

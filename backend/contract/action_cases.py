@@ -190,6 +190,24 @@ def _revisit(*, unknown: bool = False) -> Build:
     return build
 
 
+def _redo(*, unknown: bool = False, uploaded: bool = True) -> Build:
+    def build(story: Story, phone: Phone) -> dict[str, Any]:
+        if unknown:
+            return {"redo_request_id": phone_made("no-such-redo-request"), "note": "已重拍"}
+        story.review_always("repair")
+        order_id = story.order(assignee=phone.username, steps=(*STARTED, "complete_not_fixed"))
+        redo_id = story.redo_request(order_id, "after")
+        name = story.name("after")
+        blob = phone.upload(name) if uploaded else pending(phone, name)
+        return {
+            "redo_request_id": redo_id,
+            "photos": [{"purpose": "after", "blob": blob}],
+            "note": "已重拍阀门",
+        }
+
+    return build
+
+
 def _completion(result: str, **extra: Any) -> Build:
     return _own_in(STARTED, result=result, satisfaction=5, **extra)
 
@@ -395,5 +413,23 @@ ACTION_CASES: dict[tuple[str, int], ActionCase] = {
             "The technician called the resident back after the repair: satisfied, the order closes.",
         ),
         Outcome(_revisit(unknown=True), "No such revisit for this user.", "not_found"),
+    ),
+    ("redo.response", 1): ActionCase(
+        "tech1",
+        Outcome(
+            _redo(),
+            "The answer to a supervisor's redo request (pulled as entity `redo_request`): the new photo, "
+            "uploaded first, and a note. The order's review item is back in the supervisor's queue.",
+        ),
+        Outcome(
+            _redo(unknown=True),
+            "No such redo request for this user (another user's or company's does not exist either).",
+            "unknown_redo_request",
+        ),
+        waiting=Outcome(
+            _redo(uploaded=False),
+            "The new photo's file is not uploaded yet: the action waits (`missing`), like `evidence.photo`.",
+            "blob_missing",
+        ),
     ),
 }

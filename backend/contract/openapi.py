@@ -35,7 +35,14 @@ from mobile_contract.documents import DOCUMENT_CONTENT
 from mobile_contract.errors import PUSH_ANSWER_CODES, ErrorBody, ErrorCode
 from mobile_contract.reference import SlaPolicy
 from mobile_contract.sync import ActionEnvelope, OrderNow
-from mobile_contract.views import CatalogueView, HouseholdView, InstrumentsView, RevisitView, WorkOrderView
+from mobile_contract.views import (
+    CatalogueView,
+    HouseholdView,
+    InstrumentsView,
+    RedoRequestView,
+    RevisitView,
+    WorkOrderView,
+)
 
 __all__ = ("ContractJson", "envelope_name", "operation_handlers", "published", "shared_answers")
 
@@ -60,6 +67,7 @@ _CHANGE_VIEWS: tuple[tuple[str, str | None, type], ...] = (
     ("work_order", None, WorkOrderView),
     ("household", None, HouseholdView),
     ("revisit", None, RevisitView),
+    ("redo_request", None, RedoRequestView),
     ("reference", "sla_policy", SlaPolicy),
     ("reference", "catalogue", CatalogueView),
     ("reference", "instruments", InstrumentsView),

@@ -212,6 +212,27 @@ class Story:
         if result["status"] != "applied":
             raise ExpectationFailed(f"{step} on {order_id}: {result}")
 
+    def review_always(self, kind: str) -> None:
+        """The supervisor sends every completed order of ``kind`` to review (the company's policy)."""
+        body = {"always_kinds": [kind], "flags": [], "sample_percent": 0, "own_team_only": False}
+        answer = self.http.send(
+            "PUT", "/api/v1/review/policy", token=self.helper("supervisor1").token, body=body
+        )
+        expect(answer, 200, "review policy")
+
+    def redo_request(self, order_id: str, purpose: str) -> str:
+        """The supervisor asks the assignee to take a photo again; the phone pulls it as ``redo_request``."""
+        supervisor = self.helper("supervisor1")
+        answer = self.http.send("GET", "/api/v1/review/items", token=supervisor.token)
+        (item,) = [i for i in expect(answer, 200, "review queue").body["items"] if i["order_id"] == order_id]
+        answer = self.http.send(
+            "POST",
+            f"/api/v1/review/items/{item['id']}/redo",
+            token=supervisor.token,
+            body={"items": [{"kind": "photo", "purpose": purpose}], "due_at": "2099-12-31T00:00:00Z"},
+        )
+        return expect(answer, 201, "redo request").body["id"]
+
     def office_does(self, order_id: str, move: str, body: dict[str, Any]) -> None:
         answer = self.http.send(
             "POST", f"/api/v1/work-orders/{order_id}/{move}", token=self.office.token, body=body

@@ -26,6 +26,8 @@ class Company(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     sla_policy: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     """The company's own SLA policy; null means the defaults (``mobile_contract.reference.SlaPolicy``)."""
+    review_policy: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    """What enters the supervisor's review; null: the defaults (``backend.review.rules.ReviewPolicy``)."""
 
 
 class Station(SQLModel, table=True):

@@ -23,6 +23,8 @@ from backend.evidence.measurements import judge
 from backend.evidence.models import Document, Measurement, MeterReading, Photo
 from backend.ids import new_id
 from backend.org.models import Company, Household
+from backend.review import entry as review_entry
+from backend.review import redo
 from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
 from backend.work_orders.service import FieldTime
@@ -92,8 +94,8 @@ class Handler:
 
 def blobs_of(payload: Any) -> list[str]:
     """The uploads an action refers to: it waits until they are all there."""
-    found = [getattr(payload, "blob", None)]
-    return [b for b in found if b]
+    found = [getattr(payload, "blob", None), *(p.blob for p in getattr(payload, "photos", ()))]
+    return list(dict.fromkeys(b for b in found if b))
 
 
 def order_id_of(payload: Any) -> uuid.UUID | None:
@@ -261,6 +263,7 @@ def _photo(ap: Applying, p: a.PhotoV1) -> None:
     )
     if p.work_order_id is not None:
         service.note_photo(ap.session, order_id=p.work_order_id, purpose=p.purpose.value)
+        review_entry.after_fact(ap.session, order=order, at=ap.when.received_at)
 
 
 def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
@@ -320,6 +323,8 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
         record, timezone=company.timezone, design_outdoor_min_c=load_policy(company).design_outdoor_min_c
     ).result
     ap.session.add(record)
+    if p.work_order_id is not None:
+        review_entry.after_fact(ap.session, order=order, at=ap.when.received_at)
 
 
 def _document_issue(ap: Applying, p: a.DocumentIssueV1) -> None:
@@ -363,6 +368,9 @@ def _signature(ap: Applying, p: a.SignatureV1) -> None:
     ):
         raise NotFound("No such document: issue it before it is signed.", code="unknown_document")
     documents.sign(ap.session, actor=ap.actor, record=ap.record(), document=document, payload=p)
+    if document.order_id is not None:
+        order = ap.order(document.order_id)
+        review_entry.after_fact(ap.session, order=order, at=ap.when.received_at)
 
 
 def _meter_reading(ap: Applying, p: a.MeterReadingV1) -> None:
@@ -380,6 +388,11 @@ def _meter_reading(ap: Applying, p: a.MeterReadingV1) -> None:
             **record,
         )
     )
+    review_entry.after_fact(ap.session, order=order, at=ap.when.received_at)
+
+
+def _redo_response(ap: Applying, p: a.RedoResponseV1) -> None:
+    redo.answer(ap.session, applying=ap, payload=p)
 
 
 _APPLY: dict[tuple[str, int], tuple[Kind, Callable[[Applying, Any], None]]] = {
@@ -400,6 +413,7 @@ _APPLY: dict[tuple[str, int], tuple[Kind, Callable[[Applying, Any], None]]] = {
     ("work_order.complete", 2): ("intent", _complete),
     ("work_order.return_request", 1): ("intent", _return_request),
     ("revisit.outcome", 1): ("fact", _revisit_outcome),
+    ("redo.response", 1): ("fact", _redo_response),
 }
 
 CATALOGUE: dict[tuple[str, int], Handler] = {

@@ -6,7 +6,8 @@ another epoch (a restore), answers ``reset`` with a full snapshot of the scope.
 
 Scope of a field user: their open orders with the current appointment and SLA clocks, those
 orders' households (minimal, phone masked unless an order there is active) with the last visits
-at the address, revisits assigned to them, and the company's reference data.
+at the address, revisits assigned to them, their open redo requests (``redo_request``: answered or
+cancelled ones are removed), and the company's reference data.
 """
 
 import base64
@@ -25,6 +26,7 @@ from backend.clock import ensure_utc
 from backend.context import AppContext
 from backend.evidence import instruments
 from backend.org.models import Building, Company, Household
+from backend.review import redo
 from backend.sync import changes
 from backend.sync.models import ChangeLog, SyncCounter
 from backend.work_orders.models import Appointment, Revisit, SlaClock, WorkOrder
@@ -155,6 +157,7 @@ def _snapshot(session: Session, principal: Principal, counter: Any, now: datetim
     changes_out = _order_changes(session, principal, orders, version)
     changes_out += _household_changes(session, principal, {o.household_id for o in orders}, orders, version)
     changes_out += _revisit_changes(session, principal, version)
+    changes_out += _redo_changes(session, principal, version)
     changes_out += _reference_changes(session, principal, version)
     cursor = Cursor(epoch=counter.epoch, user=principal.user_id, version=version, row=WHOLE_VERSION)
     return PullResponse(cursor=encode_cursor(cursor), has_more=False, reset=True, changes=changes_out)
@@ -226,6 +229,14 @@ def _delta(
             Change(entity="revisit", id=str(r), op="remove", version=latest[("revisit", str(r))])
             for r in revisits
             if str(r) not in {c.id for c in current}
+        ]
+    redos = [i for (e, i) in latest if e == "redo_request"]
+    if redos:
+        current = {c.id: c for c in _redo_changes(session, principal, max(latest.values()))}
+        out += [
+            current.get(r)
+            or Change(entity="redo_request", id=r, op="remove", version=latest[("redo_request", r)])
+            for r in redos
         ]
     if any(e == "reference" for e, _ in latest):
         out += _reference_changes(session, principal, max(latest.values()))
@@ -432,6 +443,14 @@ def _revisit_changes(session: Session, principal: Principal, version: int) -> li
             ),
         )
         for r in rows
+    ]
+
+
+def _redo_changes(session: Session, principal: Principal, version: int) -> list[Change]:
+    """Open redo requests assigned to the user; answered or cancelled ones are removed."""
+    return [
+        Change(entity="redo_request", id=str(v.id), op="upsert", version=version, data=msgspec.to_builtins(v))
+        for v in redo.open_for(session, principal.user_id)
     ]
 
 

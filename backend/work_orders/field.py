@@ -16,6 +16,7 @@ from backend.auth.principal import Principal
 from backend.db import buffer
 from backend.errors import Conflict, InvalidInput
 from backend.ids import new_id
+from backend.review import entry as review_entry
 from backend.work_orders import locking, sla
 from backend.work_orders.models import Appointment, Arrival, WorkOrder
 from backend.work_orders.revisits import after_completion
@@ -149,6 +150,8 @@ def complete(
         session, order_id=order.id, clocks=(ClockName.resolve, ClockName.answer), at=when.corrected_at
     )
     after_completion(session, actor=actor, order=order, when=when)
+    # The supervisor's queue: an explicit call, so it holds in a push batch as online.
+    review_entry.on_completed(session, order=order, at=when.received_at)
     return order
 
 

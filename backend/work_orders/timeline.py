@@ -18,6 +18,7 @@ from backend.auth.principal import Principal
 from backend.db import buffer
 from backend.errors import Forbidden
 from backend.ids import new_id
+from backend.review import entry as review_entry
 from backend.sync import changes
 from backend.work_orders import locking
 from backend.work_orders.models import WorkOrder, WorkOrderEvent
@@ -171,7 +172,7 @@ def fact(
         after = next_state(before, move)
     if after is not None:
         order.state = after.value
-    return record(
+    event = record(
         session,
         order,
         event_type,
@@ -184,6 +185,10 @@ def fact(
         lat=lat,
         lon=lon,
     )
+    if before in SETTLED:
+        # News for an order that is done: its review item may need to (re)open.
+        review_entry.after_fact(session, order=order, at=when.received_at)
+    return event
 
 
 def record(

@@ -19,11 +19,12 @@ def test_the_example_fits_the_openapi_document(name: str) -> None:
 
 def test_every_action_is_shown_in_every_answer_it_can_get() -> None:
     """applied, duplicate, rejected and out_of_order for all; conflict for every intent (and only
-    them: a fact is always recorded); waiting for every action whose payload names a file."""
+    them: a fact is always recorded); waiting for every action whose payload names a file (``blob``,
+    or a list of ``photos`` with theirs)."""
     names = set(example_names())
     assert set(ACTION_CASES) == set(CATALOGUE)
     for key, handler in CATALOGUE.items():
-        names_a_file = "blob" in {f.name for f in msgspec.structs.fields(handler.payload)}
+        names_a_file = bool({"blob", "photos"} & {f.name for f in msgspec.structs.fields(handler.payload)})
         wanted = {"applied", "duplicate", "rejected", "out_of_order"}
         wanted |= {"conflict"} if handler.kind == "intent" else set()
         wanted |= {"waiting"} if names_a_file else set()

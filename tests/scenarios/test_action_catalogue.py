@@ -23,6 +23,10 @@ from backend.context import AppContext
 from backend.contract.build import CONTRACT_ROOT
 from backend.contract.openapi import envelope_name
 from backend.db.models import metadata
+from backend.review import service as review
+from backend.review.models import ReviewItem
+from backend.review.rules import ReviewPolicy
+from backend.review.schemas import RedoItem
 from backend.sync.handlers import CATALOGUE
 from backend.work_orders import service
 from backend.work_orders.models import Revisit, WorkOrder
@@ -175,6 +179,42 @@ def revisit(ctx: AppContext, phone: Phone, *, closed_first: bool = False) -> dic
     return {"revisit_id": str(revisit_id), "channel": "phone", "outcome": "satisfied", "satisfaction": 5}
 
 
+def redo_response(ctx: AppContext, phone: Phone, *, unknown_document: bool = False) -> dict[str, Any]:
+    """A completed order of the phone's user in review, with a redo request for one more photo."""
+    supervisor = principal(ctx, "supervisor1")
+    with ctx.db.session() as session:
+        review.set_policy(
+            session, actor=supervisor, policy=ReviewPolicy(always_kinds=["repair"], sample_percent=0)
+        )
+    order_id = started(ctx, phone.username)
+    act(
+        ctx,
+        uuid.UUID(order_id),
+        "complete",
+        principal(ctx, phone.username),
+        result="not_fixed",
+        satisfaction=3,
+    )
+    with ctx.db.session() as session:
+        item = session.exec(select(ReviewItem).where(ReviewItem.order_id == uuid.UUID(order_id))).one()
+        redo = review.request_redo(
+            session,
+            actor=supervisor,
+            item_id=item.id,
+            now=ctx.clock.now(),
+            items=[RedoItem(kind="photo", purpose="after")],
+            due_at=ctx.clock.now() + timedelta(days=1),
+        )
+    payload: dict[str, Any] = {
+        "redo_request_id": str(redo.id),
+        "photos": [{"purpose": "after", "blob": phone.upload_photo()}],
+        "note": "已重拍",
+    }
+    if unknown_document:
+        payload["document_ids"] = [str(uuid.uuid4())]
+    return payload
+
+
 CASES: dict[tuple[str, int], Case] = {
     ("work_order.accept", 1): Case(
         "tech1",
@@ -252,6 +292,12 @@ CASES: dict[tuple[str, int], Case] = {
         revisit,
         lambda ctx, phone: revisit(ctx, phone, closed_first=True),
         ("rejected", "illegal_transition"),
+    ),
+    ("redo.response", 1): Case(
+        "tech1",
+        redo_response,
+        lambda ctx, phone: redo_response(ctx, phone, unknown_document=True),
+        ("rejected", "unknown_document"),
     ),
 }
 

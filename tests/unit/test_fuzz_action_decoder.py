@@ -139,6 +139,13 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "outcome": "satisfied",
         "satisfaction": 4,
     },
+    "redo.response": {
+        "redo_request_id": DOC["id"],
+        "photos": [{"purpose": "after", "blob": "b" * 64, "taken_at": T}],
+        "document_ids": [DOC["id"]],
+        "measurement_ids": [DOC["id"]],
+        "note": "n",
+    },
 }
 
 

@@ -564,6 +564,151 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/review/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts
+         * @description Items per status, kind, team and flag, each under the other filters.
+         */
+        get: operations["reviewCounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListItems
+         * @description The queue, oldest first (default status: `pending` and `redo_answered`); page with `after`.
+         */
+        get: operations["reviewListItems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/items/{item_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetItem
+         * @description Everything a reviewer needs: timeline with the three clocks, arrival proof, photos, documents,
+         *     measurements, redo requests with before and after.
+         */
+        get: operations["reviewGetItem"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/items/{item_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve
+         * @description Approve the work; a timeline event on the order.
+         */
+        post: operations["reviewApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/items/{item_id}/redo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redo
+         * @description Ask the assignee to redo part of the work; it reaches their phone on the next pull.
+         */
+        post: operations["reviewRedo"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/items/{item_id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject
+         * @description Reject the work, with the reason; a timeline event on the order.
+         */
+        post: operations["reviewReject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/review/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetPolicy
+         * @description What enters review: kinds always, flags, the deterministic sample, own-team decisions.
+         */
+        get: operations["reviewGetPolicy"];
+        /**
+         * PutPolicy
+         * @description Replace the company's review policy (orders completed from now on follow it).
+         */
+        put: operations["reviewPutPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/revisits": {
         parameters: {
             query?: never;
@@ -1013,7 +1158,7 @@ export interface components {
          * ActionEnvelope
          * @description One queued action. Its `payload` is decoded by `(type, v)`: one arm per action type and version. An unknown type or version is answered `rejected` (`unknown_action_type`, `unsupported_action_version`) and the queue moves on.
          */
-        ActionEnvelope: components["schemas"]["DocumentIssueV1Action"] | components["schemas"]["EvidencePhotoV1Action"] | components["schemas"]["EvidenceSignatureV1Action"] | components["schemas"]["MeasurementRecordV1Action"] | components["schemas"]["MeterReadingV1Action"] | components["schemas"]["RevisitOutcomeV1Action"] | components["schemas"]["WorkOrderAcceptV1Action"] | components["schemas"]["WorkOrderAppointmentV1Action"] | components["schemas"]["WorkOrderArriveV1Action"] | components["schemas"]["WorkOrderCompleteV1Action"] | components["schemas"]["WorkOrderCompleteV2Action"] | components["schemas"]["WorkOrderContactV1Action"] | components["schemas"]["WorkOrderDepartV1Action"] | components["schemas"]["WorkOrderNoAccessV1Action"] | components["schemas"]["WorkOrderNoteV1Action"] | components["schemas"]["WorkOrderReturnRequestV1Action"] | components["schemas"]["WorkOrderStartV1Action"];
+        ActionEnvelope: components["schemas"]["DocumentIssueV1Action"] | components["schemas"]["EvidencePhotoV1Action"] | components["schemas"]["EvidenceSignatureV1Action"] | components["schemas"]["MeasurementRecordV1Action"] | components["schemas"]["MeterReadingV1Action"] | components["schemas"]["RedoResponseV1Action"] | components["schemas"]["RevisitOutcomeV1Action"] | components["schemas"]["WorkOrderAcceptV1Action"] | components["schemas"]["WorkOrderAppointmentV1Action"] | components["schemas"]["WorkOrderArriveV1Action"] | components["schemas"]["WorkOrderCompleteV1Action"] | components["schemas"]["WorkOrderCompleteV2Action"] | components["schemas"]["WorkOrderContactV1Action"] | components["schemas"]["WorkOrderDepartV1Action"] | components["schemas"]["WorkOrderNoAccessV1Action"] | components["schemas"]["WorkOrderNoteV1Action"] | components["schemas"]["WorkOrderReturnRequestV1Action"] | components["schemas"]["WorkOrderStartV1Action"];
         /** ActionResult */
         ActionResult: {
             code?: components["schemas"]["AnswerCode"] | null;
@@ -1035,7 +1180,7 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
@@ -1077,6 +1222,30 @@ export interface components {
             reason: string | null;
             window_end: string;
             window_start: string;
+        };
+        /** ArrivalProof */
+        ArrivalProof: {
+            accuracy_m: number | null;
+            attempts: {
+                [key: string]: unknown;
+            }[];
+            badge_shown: boolean;
+            /** Format: date-time */
+            corrected_at: string;
+            distance_m: number | null;
+            /** Format: uuid */
+            id: string;
+            lat: number | null;
+            lon: number | null;
+            /** Format: date-time */
+            occurred_at: string;
+            outcome: string;
+            /** Format: date-time */
+            received_at: string;
+            /** Format: uuid */
+            user_id: string;
+            /** @enum {string} */
+            validation: "verified" | "not_verified" | "not_validated";
         };
         /** ArrivalRead */
         ArrivalRead: {
@@ -1160,7 +1329,7 @@ export interface components {
          * Change
          * @description One change of the pull feed; `data` is the view named by `entity` (and `id`).
          */
-        Change: components["schemas"]["WorkOrderChange"] | components["schemas"]["HouseholdChange"] | components["schemas"]["RevisitChange"] | components["schemas"]["ReferenceSlaPolicyChange"] | components["schemas"]["ReferenceCatalogueChange"] | components["schemas"]["ReferenceInstrumentsChange"] | components["schemas"]["RemoveChange"];
+        Change: components["schemas"]["WorkOrderChange"] | components["schemas"]["HouseholdChange"] | components["schemas"]["RevisitChange"] | components["schemas"]["RedoRequestChange"] | components["schemas"]["ReferenceSlaPolicyChange"] | components["schemas"]["ReferenceCatalogueChange"] | components["schemas"]["ReferenceInstrumentsChange"] | components["schemas"]["RemoveChange"];
         /**
          * ClockName
          * @enum {unknown}
@@ -1290,6 +1459,17 @@ export interface components {
             stored: boolean;
             url?: string | null;
         };
+        /** DocumentEvidence */
+        DocumentEvidence: {
+            /** Format: uuid */
+            id: string;
+            intact: boolean;
+            missing: string[];
+            pdf_url: string;
+            signatures: components["schemas"]["SignatureEvidence"][];
+            status: string;
+            type: string;
+        };
         /**
          * DocumentIssueV1
          * @description A document written on the phone (receipt, damage slip, meter record, stop/resume) for signing.
@@ -1388,7 +1568,7 @@ export interface components {
          * @description Stable machine code of an error; clients branch on this, never on the message.
          * @enum {string}
          */
-        ErrorCode: "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        ErrorCode: "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** EventRead */
         EventRead: {
             actor_id: string | null;
@@ -1585,6 +1765,21 @@ export interface components {
             password: string;
             username: string;
         };
+        /** MeasurementEvidence */
+        MeasurementEvidence: {
+            document_status: string | null;
+            /** Format: uuid */
+            id: string;
+            measured_at: string | null;
+            outdoor_c: number | null;
+            period: string;
+            problems: string[];
+            result: string;
+            rooms: {
+                [key: string]: unknown;
+            }[];
+            threshold_c: number;
+        };
         /** MeasurementRead */
         MeasurementRead: {
             closed_minutes: number | null;
@@ -1748,12 +1943,46 @@ export interface components {
             /** Format: uuid */
             work_order_id: string;
         };
+        /** OrderSummary */
+        OrderSummary: {
+            assignee_id: string | null;
+            completed_at: string | null;
+            /** Format: uuid */
+            household_id: string;
+            /** Format: uuid */
+            id: string;
+            kind: string;
+            ref: string;
+            result: string | null;
+            result_note: string | null;
+            satisfaction: number | null;
+            state: string;
+            team_id: string | null;
+        };
         /** PastVisit */
         PastVisit: {
             completed_at: string;
             kind: string;
             order_ref: string;
             result: string | null;
+        };
+        /** PhotoEvidence */
+        PhotoEvidence: {
+            blob_sha256: string;
+            /** Format: date-time */
+            corrected_at: string;
+            exif_distance_m?: number | null;
+            exif_lat?: number | null;
+            exif_lon?: number | null;
+            flags: string[];
+            /** Format: uuid */
+            id: string;
+            purpose: string;
+            /** Format: date-time */
+            received_at: string;
+            variants: {
+                [key: string]: string;
+            };
         };
         /**
          * PhotoPurpose
@@ -1865,6 +2094,143 @@ export interface components {
             /** Format: uuid */
             work_order_id: string;
         };
+        /** RedoDecision */
+        RedoDecision: {
+            /**
+             * Format: date-time
+             * @description RFC 3339 with a zone (Z or ±hh:mm), between 2000-01-01 and 2100-01-01 UTC.
+             */
+            due_at: string;
+            items: components["schemas"]["RedoItem"][];
+            reason?: string | null;
+        };
+        /** RedoItem */
+        RedoItem: {
+            document_type?: string | null;
+            /** @enum {string} */
+            kind: "photo" | "signature" | "measurement_room" | "other";
+            purpose?: string | null;
+            room?: string | null;
+            text?: string | null;
+        };
+        /**
+         * RedoItemView
+         * @description One thing to do again: ``kind`` photo (with ``purpose``), signature (with ``document_type``),
+         *     measurement_room (with ``room``) or other (with ``text``).
+         */
+        RedoItemView: {
+            /** @default null */
+            document_type?: string | null;
+            kind: string;
+            /** @default null */
+            purpose?: string | null;
+            /** @default null */
+            room?: string | null;
+            /** @default null */
+            text?: string | null;
+        };
+        /** RedoPhoto */
+        RedoPhoto: {
+            /** @description Lower-case hex SHA-256. */
+            blob: string;
+            purpose: components["schemas"]["PhotoPurpose"];
+            /** @default null */
+            taken_at?: string | null;
+        };
+        /** RedoRead */
+        RedoRead: {
+            after: {
+                [key: string]: unknown;
+            } | null;
+            answered_at: string | null;
+            /** Format: uuid */
+            assignee_id: string;
+            before: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            due_at: string;
+            /** Format: uuid */
+            id: string;
+            items: {
+                [key: string]: unknown;
+            }[];
+            /** Format: uuid */
+            requested_by: string;
+            status: string;
+        };
+        /**
+         * RedoRequestChange
+         * @description entity `redo_request`: entity ``redo_request``: a supervisor asks the assignee to redo part of a completed order.
+         */
+        RedoRequestChange: {
+            data: components["schemas"]["RedoRequestView"];
+            /** @constant */
+            entity: "redo_request";
+            id: string;
+            /** @constant */
+            op: "upsert";
+            version: number;
+        };
+        /**
+         * RedoRequestView
+         * @description entity ``redo_request``: a supervisor asks the assignee to redo part of a completed order.
+         *
+         *     Sent while it is open; once answered or cancelled it comes as ``remove``. Answer it with the
+         *     action ``redo.response``.
+         */
+        RedoRequestView: {
+            due_at: string;
+            /** Format: uuid */
+            id: string;
+            items: components["schemas"]["RedoItemView"][];
+            /** Format: uuid */
+            order_id: string;
+            order_ref: string;
+            requested_at: string;
+            status: string;
+        };
+        /**
+         * RedoResponseV1
+         * @description The answer to a supervisor's redo request (entity ``redo_request`` of the pull feed).
+         *
+         *     A fact: it is kept even when the request was answered or cancelled meanwhile (flagged for the
+         *     supervisor). Documents and measurements it names are pushed first, as usual, and must belong to
+         *     the request's order.
+         */
+        RedoResponseV1: {
+            /** @default [] */
+            document_ids?: string[];
+            /** @default [] */
+            measurement_ids?: string[];
+            /** @default null */
+            note?: string | null;
+            /** @default [] */
+            photos?: components["schemas"]["RedoPhoto"][];
+            /** Format: uuid */
+            redo_request_id: string;
+        };
+        /**
+         * RedoResponseV1Action
+         * @description `redo.response` version 1. The answer to a supervisor's redo request (entity ``redo_request`` of the pull feed).
+         */
+        RedoResponseV1Action: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with a zone (Z or ±hh:mm), between 2000-01-01 and 2100-01-01 UTC.
+             */
+            occurred_at: string;
+            payload: components["schemas"]["RedoResponseV1"];
+            seq: number;
+            /** @constant */
+            type: "redo.response";
+            /** @constant */
+            v: 1;
+        };
         /**
          * ReferenceCatalogueChange
          * @description entity `reference`, id `catalogue`: entity ``reference``, id ``catalogue``: the kinds and sources of orders, and the company's zone.
@@ -1926,6 +2292,10 @@ export interface components {
             type: string;
             v: number;
         };
+        /** RejectDecision */
+        RejectDecision: {
+            reason: string;
+        };
         /**
          * RemoveChange
          * @description The object left your scope (or was removed): drop it from the phone.
@@ -1933,7 +2303,7 @@ export interface components {
         RemoveChange: {
             data?: null;
             /** @enum {string} */
-            entity: "household" | "reference" | "revisit" | "work_order";
+            entity: "household" | "redo_request" | "reference" | "revisit" | "work_order";
             id: string;
             /** @constant */
             op: "remove";
@@ -1948,6 +2318,76 @@ export interface components {
             reason: string;
             /** Format: uuid */
             work_order_id: string;
+        };
+        /** ReviewCounts */
+        ReviewCounts: {
+            by_flag: {
+                [key: string]: number;
+            };
+            by_kind: {
+                [key: string]: number;
+            };
+            by_status: {
+                [key: string]: number;
+            };
+            by_team: {
+                [key: string]: number;
+            };
+            total: number;
+        };
+        /**
+         * ReviewFlag
+         * @description Why an order's evidence needs a second look (``backend.review.flags`` computes each).
+         * @enum {string}
+         */
+        ReviewFlag: "after_reassignment" | "after_cancelled" | "clock_skew" | "location_not_verified" | "photo_missing" | "signature_refused" | "repeat_fault" | "measurement_failed";
+        /** ReviewItemDetail */
+        ReviewItemDetail: {
+            arrivals: components["schemas"]["ArrivalProof"][];
+            documents: components["schemas"]["DocumentEvidence"][];
+            item: components["schemas"]["ReviewItemRead"];
+            measurements: components["schemas"]["MeasurementEvidence"][];
+            order: components["schemas"]["OrderSummary"];
+            photos: {
+                [key: string]: components["schemas"]["PhotoEvidence"][];
+            };
+            redo: components["schemas"]["RedoRead"][];
+            timeline: components["schemas"]["TimelineEntry"][];
+        };
+        /** ReviewItemRead */
+        ReviewItemRead: {
+            decided_at: string | null;
+            decided_by: string | null;
+            decision_reason: string | null;
+            /** Format: date-time */
+            entered_at: string;
+            flags: string[];
+            /** Format: uuid */
+            id: string;
+            kind: string;
+            /** Format: uuid */
+            order_id: string;
+            order_ref: string;
+            /** Format: date-time */
+            queued_at: string;
+            reasons: string[];
+            status: string;
+            team_id: string | null;
+            version: number;
+        };
+        /** ReviewPolicy */
+        ReviewPolicy: {
+            always_kinds?: components["schemas"]["WorkOrderKind"][];
+            flags?: components["schemas"]["ReviewFlag"][];
+            /** @default false */
+            own_team_only?: boolean;
+            /** @default 10 */
+            sample_percent?: number;
+        };
+        /** ReviewQueue */
+        ReviewQueue: {
+            items: components["schemas"]["ReviewItemRead"][];
+            next_after: string | null;
         };
         /**
          * RevisitChange
@@ -2085,6 +2525,16 @@ export interface components {
             signer_name: string;
             signer_role: string;
         };
+        /** SignatureEvidence */
+        SignatureEvidence: {
+            /** Format: uuid */
+            id: string;
+            intact: boolean;
+            refused_reason: string | null;
+            signed_at: string;
+            signer_name: string;
+            signer_role: string;
+        };
         /** SignatureRead */
         SignatureRead: {
             /** Format: date-time */
@@ -2198,6 +2648,27 @@ export interface components {
             device_id: string;
             last_applied_seq: number;
             refused: components["schemas"]["RefusedAction"][];
+        };
+        /** TimelineEntry */
+        TimelineEntry: {
+            actor_id: string | null;
+            /** Format: date-time */
+            corrected_at: string;
+            data: {
+                [key: string]: unknown;
+            };
+            device_id: string | null;
+            flags: string[];
+            from_state: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            occurred_at: string;
+            reason: string | null;
+            /** Format: date-time */
+            received_at: string;
+            to_state: string | null;
+            type: string;
         };
         /** TokenPair */
         TokenPair: {
@@ -5450,6 +5921,974 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewCounts: {
+        parameters: {
+            query?: {
+                status?: ("pending" | "approved" | "rejected" | "redo_requested" | "redo_answered")[] | null;
+                team?: string | null;
+                kind?: components["schemas"]["WorkOrderKind"] | null;
+                flag?: components["schemas"]["ReviewFlag"] | null;
+                since?: string | null;
+                until?: string | null;
+            };
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewCounts"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewListItems: {
+        parameters: {
+            query?: {
+                status?: ("pending" | "approved" | "rejected" | "redo_requested" | "redo_answered")[] | null;
+                team?: string | null;
+                kind?: components["schemas"]["WorkOrderKind"] | null;
+                flag?: components["schemas"]["ReviewFlag"] | null;
+                since?: string | null;
+                until?: string | null;
+                after?: string | null;
+                limit?: number;
+            };
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewQueue"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewGetItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewItemDetail"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewApprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewItemRead"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden`, `not_your_team` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden" | "not_your_team";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Conflicts with the object's state: `review_decided` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "review_decided";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewRedo: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedoDecision"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedoRead"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_due`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_due" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden`, `not_your_team` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden" | "not_your_team";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Conflicts with the object's state: `no_assignee`, `order_cancelled`, `redo_open`, `review_decided` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "no_assignee" | "order_cancelled" | "redo_open" | "review_decided";
+                    };
+                };
+            };
+            /** @description The body is too large: `body_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "body_too_large";
+                    };
+                };
+            };
+            /** @description The body's media type is not JSON: `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewReject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RejectDecision"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewItemRead"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden`, `not_your_team` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden" | "not_your_team";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Conflicts with the object's state: `review_decided` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "review_decided";
+                    };
+                };
+            };
+            /** @description The body is too large: `body_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "body_too_large";
+                    };
+                };
+            };
+            /** @description The body's media type is not JSON: `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewGetPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewPolicy"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    reviewPutPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewPolicy"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewPolicy"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description The body is too large: `body_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "body_too_large";
+                    };
+                };
+            };
+            /** @description The body's media type is not JSON: `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
                     };
                 };
             };

@@ -16,7 +16,7 @@ from alembic import op
 from backend.db.types import UTCDateTime
 
 revision: str = "0012_console"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011_review"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
