@@ -34,6 +34,7 @@ from backend.evidence.pdf import warm_font
 from backend.health import HealthController
 from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
+from backend.org.controllers import AdminHouseholdController
 from backend.request_guard import guard_request
 from backend.settings import Settings
 from backend.storage import BlobStore
@@ -88,6 +89,7 @@ def create_app(
         PublicDocumentController,
         MeasurementController,
         InstrumentController,
+        AdminHouseholdController,
     ]
     if settings.metrics_token:
         route_handlers.append(MetricsController)
