@@ -399,7 +399,13 @@ def maintenance(dry_run: bool, as_json: bool) -> None:
     photo originals, audit log. Safe to run from several places at once (nightly CronJob)."""
     from backend import maintenance as upkeep
 
-    ctx = _context()
+    ctx = _context(upgrade=False)
+    if ctx.settings.auto_migrate:
+        migrate.upgrade(ctx.db.engine)
+    else:  # a CronJob of a new release may start before its migration Job ran
+        current, newest = migrate.current_revision(ctx.db.engine), migrate.head_revision()
+        if current != newest:
+            _fail(f"the schema is at {current}, not {newest}: run heatcrew db upgrade first", code=1)
     report = upkeep.run(ctx, dry_run=dry_run)
     if as_json:
         click.echo(msgspec.json.encode(report).decode())
