@@ -383,7 +383,8 @@ def blobs_lifecycle(dry_run: bool) -> None:
     ctx = _context(upgrade=False)
     if not isinstance(ctx.blobs, S3BlobStore):
         _fail(
-            "the blob store is a local directory: its unfinished uploads are removed by heatcrew maintenance"
+            "the blob store is a local directory: its unfinished uploads are removed by heatcrew maintenance",
+            code=1,
         )
     plan = lifecycle.apply(ctx.blobs, upload_expiry_seconds=ctx.settings.upload_expiry, dry_run=dry_run)
     click.echo(json.dumps(msgspec.to_builtins(plan), indent=2, ensure_ascii=False))
