@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from backend.cli import main
-from backend.storage.lifecycle import ABORT_RULE_ID, UPLOADS_RULE_ID
+from backend.storage.lifecycle import ABORT_RULE_ID, REMOVED_BLOB_DAYS, REMOVED_BLOBS_RULE_ID, UPLOADS_RULE_ID
 from tests.fixtures.s3 import (
     TEST_ACCESS_KEY_ID,
     TEST_REGION,
@@ -68,12 +68,17 @@ def test_the_rules_are_merged_into_the_buckets_and_read_back(
     applied = run()
     assert applied.exit_code == 0 and "lifecycle applied" in applied.output
     now = rules(moto_s3_endpoint, s3_bucket)
-    assert set(now) == {THEIRS["ID"], UPLOADS_RULE_ID, ABORT_RULE_ID}
+    assert set(now) == {THEIRS["ID"], UPLOADS_RULE_ID, ABORT_RULE_ID, REMOVED_BLOBS_RULE_ID}
     assert now[THEIRS["ID"]]["Expiration"] == {"Days": 30}
     uploads = now[UPLOADS_RULE_ID]
     assert uploads["Filter"]["Prefix"] == "uploads/" and uploads["Status"] == "Enabled"
     assert uploads["Expiration"]["Days"] == 1  # HEATCREW_UPLOAD_EXPIRY's 24 h
+    assert uploads["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert now[ABORT_RULE_ID]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    # In a versioned bucket a blob removed by retention or an erasure goes for good after the backup window.
+    removed = now[REMOVED_BLOBS_RULE_ID]
+    assert removed["Filter"]["Prefix"] == "blobs/"
+    assert removed["NoncurrentVersionExpiration"]["NoncurrentDays"] == REMOVED_BLOB_DAYS
 
     again = run()
     assert again.exit_code == 0 and "lifecycle unchanged" in again.output
@@ -82,12 +87,12 @@ def test_the_rules_are_merged_into_the_buckets_and_read_back(
     longer = run(HEATCREW_UPLOAD_EXPIRY=str(2 * 86400 + 1))
     assert "lifecycle applied" in longer.output
     now = rules(moto_s3_endpoint, s3_bucket)
-    assert len(now) == 3 and now[UPLOADS_RULE_ID]["Expiration"]["Days"] == 3
+    assert len(now) == 4 and now[UPLOADS_RULE_ID]["Expiration"]["Days"] == 3
 
 
 def test_a_bucket_without_rules_gets_heatcrews(run, moto_s3_endpoint: str, s3_bucket: str) -> None:  # noqa: F811
     assert run().exit_code == 0
-    assert set(rules(moto_s3_endpoint, s3_bucket)) == {UPLOADS_RULE_ID, ABORT_RULE_ID}
+    assert set(rules(moto_s3_endpoint, s3_bucket)) == {UPLOADS_RULE_ID, ABORT_RULE_ID, REMOVED_BLOBS_RULE_ID}
 
 
 def test_a_local_store_has_no_lifecycle(run) -> None:
