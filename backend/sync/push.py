@@ -335,6 +335,9 @@ _ANY_UPLOAD = sa.select(Blob.sha256, Blob.refused).where(
     Blob.company_id == sa.bindparam("company_id"),
     col(Blob.sha256).in_(sa.bindparam("hashes", expanding=True)),
 )
+_PRUNED_BELOW = sa.select(DEVICES.c.answers_pruned_below).where(
+    DEVICES.c.device_id == sa.bindparam("device_id")
+)
 _DEVICE_DONE = (
     sa.update(DEVICES)
     .where(DEVICES.c.device_id == sa.bindparam("device"))
@@ -444,6 +447,11 @@ def _replayed(session: Session, batch: _Batch, envelopes: list[ActionEnvelope]) 
     seen = _answers_for(session, device_id, [e.seq for e in envelopes])
     # A seq that holds no answer of its own was an action id sent again: its first delivery answers.
     firsts = _answers_by_id(session, device_id, [e.id for e in envelopes if e.seq not in seen])
+    if any(e.seq not in seen and e.id not in firsts for e in envelopes):
+        # Retention may have removed them since the floor was read (it moves the floor and deletes
+        # in one transaction): read it again, after the answers.
+        floor = session.execute(_PRUNED_BELOW, {"device_id": device_id}).scalar_one_or_none()
+        batch.answers_pruned_below = max(batch.answers_pruned_below, floor or 0)
     return [
         _sent_again(e, msgspec.json.encode(e.payload), firsts[e.id])
         if e.seq not in seen and e.id in firsts
