@@ -301,6 +301,10 @@ def test_photo_originals_go_after_the_order_closed_and_their_copies_stay(
     supervisor = auth(login(client, "supervisor1"))
     assert_error(client.get(f"/api/v1/blobs/{only_here}/original", headers=supervisor), 404, "blob_not_found")
     assert client.get(f"/api/v1/blobs/{only_here}/display", headers=supervisor).status_code == 200
+    evidence = client.get(f"/api/v1/work-orders/{closing}", headers=supervisor).json()["evidence"]["photos"]
+    assert sorted((p["sha256"], p["original_removed_at"] is not None) for p in evidence) == sorted(
+        [(only_here, True), (shared, False)]
+    )
     assert maintenance.run(ctx).category("photo_originals").rows == 0
 
 

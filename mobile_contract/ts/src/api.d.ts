@@ -1853,6 +1853,7 @@ export interface components {
             id: string;
             /** Format: date-time */
             occurred_at: string;
+            original_removed_at?: string | null;
             purpose: string;
             /** Format: date-time */
             received_at: string;
