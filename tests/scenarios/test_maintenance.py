@@ -382,3 +382,20 @@ def test_a_new_epoch_leaves_pruned_floors_alone(ctx: AppContext) -> None:
     with ctx.db.session() as session:
         changes.bump_epoch(session, principal(ctx, "tech1").company_id)
     assert maintenance.run(ctx).category("change_feed").rows == 0
+
+
+def test_runs_side_by_side_share_the_work_and_remove_each_row_once(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for name in ("tech1", "tech2", "inspector1", "supervisor1", "dispatcher1", "nobody"):
+        client.post("/api/v1/auth/login", json={"username": name, "password": "wrong", "device": _device()})
+    old = count(ctx, "SELECT count(*) FROM login_attempt")
+    assert old == 6
+    clock.advance(timedelta(days=31))
+    one_by_one = with_settings(ctx, maintenance_batch_rows=1)  # many short transactions, interleaved
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: maintenance.run(one_by_one), range(2)))
+    assert sum(r.category("login_attempts").rows for r in reports if r.skipped is None) == old
+    assert count(ctx, "SELECT count(*) FROM login_attempt") == 0
