@@ -14,7 +14,7 @@ from backend.context import AppContext
 from backend.ids import new_id
 from backend.org.models import Company
 from tests.api.helpers import assert_error, auth, login
-from tests.scenarios.conftest import first_order, make_phone  # noqa: F401  (the fixture)
+from tests.scenarios.conftest import make_phone  # noqa: F401  (the fixture)
 from tests.scenarios.test_documents import measurement, sign
 from tests.scenarios.test_sync_scenarios import jpeg
 

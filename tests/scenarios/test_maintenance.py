@@ -378,7 +378,7 @@ def test_two_runs_at_once_on_postgresql_one_waits_out(ctx: AppContext) -> None:
     assert maintenance.run(ctx).skipped is None
 
 
-def test_a_new_epoch_leaves_pruned_floors_alone(ctx: AppContext) -> None:
+def test_after_a_new_epoch_the_feed_has_nothing_old_to_prune(ctx: AppContext) -> None:
     with ctx.db.session() as session:
         changes.bump_epoch(session, principal(ctx, "tech1").company_id)
     assert maintenance.run(ctx).category("change_feed").rows == 0
