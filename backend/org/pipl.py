@@ -4,7 +4,8 @@
 
 *Erase* blanks the resident's personal fields in the live tables: the household's name and phone,
 and the free text written about the visit (the order's description and result note, timeline
-reasons and notes, appointment reasons, revisit notes), removes the photo originals (GPS, EXIF)
+reasons and notes, appointment reasons, revisit notes) and the raw payloads of the actions about
+the household in the action log, removes the photo originals (GPS, EXIF)
 while their metadata-free copies stay, and tells every phone holding the household or its orders
 (``changes.touch``), so offline copies get the blanked upsert.
 
@@ -48,12 +49,21 @@ from backend.org.schemas import (
     SignatureRecord,
 )
 from backend.sync import changes
+from backend.sync.models import SyncAction
 from backend.work_orders.models import Appointment, Revisit, WorkOrder, WorkOrderEvent
 
 __all__ = ("AUDIT_ERASURE_HOOK", "ERASED", "audit_erasure", "erase", "export", "get_household")
 
 ERASED = "[erased]"
 """What a blanked free-text field says, so that a reader sees why it is empty."""
+
+ERASED_PAYLOAD = '{"erased":"personal data erased on the resident\'s request"}'
+"""What an action's stored payload becomes (``sync_action.payload``); still JSON, so a resend is
+answered as before: by its seq from the counter (never applied again), or, under a new seq, as
+``action_id_reused``."""
+
+# Ids per statement when looking for the household's actions in the action log.
+_IDS_PER_STATEMENT = 50
 
 AUDIT_ERASURE_HOOK = "backend.audit.record"
 """What :func:`audit_erasure` calls once the audit log is part of the build."""
@@ -320,7 +330,10 @@ def erase(
             session.exec(select(Measurement.id).where(Measurement.household_id == household.id))
         )
         photo_ids = [p.id for p in _photos(session, order_ids, measurement_ids)]
-        kept = len(_documents(session, household.id, order_ids))
+        documents = _documents(session, household.id, order_ids)
+        kept = len(documents)
+        named = [household.id, *order_ids, *measurement_ids, *(d.id for d in documents)]
+        blanked += _blank_payloads(session, [str(i) for i in named])
         if blanked or not already:
             # Every phone that may hold the household or its orders gets them again, blanked.
             users = {o.assignee_id for o in orders if o.assignee_id is not None}
@@ -401,6 +414,23 @@ def _blank(session: Session, household: Household) -> int:
             revisit.note = ERASED
             session.add(revisit)
             blanked += 1
+    return blanked
+
+
+def _blank_payloads(session: Session, ids: list[str]) -> int:
+    """The raw payloads of the actions about the household (they name its orders, measurements or
+    documents): notes, appointment reasons, signer names. Their answers, seqs and ids stay."""
+    table = SyncAction.__table__
+    blanked = 0
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = ids[start : start + _IDS_PER_STATEMENT]
+        result = session.execute(
+            sa.update(table)
+            .where(sa.or_(*(table.c.payload.contains(i, autoescape=True) for i in chunk)))
+            .where(table.c.payload != ERASED_PAYLOAD)
+            .values(payload=ERASED_PAYLOAD)
+        )
+        blanked += result.rowcount or 0
     return blanked
 
 

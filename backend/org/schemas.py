@@ -173,7 +173,7 @@ class Erased(msgspec.Struct):
     already_erased: bool
     """The household was erased before: nothing changed now."""
     fields_blanked: int
-    """Personal fields blanked in the live tables by this call."""
+    """Personal fields (and stored action payloads) blanked in the live tables by this call."""
     photo_originals_removed: int
     kept_signed_documents: int
     """Signed documents kept unchanged as legal records (their hash and seals still verify)."""

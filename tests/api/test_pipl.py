@@ -134,6 +134,9 @@ def test_erasure_blanks_the_live_tables_and_signed_documents_still_verify(
     assert [e["data"]["text"] for e in order["timeline"] if e["type"] == "note"] == ["[erased]"]
     assert [a["reason"] for a in data["appointments"]] == ["[erased]"]
     assert RESIDENT not in _text(household) + _text(order) + _text(data["appointments"])
+    # The action log's raw payloads (a note, a reason, the resident's signature) are blanked too.
+    payloads = _payloads(ctx)
+    assert payloads and not any(RESIDENT in payload for payload in payloads)
     # The signed record is kept byte for byte: hash and seals hold.
     verified = client.get(f"/api/v1/documents/{visited['document_id']}/verify", headers=headers).json()
     assert (verified["status"], verified["intact"]) == ("valid", True)
@@ -150,6 +153,11 @@ def test_erasure_blanks_the_live_tables_and_signed_documents_still_verify(
 def test_erasure_is_idempotent(client: TestClient, visited: dict) -> None:
     headers = admin(client)
     first = erase(client, visited["household_id"], headers).json()
+    # The phone sends its whole queue again (a lost answer): every action answers as before.
+    phone = visited["phone"]
+    phone.db.execute("UPDATE outbox SET done = 0")
+    again_push = phone.push()
+    assert again_push.duplicates == again_push.sent > 0 and again_push.rejected == 0
     again = erase(client, visited["household_id"], headers, {"reason": "重复提交"})
     assert again.status_code == 200
     body = again.json()
@@ -248,6 +256,13 @@ def _company(ctx: AppContext) -> uuid.UUID:
     from tests.fixtures.field import principal
 
     return principal(ctx, "admin").company_id
+
+
+def _payloads(ctx: AppContext) -> list[str]:
+    import sqlalchemy as sa
+
+    with ctx.db.engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT payload FROM sync_action")).scalars())
 
 
 def _text(value: Any) -> str:
