@@ -35,6 +35,7 @@ from backend.evidence.pdf import warm_font
 from backend.health import HealthController
 from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
+from backend.org.controllers import AdminHouseholdController
 from backend.reports.controllers import ReportController
 from backend.request_guard import guard_request
 from backend.review.controllers import ReviewController
@@ -95,6 +96,7 @@ def create_app(
         ReportController,
         # The web console (/console): its own cookie session, CSRF and error pages; see backend.console.
         *console_routes(),
+        AdminHouseholdController,
     ]
     if settings.metrics_token:
         route_handlers.append(MetricsController)

@@ -1,4 +1,4 @@
-"""``heatcrew``: serve, db, users, devices, demo, contract."""
+"""``heatcrew``: serve, db, users, devices, sync, blobs, maintenance, pipl, companies, demo, contract."""
 
 import os
 import sys
@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any
 
 import click
+import msgspec
 from sqlmodel import col, select
 
 from backend.auth import service as auth_service
@@ -366,6 +367,132 @@ def blobs_sweep() -> None:
 
     removed = sweep_unfinished(_context(), force=True)
     click.echo(f"{removed} unfinished uploads removed")
+
+
+@blobs_group.command("lifecycle")
+@click.option("--dry-run", is_flag=True, help="Show the configuration that would be written; write nothing.")
+@_friendly
+def blobs_lifecycle(dry_run: bool) -> None:
+    """Apply the bucket's lifecycle rules (S3): unfinished uploads expire after HEATCREW_UPLOAD_EXPIRY,
+    incomplete multipart uploads are aborted; the bucket's other rules are kept."""
+    import json
+
+    from backend.storage import lifecycle
+    from backend.storage.s3 import S3BlobStore
+
+    ctx = _context(upgrade=False)
+    if not isinstance(ctx.blobs, S3BlobStore):
+        _fail(
+            "the blob store is a local directory: its unfinished uploads are removed by heatcrew maintenance",
+            code=1,
+        )
+    plan = lifecycle.apply(ctx.blobs, upload_expiry_seconds=ctx.settings.upload_expiry, dry_run=dry_run)
+    click.echo(json.dumps(msgspec.to_builtins(plan), indent=2, ensure_ascii=False))
+    state = "would change" if dry_run and plan.changed else "applied" if plan.applied else "unchanged"
+    click.echo(f"bucket {plan.bucket}: lifecycle {state}", err=True)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def maintenance(dry_run: bool, as_json: bool) -> None:
+    """Enforce every retention rule: change feed, action log, login records, unfinished uploads,
+    photo originals, audit log. Safe to run from several places at once (nightly CronJob)."""
+    from backend import maintenance as upkeep
+
+    ctx = _context(upgrade=False)
+    if ctx.settings.auto_migrate:
+        migrate.upgrade(ctx.db.engine)
+    else:  # a CronJob of a new release may start before its migration Job ran
+        current, newest = migrate.current_revision(ctx.db.engine), migrate.head_revision()
+        if current != newest:
+            _fail(f"the schema is at {current}, not {newest}: run heatcrew db upgrade first", code=1)
+    report = upkeep.run(ctx, dry_run=dry_run)
+    if as_json:
+        click.echo(msgspec.json.encode(report).decode())
+        return
+    if report.skipped:
+        click.echo(f"skipped: {report.skipped}")
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in report.categories:
+        note = f"  ({item.note})" if item.note else ""
+        click.echo(f"{item.category:20} {verb} {item.rows:>9} rows {item.bytes:>14} bytes{note}")
+
+
+@main.group("pipl")
+def pipl_group() -> None:
+    """A resident's personal-data request (PIPL): export or erase one household."""
+
+
+def _household_company(ctx: AppContext, household: str) -> tuple[Any, Any]:
+    import uuid
+
+    from backend.org.models import Household
+
+    try:
+        household_id = uuid.UUID(household)
+    except ValueError:
+        _fail(f"not a household id: {household!r}")
+    with ctx.db.session(readonly=True) as session:
+        row = session.get(Household, household_id)
+        if row is None:
+            _fail(f"no household {household}", code=1)
+        return row.id, row.company_id
+
+
+@pipl_group.command("export")
+@click.option("--household", required=True, help="The household's id.")
+@_friendly
+def pipl_export(household: str) -> None:
+    """Print everything held about the household as one JSON document."""
+    from backend.org import pipl
+
+    ctx = _context()
+    household_id, company_id = _household_company(ctx, household)
+    with ctx.db.session(readonly=True) as session:
+        data = pipl.export(ctx, session, company_id=company_id, household_id=household_id)
+    click.echo(msgspec.json.format(msgspec.json.encode(data), indent=2).decode())
+
+
+@pipl_group.command("erase")
+@click.option("--household", required=True, help="The household's id.")
+@click.option("--reason", required=True, help="The resident's request and its reference, for the record.")
+@_friendly
+def pipl_erase(household: str, reason: str) -> None:
+    """Blank the household's personal data in the live tables; signed documents are kept as records."""
+    from backend.org import pipl
+
+    ctx = _context()
+    household_id, company_id = _household_company(ctx, household)
+    erased = pipl.erase(ctx, principal=None, company_id=company_id, household_id=household_id, reason=reason)
+    click.echo(msgspec.json.encode(erased).decode())
+
+
+@main.group("companies")
+def companies_group() -> None:
+    """Per-company settings."""
+
+
+@companies_group.command("photo-retention")
+@click.argument("company_code")
+@click.option(
+    "--days", type=click.IntRange(min=0), default=None, help="Days after an order closed; 0: for ever."
+)
+@click.option("--default", "use_default", is_flag=True, help="Follow HEATCREW_PHOTO_ORIGINAL_RETENTION_DAYS.")
+def companies_photo_retention(company_code: str, days: int | None, use_default: bool) -> None:
+    """Set how long photo originals (with GPS) are kept after their order closed; copies stay."""
+    if (days is None) == (not use_default):
+        _fail("give either --days N or --default")
+    ctx = _context()
+    with ctx.db.session() as session:
+        company = session.exec(select(Company).where(Company.code == company_code)).first()
+        if company is None:
+            _fail(f"no company {company_code!r}", code=1)
+        company.photo_original_retention_days = None if use_default else days
+        session.add(company)
+    shown = "the default" if use_default else f"{days} days"
+    click.echo(f"{company_code}: photo originals kept {shown} after an order closed")
 
 
 @main.group("import")

@@ -15,9 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from semver import Version
 
-__all__ = ("Settings", "SettingsError")
+__all__ = ("ACTION_LOG_MIN_DAYS", "AUDIT_MIN_DAYS", "Settings", "SettingsError")
 
 PREFIX = "HEATCREW_"
+
+ACTION_LOG_MIN_DAYS = 14
+"""Phones keep acknowledged actions this long (``mobile_contract.client.KEEP_ACKNOWLEDGED``), so
+that a restored server can be given them again; the action log is kept at least as long."""
+
+AUDIT_MIN_DAYS = 3 * 365
+"""The audit log is kept at least three years."""
 
 
 class SettingsError(ValueError):
@@ -200,6 +207,29 @@ class Settings:
     console_board_refresh: int = 15
     """Seconds between the console SLA board's refreshes of its table."""
 
+    change_feed_retention_days: int = 30
+    """Days of change-feed history (``change_log``) kept by ``heatcrew maintenance``: a phone
+    offline for longer gets a full snapshot (``reset``) on its next pull. At least 1."""
+
+    action_log_retention_days: int = 90
+    """Days the answers to pushed actions (``sync_action``) are kept. At least 14, as long as
+    phones keep acknowledged actions; a device's latest answers and its ``last_applied_seq`` are
+    always kept, so a resend is never applied twice (docs/ARCHITECTURE.md, "Data lifecycle")."""
+
+    login_record_retention_days: int = 30
+    """Days login attempts and rate-limit counters are kept. Longer than every rate window."""
+
+    audit_retention_days: int = AUDIT_MIN_DAYS
+    """Days the audit log is kept; at least three years (1095)."""
+
+    photo_original_retention_days: int = 0
+    """Days after an order closed that its photos' originals (with GPS and EXIF) are kept, for a
+    company without its own setting; the metadata-free copies stay. 0: originals kept for ever."""
+
+    maintenance_batch_rows: int = 2000
+    """Rows ``heatcrew maintenance`` deletes per transaction: short transactions never hold up
+    the field's pushes for long."""
+
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -276,8 +306,31 @@ class Settings:
             ("https://", "http://")
         ):
             raise SettingsError(f"{PREFIX}DEPRECATION_DOCS_URL must be an http(s) URL")
+        self._check_retention()
         if self.presign_expiry > 7 * 24 * 3600:
             raise SettingsError(f"{PREFIX}PRESIGN_EXPIRY cannot exceed 604800 seconds (S3's limit)")
+
+    def _check_retention(self) -> None:
+        if self.change_feed_retention_days < 1:
+            raise SettingsError(f"{PREFIX}CHANGE_FEED_RETENTION_DAYS must be at least 1")
+        if self.action_log_retention_days < ACTION_LOG_MIN_DAYS:
+            raise SettingsError(
+                f"{PREFIX}ACTION_LOG_RETENTION_DAYS must be at least {ACTION_LOG_MIN_DAYS}: "
+                "phones keep acknowledged actions that long"
+            )
+        longest_window = max(self.login_window, self.refresh_window, self.public_document_window)
+        if self.login_record_retention_days < 1 or self.login_record_retention_days * 86400 <= longest_window:
+            raise SettingsError(
+                f"{PREFIX}LOGIN_RECORD_RETENTION_DAYS must be at least 1 and longer than every rate window"
+            )
+        if self.audit_retention_days < AUDIT_MIN_DAYS:
+            raise SettingsError(
+                f"{PREFIX}AUDIT_RETENTION_DAYS must be at least {AUDIT_MIN_DAYS} (three years)"
+            )
+        if self.photo_original_retention_days < 0:
+            raise SettingsError(f"{PREFIX}PHOTO_ORIGINAL_RETENTION_DAYS must be 0 (for ever) or more days")
+        if self.maintenance_batch_rows < 1:
+            raise SettingsError(f"{PREFIX}MAINTENANCE_BATCH_ROWS must be a positive whole number")
 
     @property
     def effective_database_url(self) -> str:

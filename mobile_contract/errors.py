@@ -120,6 +120,9 @@ class ErrorCode(StrEnum):
     """rejected: this action id was sent before with other content; a new action needs a new id."""
     server_error = "server_error"
     """rejected: the server could not apply this action; it is kept for review and replay."""
+    answer_expired = "answer_expired"
+    """duplicate: this seq was done long ago (at or below ``last_applied_seq``) and its first answer
+    is past the server's action-log retention, so ``original_status`` is missing. Mark it done."""
     # photos
     unsupported_image_format = "unsupported_image_format"
     image_too_large = "image_too_large"
@@ -179,6 +182,7 @@ PUSH_ANSWER_CODES: frozenset[ErrorCode] = frozenset(
         _E.seq_reused,
         _E.action_id_reused,
         _E.server_error,
+        _E.answer_expired,
         _E.content_disagrees,
     }
 )

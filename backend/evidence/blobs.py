@@ -35,7 +35,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Stream
 from litestar.utils.sync import sync_to_thread
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal
@@ -738,6 +738,15 @@ def _viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) 
         if variant == "original":
             if principal.role not in (Role.supervisor, Role.admin):
                 raise Forbidden("Originals keep their GPS data and are for supervisors only.")
+            removed = sa.select(Photo.id).where(
+                Photo.company_id == principal.company_id,
+                Photo.blob_sha256 == sha256,
+                col(Photo.original_removed_at).is_not(None),
+            )
+            if session.execute(removed.limit(1)).first() is not None:
+                raise NotFound(
+                    "The original was removed by retention; its copies remain.", code="blob_not_found"
+                )
             return sha256
         copy = blob.variants.get(variant)
         if copy is None:

@@ -99,6 +99,12 @@ class Photo(FieldRecord, table=True):
     blob_sha256: str = Field(max_length=64)
     purpose: str = Field(max_length=16)
     taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    original_removed_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="When retention (or an erasure) removed the original from the blob store; "
+        "the metadata-free copies and the hash stay.",
+    )
 
 
 class Measurement(FieldRecord, table=True):

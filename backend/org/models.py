@@ -28,6 +28,9 @@ class Company(SQLModel, table=True):
     """The company's own SLA policy; null means the defaults (``mobile_contract.reference.SlaPolicy``)."""
     review_policy: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     """What enters the supervisor's review; null: the defaults (``backend.review.rules.ReviewPolicy``)."""
+    photo_original_retention_days: int | None = Field(default=None)
+    """Days after an order closed that its photos' originals (with GPS and EXIF) are kept; the
+    metadata-free copies stay. Null: ``HEATCREW_PHOTO_ORIGINAL_RETENTION_DAYS``; 0: kept for ever."""
 
 
 class Station(SQLModel, table=True):
@@ -85,3 +88,9 @@ class Household(SQLModel, table=True):
     lat: float | None = None
     lon: float | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the resident's personal data was erased on their request (PIPL); null: never."""
+    erased_by: uuid.UUID | None = Field(default=None)
+    """The admin who erased it."""
+    erase_reason: str | None = Field(default=None, max_length=500)
+    """Why (the request's reference, as the admin gave it)."""

@@ -286,12 +286,31 @@ class LocalUploadStaging:
         remove_abandoned_scratch(self.scratch)
         return removed
 
+    def expired(self, *, touched_before: datetime) -> list[tuple[str, Partial]]:
+        found = []
+        for folder in _listdir(self.root):
+            for name in _listdir(self.root / folder):
+                if not is_sha256(name):
+                    continue
+                partial = self.stat(folder, name) if _is_owner(folder) else None
+                if partial is not None and partial.touched_at < touched_before:
+                    found.append((folder, partial))
+        return found
+
     def presign_put(
         self, owner: str, sha256: str, *, size: int, touched_at: datetime, expires_in: int
     ) -> PresignedUpload | None:
         """A directory has no URL of its own: uploads go through the app."""
         require_names(owner, sha256)
         return None
+
+
+def _is_owner(name: str) -> bool:
+    try:
+        require_owner(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _listdir(path: Path) -> list[str]:

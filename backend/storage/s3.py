@@ -370,6 +370,15 @@ class S3UploadStaging:
         remove_abandoned_scratch(self.store.scratch_dir)
         return removed
 
+    def expired(self, *, touched_before: datetime) -> list[tuple[str, Partial]]:
+        found = []
+        for key, _ in self._listing(self.prefix):
+            owner, sha256 = key[len(self.prefix) :].split("/", 1)
+            partial = self.stat(owner, sha256)
+            if partial is not None and partial.touched_at < touched_before:
+                found.append((owner, partial))
+        return found
+
     def presign_put(
         self, owner: str, sha256: str, *, size: int, touched_at: datetime, expires_in: int
     ) -> PresignedUpload | None:

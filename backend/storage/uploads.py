@@ -110,6 +110,10 @@ class UploadStaging(Protocol):
         """Remove partials last touched before ``touched_before``; returns how many."""
         ...
 
+    def expired(self, *, touched_before: datetime) -> list[tuple[str, Partial]]:
+        """The partials (with their owner) last touched before ``touched_before``; nothing removed."""
+        ...
+
     def presign_put(
         self, owner: str, sha256: str, *, size: int, touched_at: datetime, expires_in: int
     ) -> PresignedUpload | None:

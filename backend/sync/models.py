@@ -26,6 +26,13 @@ class SyncDevice(SQLModel, table=True):
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=64)
     last_applied_seq: int = Field(default=0, sa_type=sa.BigInteger)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    answers_pruned_below: int = Field(
+        default=0,
+        sa_type=sa.BigInteger,
+        sa_column_kwargs={"server_default": "0"},
+        description="Answers (sync_action) below this seq were removed by retention; always at or "
+        "below last_applied_seq, so such a seq is answered duplicate, never applied again.",
+    )
 
 
 class SyncAction(SQLModel, table=True):

@@ -94,6 +94,8 @@ class _Batch:
     """The app is older than the minimum: its intents are refused, its facts applied."""
     receipt_tolerance: timedelta = timedelta(minutes=10)
     results: list[ActionResult] = field(default_factory=list)
+    answers_pruned_below: int = 0
+    """Answers below this seq were removed by retention (``backend.maintenance``)."""
 
 
 def push(
@@ -176,7 +178,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str
         if batch.envelopes and batch.envelopes[-1].seq <= last:
             # Only actions applied before (their answer was lost): every answer is stored and final,
             # so nothing is locked or written.
-            batch.results = _replayed(session, batch.device_id, batch.envelopes)
+            batch.results = _replayed(session, batch, batch.envelopes)
             return last, epoch
         last = _lock_device(session, batch)
         run = _Run.start(session, batch, last=last, scopes=scopes)
@@ -216,7 +218,7 @@ class _Run:
 
     @classmethod
     def start(cls, session: Session, batch: _Batch, *, last: int, scopes: _Scopes) -> "_Run":
-        replayed = _replayed(session, batch.device_id, [e for e in batch.envelopes if e.seq <= last])
+        replayed = _replayed(session, batch, [e for e in batch.envelopes if e.seq <= last])
         decoded = [_decode(e, batch.received_at) for e in batch.envelopes if e.seq > last]
         fresh: dict[int, _Decoded] = {}
         for d in decoded:
@@ -276,7 +278,7 @@ class _Run:
 # The statements every push runs are built once, with parameters: building a select and its
 # cache key on every call costs more than running it.
 _DEVICE_AND_EPOCH = (
-    sa.select(COUNTERS.c.epoch, DEVICES.c.last_applied_seq)
+    sa.select(COUNTERS.c.epoch, DEVICES.c.last_applied_seq, DEVICES.c.answers_pruned_below)
     .outerjoin(DEVICES, DEVICES.c.device_id == sa.bindparam("device_id"))
     .where(COUNTERS.c.company_id == sa.bindparam("company_id"))
 )
@@ -333,6 +335,9 @@ _ANY_UPLOAD = sa.select(Blob.sha256, Blob.refused).where(
     Blob.company_id == sa.bindparam("company_id"),
     col(Blob.sha256).in_(sa.bindparam("hashes", expanding=True)),
 )
+_PRUNED_BELOW = sa.select(DEVICES.c.answers_pruned_below).where(
+    DEVICES.c.device_id == sa.bindparam("device_id")
+)
 _DEVICE_DONE = (
     sa.update(DEVICES)
     .where(DEVICES.c.device_id == sa.bindparam("device"))
@@ -348,6 +353,7 @@ def _device_and_epoch(session: Session, batch: _Batch) -> tuple[int, str]:
     if row is None:  # the company's first change
         changes.ensure_counter(session, company_id)
         row = session.execute(_DEVICE_AND_EPOCH, params).one()
+    batch.answers_pruned_below = row.answers_pruned_below or 0
     return row.last_applied_seq or 0, row.epoch
 
 
@@ -428,17 +434,28 @@ def _answers_by_id(session: Session, device_id: str, ids: list[uuid.UUID]) -> di
     return {action_id: _First(*rest) for action_id, *rest in rows.all()}
 
 
-def _replayed(session: Session, device_id: str, envelopes: list[ActionEnvelope]) -> list[ActionResult]:
-    """The answers to actions at or below the counter: each one's first answer, by seq or by id."""
+def _replayed(session: Session, batch: _Batch, envelopes: list[ActionEnvelope]) -> list[ActionResult]:
+    """The answers to actions at or below the counter: each one's first answer, by seq or by id.
+
+    None of them is applied, whatever is stored: being at or below ``last_applied_seq`` is what
+    makes an action done. Retention may have removed the oldest answers (below
+    ``answers_pruned_below``, which never exceeds the counter); those are ``duplicate`` with
+    ``answer_expired`` and no first answer."""
     if not envelopes:
         return []
+    device_id = batch.device_id
     seen = _answers_for(session, device_id, [e.seq for e in envelopes])
     # A seq that holds no answer of its own was an action id sent again: its first delivery answers.
     firsts = _answers_by_id(session, device_id, [e.id for e in envelopes if e.seq not in seen])
+    if any(e.seq not in seen and e.id not in firsts for e in envelopes):
+        # Retention may have removed them since the floor was read (it moves the floor and deletes
+        # in one transaction): read it again, after the answers.
+        floor = session.execute(_PRUNED_BELOW, {"device_id": device_id}).scalar_one_or_none()
+        batch.answers_pruned_below = max(batch.answers_pruned_below, floor or 0)
     return [
         _sent_again(e, msgspec.json.encode(e.payload), firsts[e.id])
         if e.seq not in seen and e.id in firsts
-        else _duplicate(e, seen.get(e.seq))
+        else _duplicate(e, seen.get(e.seq), batch.answers_pruned_below)
         for e in envelopes
     ]
 
@@ -690,7 +707,15 @@ def _remember(
     )
 
 
-def _duplicate(envelope: ActionEnvelope, first: _Answer | None) -> ActionResult:
+def _duplicate(envelope: ActionEnvelope, first: _Answer | None, pruned_below: int = 0) -> ActionResult:
+    if first is None and envelope.seq < pruned_below:
+        # Applied long ago (at or below the counter); its answer is past the action log's retention.
+        return _result(
+            envelope,
+            Status.duplicate,
+            "answer_expired",
+            f"seq {envelope.seq} was done long ago; its first answer is no longer kept.",
+        )
     if first is None or first.action_id != envelope.id:
         # No answer of its own: the seq was used up by an action id sent again; this one was never
         # applied, and must not be taken for done.

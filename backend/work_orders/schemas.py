@@ -172,6 +172,8 @@ class PhotoRead(msgspec.Struct):
     occurred_at: datetime
     received_at: datetime
     flags: list[str]
+    original_removed_at: datetime | None = None
+    """When retention or an erasure removed the original (GPS, EXIF); the copies stay."""
 
 
 class MeterReadingRead(msgspec.Struct):

@@ -275,6 +275,7 @@ def evidence(session: Session, order: WorkOrder) -> Evidence:
                 occurred_at=p.occurred_at,
                 received_at=p.received_at,
                 flags=p.flags,
+                original_removed_at=p.original_removed_at,
             )
             for p in photos
         ],

@@ -483,6 +483,17 @@ def test_sweep_removes_only_expired_unfinished_uploads(blob_store: BlobStore) ->
     assert staging.stat("another-user", _sha(fresh)) is not None
 
 
+def test_expired_lists_what_a_sweep_would_remove_and_removes_nothing(blob_store: BlobStore) -> None:
+    staging = blob_store.uploads
+    old, fresh = b"old bytes!", b"fresh bytes"
+    staging.save(OWNER, _sha(old), _scratch_file(blob_store, old), touched_at=WHEN - timedelta(days=2))
+    staging.save("another-user", _sha(fresh), _scratch_file(blob_store, fresh), touched_at=WHEN)
+    expired = staging.expired(touched_before=WHEN - timedelta(days=1))
+    assert [(owner, p.sha256, p.size) for owner, p in expired] == [(OWNER, _sha(old), len(old))]
+    assert staging.stat(OWNER, _sha(old)) is not None  # only listed
+    assert staging.expired(touched_before=WHEN - timedelta(days=3)) == []
+
+
 @pytest.mark.parametrize("owner", ["", "../x", "a/b", "x" * 65, None])
 def test_owner_names_cannot_escape(blob_store: BlobStore, owner: object) -> None:
     with pytest.raises(ValueError):

@@ -71,6 +71,16 @@ def test_values_are_parsed_from_the_environment(tmp_path: Path) -> None:
         ({"HEATCREW_MIN_APP_VERSION": "2.3"}, "HEATCREW_MIN_APP_VERSION"),
         ({"HEATCREW_RECEIPT_TIME_TOLERANCE": "-1"}, "HEATCREW_RECEIPT_TIME_TOLERANCE"),
         ({"HEATCREW_DEPRECATION_DOCS_URL": "docs/PHONE.md"}, "HEATCREW_DEPRECATION_DOCS_URL"),
+        ({"HEATCREW_CHANGE_FEED_RETENTION_DAYS": "0"}, "HEATCREW_CHANGE_FEED_RETENTION_DAYS"),
+        ({"HEATCREW_ACTION_LOG_RETENTION_DAYS": "13"}, "HEATCREW_ACTION_LOG_RETENTION_DAYS"),
+        ({"HEATCREW_LOGIN_RECORD_RETENTION_DAYS": "0"}, "HEATCREW_LOGIN_RECORD_RETENTION_DAYS"),
+        (
+            {"HEATCREW_LOGIN_RECORD_RETENTION_DAYS": "1", "HEATCREW_LOGIN_WINDOW": "86400"},
+            "HEATCREW_LOGIN_RECORD_RETENTION_DAYS",
+        ),
+        ({"HEATCREW_AUDIT_RETENTION_DAYS": "1094"}, "HEATCREW_AUDIT_RETENTION_DAYS"),
+        ({"HEATCREW_PHOTO_ORIGINAL_RETENTION_DAYS": "-1"}, "HEATCREW_PHOTO_ORIGINAL_RETENTION_DAYS"),
+        ({"HEATCREW_MAINTENANCE_BATCH_ROWS": "0"}, "HEATCREW_MAINTENANCE_BATCH_ROWS"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
@@ -146,3 +156,25 @@ def test_versioning_settings_are_read_from_the_environment() -> None:
         "https://docs.example.test/phone",
     )
     assert (Settings().min_app_version, Settings().receipt_time_tolerance) == (None, 600)
+
+
+def test_retention_settings_and_their_floors() -> None:
+    from backend.settings import ACTION_LOG_MIN_DAYS, AUDIT_MIN_DAYS
+    from mobile_contract.client import KEEP_ACKNOWLEDGED
+
+    defaults = Settings.from_env({})
+    assert (defaults.change_feed_retention_days, defaults.action_log_retention_days) == (30, 90)
+    assert (defaults.login_record_retention_days, defaults.audit_retention_days) == (30, 3 * 365)
+    assert defaults.photo_original_retention_days == 0  # originals kept unless a company says otherwise
+    # The action log outlives what phones keep, so they can always be answered from it.
+    assert KEEP_ACKNOWLEDGED.days == ACTION_LOG_MIN_DAYS
+    assert AUDIT_MIN_DAYS == 1095
+    settings = Settings.from_env(
+        {
+            "HEATCREW_ACTION_LOG_RETENTION_DAYS": "14",
+            "HEATCREW_AUDIT_RETENTION_DAYS": "3650",
+            "HEATCREW_PHOTO_ORIGINAL_RETENTION_DAYS": "180",
+        }
+    )
+    assert settings.action_log_retention_days == 14 and settings.audit_retention_days == 3650
+    assert settings.photo_original_retention_days == 180

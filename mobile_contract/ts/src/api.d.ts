@@ -4,6 +4,51 @@
  */
 
 export interface paths {
+    "/api/v1/admin/households/{household_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase
+         * @description Erase the resident's personal data from the live tables (PIPL): name, phone, the free text
+         *     about the visits; photo originals go, their copies stay. Signed documents are kept unchanged
+         *     as legal records and still verify by their hash. Phones get the blanked household. Idempotent:
+         *     a second call changes nothing (`already_erased`). Admins only; `reason` is required.
+         */
+        post: operations["adminErase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/households/{household_id}/personal-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * PersonalData
+         * @description Everything held about one household as one document (a resident's access request, PIPL):
+         *     the household, its orders with their timelines, appointments, measurements, signed documents
+         *     with their content, signatures' metadata, photos' metadata and hashes, revisits. Admins only.
+         */
+        get: operations["adminPersonalData"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -1180,13 +1225,29 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "answer_expired" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
             created_at: string;
             /** Format: uuid */
             id: string;
+            reason: string | null;
+            replaced_at: string | null;
+            requested_by: string;
+            /** Format: date-time */
+            window_end: string;
+            /** Format: date-time */
+            window_start: string;
+        };
+        /** AppointmentRecord */
+        AppointmentRecord: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            order_id: string;
             reason: string | null;
             replaced_at: string | null;
             requested_by: string;
@@ -1526,6 +1587,21 @@ export interface components {
             type: string;
             verification: components["schemas"]["Verification"];
         };
+        /** DocumentRecord */
+        DocumentRecord: {
+            content: {
+                [key: string]: unknown;
+            };
+            content_sha256: string;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            issued_at: string;
+            order_id: string | null;
+            superseded_by_id: string | null;
+            supersedes_id: string | null;
+            type: string;
+        };
         /** DocumentRef */
         DocumentRef: {
             /** Format: uuid */
@@ -1553,6 +1629,21 @@ export interface components {
             /** @enum {unknown} */
             method: "intercom" | "knock" | "phone" | "ring";
         };
+        /** EraseRequest */
+        EraseRequest: {
+            reason: string;
+        };
+        /** Erased */
+        Erased: {
+            already_erased: boolean;
+            /** Format: date-time */
+            erased_at: string;
+            fields_blanked: number;
+            /** Format: uuid */
+            household_id: string;
+            kept_signed_documents: number;
+            photo_originals_removed: number;
+        };
         /**
          * Error
          * @description The body of every 4xx and 5xx answer.
@@ -1578,6 +1669,27 @@ export interface components {
                 [key: string]: unknown;
             };
             device_id: string | null;
+            flags: string[];
+            from_state: string | null;
+            /** Format: uuid */
+            id: string;
+            lat: number | null;
+            lon: number | null;
+            /** Format: date-time */
+            occurred_at: string;
+            reason: string | null;
+            /** Format: date-time */
+            received_at: string;
+            to_state: string | null;
+            type: string;
+        };
+        /** EventRecord */
+        EventRecord: {
+            /** Format: date-time */
+            corrected_at: string;
+            data: {
+                [key: string]: unknown;
+            };
             flags: string[];
             from_state: string | null;
             /** Format: uuid */
@@ -1659,6 +1771,24 @@ export interface components {
         HouseholdRead: {
             account_number: string;
             address: string;
+            heated_area_m2: number;
+            /** Format: uuid */
+            id: string;
+            is_key_customer: boolean;
+            lat: number | null;
+            lon: number | null;
+            resident_name: string;
+            resident_phone: string | null;
+            unit: string;
+        };
+        /** HouseholdRecord */
+        HouseholdRecord: {
+            account_number: string;
+            address: string;
+            /** Format: date-time */
+            created_at: string;
+            erase_reason: string | null;
+            erased_at: string | null;
             heated_area_m2: number;
             /** Format: uuid */
             id: string;
@@ -1802,6 +1932,23 @@ export interface components {
             }[];
             valid: boolean;
         };
+        /** MeasurementRecord */
+        MeasurementRecord: {
+            closed_minutes: number | null;
+            /** Format: uuid */
+            id: string;
+            instrument_id: string;
+            measured_at: string | null;
+            note: string | null;
+            order_id: string | null;
+            outdoor_c: number | null;
+            /** Format: date-time */
+            received_at: string;
+            result: string | null;
+            rooms: {
+                [key: string]: unknown;
+            }[];
+        };
         /**
          * MeasurementRecordV1Action
          * @description `measurement.record` version 1.
@@ -1943,6 +2090,25 @@ export interface components {
             /** Format: uuid */
             work_order_id: string;
         };
+        /** OrderRecord */
+        OrderRecord: {
+            cancel_reason: string | null;
+            closed_at: string | null;
+            completed_at: string | null;
+            description: string;
+            /** Format: uuid */
+            id: string;
+            kind: string;
+            /** Format: date-time */
+            received_at: string;
+            result: string | null;
+            result_note: string | null;
+            return_reason: string | null;
+            satisfaction: number | null;
+            source: string;
+            state: string;
+            timeline: components["schemas"]["EventRecord"][];
+        };
         /** OrderSummary */
         OrderSummary: {
             assignee_id: string | null;
@@ -1965,6 +2131,19 @@ export interface components {
             kind: string;
             order_ref: string;
             result: string | null;
+        };
+        /** PersonalData */
+        PersonalData: {
+            appointments: components["schemas"]["AppointmentRecord"][];
+            documents: components["schemas"]["DocumentRecord"][];
+            /** Format: date-time */
+            exported_at: string;
+            household: components["schemas"]["HouseholdRecord"];
+            measurements: components["schemas"]["MeasurementRecord"][];
+            orders: components["schemas"]["OrderRecord"][];
+            photos: components["schemas"]["PhotoRecord"][];
+            revisits: components["schemas"]["RevisitRecord"][];
+            signatures: components["schemas"]["SignatureRecord"][];
         };
         /** PhotoEvidence */
         PhotoEvidence: {
@@ -1997,12 +2176,32 @@ export interface components {
             id: string;
             /** Format: date-time */
             occurred_at: string;
+            original_removed_at?: string | null;
             purpose: string;
             /** Format: date-time */
             received_at: string;
             sha256: string;
             taken_at: string | null;
             thumb_url: string;
+        };
+        /** PhotoRecord */
+        PhotoRecord: {
+            blob_sha256: string;
+            claims: {
+                [key: string]: unknown;
+            } | null;
+            copies: {
+                [key: string]: string;
+            };
+            /** Format: uuid */
+            id: string;
+            measurement_id: string | null;
+            order_id: string | null;
+            original_removed_at: string | null;
+            purpose: string;
+            /** Format: date-time */
+            received_at: string;
+            taken_at: string | null;
         };
         /** PhotoV1 */
         PhotoV1: {
@@ -2459,6 +2658,21 @@ export interface components {
             satisfaction: number | null;
             state: string;
         };
+        /** RevisitRecord */
+        RevisitRecord: {
+            channel: string | null;
+            done_at: string | null;
+            /** Format: date-time */
+            due_at: string;
+            /** Format: uuid */
+            id: string;
+            note: string | null;
+            /** Format: uuid */
+            order_id: string;
+            outcome: string | null;
+            satisfaction: number | null;
+            state: string;
+        };
         /**
          * RevisitView
          * @description entity ``revisit``: a follow-up assigned to the user.
@@ -2550,6 +2764,22 @@ export interface components {
             /** Format: date-time */
             received_at: string;
             refused_reason: string | null;
+            signer_name: string;
+            signer_role: string;
+        };
+        /** SignatureRecord */
+        SignatureRecord: {
+            blob_sha256: string | null;
+            content_sha256: string;
+            /** Format: uuid */
+            document_id: string;
+            /** Format: uuid */
+            id: string;
+            lat: number | null;
+            lon: number | null;
+            refused_reason: string | null;
+            /** Format: date-time */
+            signed_at: string;
             signer_name: string;
             signer_role: string;
         };
@@ -3049,6 +3279,256 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminErase: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                household_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erased"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `client_disconnected`, `invalid_app_version`, `invalid_body`, `invalid_input`, `json_too_deep`, `malformed_json`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "client_disconnected" | "invalid_app_version" | "invalid_body" | "invalid_input" | "json_too_deep" | "malformed_json" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description The body is too large: `body_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "body_too_large";
+                    };
+                };
+            };
+            /** @description The body's media type is not JSON: `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    adminPersonalData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path: {
+                household_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonalData"];
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description Not allowed for your role or for this object: `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description No such object (or not one you may see): `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
     authLogin: {
         parameters: {
             query?: never;
