@@ -2,12 +2,21 @@
 
 from sqlmodel import SQLModel
 
+from backend.audit import models as audit_models
 from backend.auth import models as auth_models
 from backend.evidence import models as evidence_models
 from backend.org import models as org_models
 from backend.sync import models as sync_models
 from backend.work_orders import models as work_order_models
 
-__all__ = ("auth_models", "evidence_models", "metadata", "org_models", "sync_models", "work_order_models")
+__all__ = (
+    "audit_models",
+    "auth_models",
+    "evidence_models",
+    "metadata",
+    "org_models",
+    "sync_models",
+    "work_order_models",
+)
 
 metadata = SQLModel.metadata
