@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from backend.audit.models import AuditAnchor, AuditEvent
 from backend.errors import InvalidInput
@@ -328,31 +328,34 @@ def write_pending(session: OrmSession) -> None:
                 }
             )
             prev = digest
-        session.execute(sa.insert(AuditEvent.__table__), rows)
+        session.connection().execute(sa.insert(AuditEvent.__table__), rows)
 
 
 def _lock_chain(session: OrmSession, company_id: uuid.UUID) -> None:
     """PostgreSQL: one writer of this company's chain at a time, until commit. SQLite: the
     writing transaction's ``BEGIN IMMEDIATE`` already made this the only writer."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
+        session.connection().execute(
             sa.text("SELECT pg_advisory_xact_lock(:class, hashtext(:key))"),
             {"class": AUDIT_LOCK, "key": str(company_id)},
         )
 
 
 def _head(session: OrmSession, company_id: uuid.UUID) -> tuple[int, str]:
-    """The chain's last sequence number and hash (the anchor's once everything was pruned)."""
-    last = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash)
-        .where(col(AuditEvent.company_id) == company_id)
-        .order_by(col(AuditEvent.seq).desc())
+    """The chain's last sequence number and hash (the anchor's once everything was pruned).
+    Core statements on the session's connection: the ORM's statement path costs more than the read."""
+    conn = session.connection()
+    events, anchors = AuditEvent.__table__, AuditAnchor.__table__
+    last = conn.execute(
+        sa.select(events.c.seq, events.c.hash)
+        .where(events.c.company_id == company_id)
+        .order_by(events.c.seq.desc())
         .limit(1)
     ).first()
     if last is not None:
         return int(last[0]), str(last[1])
-    anchor = session.execute(
-        sa.select(AuditAnchor.seq, AuditAnchor.hash).where(col(AuditAnchor.company_id) == company_id)
+    anchor = conn.execute(
+        sa.select(anchors.c.seq, anchors.c.hash).where(anchors.c.company_id == company_id)
     ).first()
     if anchor is not None:
         return int(anchor[0]), str(anchor[1])
