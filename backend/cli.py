@@ -1,4 +1,4 @@
-"""``heatcrew``: serve, db, users, devices, demo, contract."""
+"""``heatcrew``: serve, db, users, devices, demo, contract, sync, blobs, import, audit."""
 
 import os
 import sys
