@@ -15,6 +15,7 @@ from litestar.static_files import create_static_files_router
 from openapi_ui_bundles import swagger_ui
 
 from backend.app_version import require_supported_app
+from backend.audit.controllers import AuditController
 from backend.auth.controllers import AuthController, DeviceController, MeController, UserController
 from backend.auth.middleware import AccessTokenMiddleware
 from backend.auth.principal import Principal
@@ -97,6 +98,7 @@ def create_app(
         # The web console (/console): its own cookie session, CSRF and error pages; see backend.console.
         *console_routes(),
         AdminHouseholdController,
+        AuditController,
     ]
     if settings.metrics_token:
         route_handlers.append(MetricsController)

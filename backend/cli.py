@@ -1,4 +1,4 @@
-"""``heatcrew``: serve, db, users, devices, sync, blobs, maintenance, pipl, companies, demo, contract."""
+"""``heatcrew``: serve, db, users, devices, sync, blobs, maintenance, pipl, companies, audit, demo, contract."""
 
 import os
 import sys
@@ -353,6 +353,53 @@ def sync_prune(keep_days: int) -> None:
         for company in session.exec(select(Company)):
             removed = changes.prune_before(session, company_id=company.id, before=cutoff)
             click.echo(f"{company.code}: {removed} change rows removed")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of security events."""
+
+
+@audit_group.command("verify")
+@click.option("--company", "company", default=None, help="A company's code or id; default every chain.")
+def audit_verify(company: str | None) -> None:
+    """Walk each company's chain from its anchor; exit 1 at the first broken link (a row edited,
+    deleted or moved). The head printed is worth keeping elsewhere: a cut tail shows only against it."""
+    import uuid
+
+    from backend.audit.service import INSTALLATION
+    from backend.audit.verify import companies, verify_chain
+
+    ctx = _context()
+    broken = 0
+    with ctx.db.session(readonly=True) as session:
+        codes = {c.id: c.code for c in session.exec(select(Company))}
+        codes[INSTALLATION] = "(installation)"
+        if company is None:
+            chains = companies(session)
+        else:
+            found = next((cid for cid, code in codes.items() if code == company or str(cid) == company), None)
+            if found is None:
+                try:
+                    found = uuid.UUID(company)
+                except ValueError:
+                    _fail(f"no company {company!r}", code=2)
+            chains = [found]
+        for company_id in chains:
+            report = verify_chain(session, company_id=company_id)
+            name = codes.get(company_id, str(company_id))
+            if report.broken is None:
+                click.echo(
+                    f"{name}: ok, {report.events} events after anchor {report.anchor_seq}, "
+                    f"head {report.head_seq} {report.head_hash}"
+                )
+            else:
+                broken += 1
+                click.secho(
+                    f"{name}: BROKEN at {report.broken.seq} ({report.broken.kind}): {report.broken.message}",
+                    fg="red",
+                )
+    sys.exit(1 if broken else 0)
 
 
 @main.group("blobs")

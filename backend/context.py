@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 
+from backend.audit.service import audit_key
 from backend.auth.passwords import HashGate, Passwords
 from backend.auth.tokens import TokenCodec
 from backend.clock import Clock, SystemClock
@@ -41,7 +42,10 @@ def build_context(
         db=Database(
             settings.effective_database_url,
             clock,
-            info={"seal_key": seal_key(settings.signing_key())},
+            info={
+                "seal_key": seal_key(settings.signing_key()),
+                "audit_key": audit_key(settings.signing_key()),
+            },
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
             pool_timeout=settings.db_pool_timeout,

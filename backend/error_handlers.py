@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from litestar import MediaType, Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -16,6 +17,8 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from backend import audit
+from backend.auth.principal import Principal
 from backend.db.failures import RETRY_AFTER_SECONDS, is_unavailable
 from backend.errors import ClientDisconnected, DatabaseUnavailable, HeatCrewError
 
@@ -25,18 +28,59 @@ log = logging.getLogger("heatcrew.errors")
 
 
 def _body(
-    status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
 ) -> Response:
     return Response(
         {"code": code, "message": message, "detail": detail},
         status_code=status,
         media_type=MediaType.JSON,
         headers=headers,
+        background=background,
     )
 
 
-def _heatcrew(_: Request, exc: HeatCrewError) -> Response:
-    return _body(exc.status, exc.code, exc.message, exc.detail, exc.headers or None)
+def _heatcrew(request: Request, exc: HeatCrewError) -> Response:
+    background = _denied(request, exc.code) if exc.status == 403 else None
+    return _body(exc.status, exc.code, exc.message, exc.detail, exc.headers or None, background)
+
+
+def _record_denial(db: Any, **event: Any) -> None:
+    try:
+        audit.record_alone(db, **event)
+    except Exception:
+        # The answer is already sent; the log says so (with the route, never who or what).
+        log.exception("audit: a permission denial on %s could not be recorded", event["detail"]["route"])
+
+
+def _denied(request: Request, code: str) -> BackgroundTask | None:
+    """A 403 for an authenticated caller joins the audit log in a transaction of its own (the
+    request's own, if any, rolls back: the refused request leaves no other trace). It runs after
+    the answer is sent, in a worker thread, so the event loop never waits for the database."""
+    principal = request.scope.get("user")
+    if not isinstance(principal, Principal):
+        return None
+    ctx = request.app.state.ctx
+    return BackgroundTask(
+        _record_denial,
+        ctx.db,
+        company_id=principal.company_id,
+        event=audit.Event.access_denied,
+        actor_user_id=principal.user_id,
+        actor_device_id=principal.device_id,
+        target_type="route",
+        target_id=_route(request)[:64],
+        detail={
+            "method": request.method,
+            "route": _route(request),
+            "role": principal.role.value,
+            "code": code,
+        },
+    )
 
 
 def _validation(request: Request, exc: ValidationException) -> Response:
@@ -71,7 +115,9 @@ def _http(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, NotAuthorizedException):
         return _body(401, "not_authenticated", "Authentication is required.")
     if isinstance(exc, PermissionDeniedException):
-        return _body(403, "forbidden", "You are not allowed to do this.")
+        return _body(
+            403, "forbidden", "You are not allowed to do this.", background=_denied(request, "forbidden")
+        )
     if exc.status_code >= 500:
         log.error("server error: %s", exc.detail)
         return _body(exc.status_code, "internal_error", "The server failed; the request was not applied.")

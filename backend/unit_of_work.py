@@ -15,10 +15,12 @@ moment                 what runs
 each statement         pending bulk rows are written first (so the statement sees them)
 each flush             signed records are checked unchanged; the bulk rows go out around it
 an ORM photo is added  it counts for the batch's completion check
-commit                 the bulk rows, then the change log (one version per company), then COMMIT
+commit                 the bulk rows, then the change log (one version per company), then the
+                       audit events (each company's chain locked only from here), then COMMIT
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
-                       scope in ``sync.push`` also restores the change-feed notes)
-end of transaction     everything that lived with the transaction's locks is forgotten
+                       scope in ``sync.push`` also restores the change-feed and audit notes)
+end of transaction     everything that lived with the transaction's locks is forgotten, and
+                       audit events noted but not committed
 =====================  ==================================================================
 
 Only sessions of this class (``Database.session`` in the service, see ``backend.context``) do
@@ -30,6 +32,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import SessionTransaction
 
+from backend.audit import service as audit
 from backend.db import buffer
 from backend.evidence import documents
 from backend.sync import changes
@@ -56,6 +59,7 @@ def _added(session: UnitOfWork, instance: object) -> None:
 def _before_commit(session: UnitOfWork) -> None:
     buffer.write_rows(session)
     changes.write_log(session)
+    audit.write_pending(session)  # last: the chain's lock is held only for the commit
 
 
 @event.listens_for(UnitOfWork, "after_rollback")
@@ -67,3 +71,4 @@ def _after_rollback(session: UnitOfWork) -> None:
 def _after_transaction_end(session: UnitOfWork, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         locking.end_batch(session)
+        audit.forget_pending(session)

@@ -135,6 +135,7 @@ class UserController(Controller):
                 password=data.password,
                 staff_number=data.staff_number,
                 phone=data.phone,
+                actor=principal,
             )
             return _user_read(user)
 
@@ -148,7 +149,7 @@ class UserController(Controller):
         """Locks the account out at once, on every device."""
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
-            return _user_read(service.disable_user(ctx, session, user=user))
+            return _user_read(service.disable_user(ctx, session, user=user, actor=principal))
 
     @post(
         "/{user_id:uuid}/enable",
@@ -160,7 +161,7 @@ class UserController(Controller):
         """Let a disabled account log in again; its old sessions stay ended."""
         with ctx.db.session() as session:
             user = service.get_user(session, user_id=user_id, company_id=principal.company_id)
-            return _user_read(service.enable_user(session, user=user))
+            return _user_read(service.enable_user(session, user=user, actor=principal))
 
 
 class DeviceController(Controller):
@@ -192,7 +193,12 @@ class DeviceController(Controller):
         with ctx.db.session() as session:
             device = service.get_device(session, device_id=device_id, company_id=principal.company_id)
             service.revoke_device(
-                ctx, session, device=device, by=principal.user_id, reason=data.reason if data else None
+                ctx,
+                session,
+                device=device,
+                by=principal.user_id,
+                by_device=principal.device_id,
+                reason=data.reason if data else None,
             )
             user = session.get(User, device.user_id)
             assert user is not None

@@ -12,6 +12,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from backend import audit
 from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken, Role, User
 from backend.auth.principal import Principal
 from backend.auth.tokens import hash_refresh_token, new_refresh_token
@@ -157,6 +158,9 @@ def finish_login(
                 _register_device(session, user=user, device=request.device, now=now)
             except HeatCrewError as exc:
                 failure = exc
+        if failure is not None:
+            # Kept with the attempt's verdict: this transaction commits, the request then fails.
+            _record_login_failure(session, start=start, device_id=request.device.id, code=failure.code)
     if failure is not None:
         raise failure
     assert user is not None
@@ -166,6 +170,16 @@ def finish_login(
         session.flush()
         refresh_token = _issue_refresh_token(ctx, session, session_id=auth_session.id, now=now)
         company = session.get(Company, user.company_id)
+        audit.record(
+            session,
+            company_id=user.company_id,
+            event=audit.Event.login,
+            actor_user_id=user.id,
+            actor_device_id=request.device.id,
+            target_type="user",
+            target_id=user.id,
+            detail={"session_id": str(auth_session.id)},
+        )
         if ctx.passwords.needs_rehash(user.password_hash):
             session.exec(
                 sa.update(User)
@@ -210,11 +224,13 @@ def refresh(ctx: AppContext, *, request: RefreshRequest) -> TokenPair:
             failure = AuthError("This session has ended; log in again.", code="session_revoked")
         elif request.device_id is not None and request.device_id != device.id:
             _revoke_session(session, auth_session.id, now=now, reason="device_mismatch")
+            _record_family_revoked(session, audit.Event.refresh_device_mismatch, auth_session, user)
             failure = AuthError("This refresh token belongs to another device.", code="device_mismatch")
         elif token.expires_at <= now:
             failure = AuthError("The refresh token has expired; log in again.", code="refresh_token_expired")
         elif token.spent_at is not None and not _is_retry_within_grace(session, token, now=now):
             _revoke_session(session, auth_session.id, now=now, reason="refresh_token_reused")
+            _record_family_revoked(session, audit.Event.refresh_reused, auth_session, user)
             failure = AuthError(
                 "This refresh token was already used; the session has been ended for safety.",
                 code="refresh_token_reused",
@@ -294,7 +310,10 @@ def create_user(
     staff_number: str | None = None,
     phone: str | None = None,
     is_demo: bool = False,
+    actor: Principal | None = None,
 ) -> User:
+    """A new account; recorded in the audit log with its role (``actor``: the admin, None for the
+    command line, an import or the demo). Roles are given here only: no path changes them."""
     username = username.strip().lower()
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
@@ -318,11 +337,29 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    audit.record(
+        session,
+        company_id=company_id,
+        event=audit.Event.user_created,
+        **_actor(actor),
+        target_type="user",
+        target_id=user.id,
+        detail={"role": role.value},
+    )
     return user
 
 
-def disable_user(ctx: AppContext, session: Session, *, user: User) -> User:
+def disable_user(ctx: AppContext, session: Session, *, user: User, actor: Principal | None = None) -> User:
     """The account stops working on its next request; all its sessions end."""
+    audit.record(
+        session,
+        company_id=user.company_id,
+        event=audit.Event.user_disabled,
+        **_actor(actor),
+        target_type="user",
+        target_id=user.id,
+        detail={"was_active": user.is_active},
+    )
     now = ctx.clock.now()
     user.is_active = False
     user.disabled_at = now
@@ -335,7 +372,16 @@ def disable_user(ctx: AppContext, session: Session, *, user: User) -> User:
     return user
 
 
-def enable_user(session: Session, *, user: User) -> User:
+def enable_user(session: Session, *, user: User, actor: Principal | None = None) -> User:
+    audit.record(
+        session,
+        company_id=user.company_id,
+        event=audit.Event.user_enabled,
+        **_actor(actor),
+        target_type="user",
+        target_id=user.id,
+        detail={"was_active": user.is_active},
+    )
     user.is_active = True
     user.disabled_at = None
     session.add(user)
@@ -343,10 +389,33 @@ def enable_user(session: Session, *, user: User) -> User:
 
 
 def revoke_device(
-    ctx: AppContext, session: Session, *, device: Device, by: uuid.UUID | None, reason: str | None
+    ctx: AppContext,
+    session: Session,
+    *,
+    device: Device,
+    by: uuid.UUID | None,
+    reason: str | None,
+    by_device: str | None = None,
 ) -> Device:
-    """A lost phone: locked out on its next request, its refresh tokens dead, login refused."""
+    """A lost phone: locked out on its next request, its refresh tokens dead, login refused.
+    The audit log keeps who did it and whether a reason was given, not the reason's words."""
     now = ctx.clock.now()
+    owner = session.get(User, device.user_id)
+    assert owner is not None
+    audit.record(
+        session,
+        company_id=owner.company_id,
+        event=audit.Event.device_revoked,
+        actor_user_id=by,
+        actor_device_id=by_device,
+        target_type="device",
+        target_id=device.id,
+        detail={
+            "owner_id": str(owner.id),
+            "was_revoked": device.revoked_at is not None,
+            "reason_given": bool(reason),
+        },
+    )
     if device.revoked_at is None:
         device.revoked_at = now
         device.revoked_by = by
@@ -358,6 +427,49 @@ def revoke_device(
         .values(revoked_at=now, revoke_reason="device_revoked")
     )
     return device
+
+
+def _actor(principal: Principal | None) -> dict[str, object]:
+    if principal is None:
+        return {}
+    return {"actor_user_id": principal.user_id, "actor_device_id": principal.device_id}
+
+
+def _record_login_failure(session: Session, *, start: LoginStart, device_id: str, code: str) -> None:
+    """The refused login: the user when the username is theirs, else the username's keyed hash
+    (the installation's chain: it belongs to no company). Never the password."""
+    user = start.user
+    if user is not None:
+        company_id, target_type, target_id = user.company_id, "user", str(user.id)
+    else:
+        company_id, target_type = audit.INSTALLATION, "username"
+        target_id = audit.username_digest(session, start.username)
+    audit.record(
+        session,
+        company_id=company_id,
+        event=audit.Event.login_failed,
+        actor_device_id=device_id,
+        target_type=target_type,
+        target_id=target_id,
+        detail={"code": code},
+    )
+
+
+def _record_family_revoked(
+    session: Session, event: audit.Event, auth_session: AuthSession, user: User
+) -> None:
+    """A refresh token came back where it should not: the family is revoked, and recorded as done
+    by whoever holds the token (in the name of its user and device)."""
+    audit.record(
+        session,
+        company_id=user.company_id,
+        event=event,
+        actor_user_id=user.id,
+        actor_device_id=auth_session.device_id,
+        target_type="session",
+        target_id=auth_session.id,
+        detail={"family_revoked": True},
+    )
 
 
 # Advisory-lock classes (PostgreSQL's two-key form); any fixed numbers, the same in every worker.

@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from backend.audit import models as audit_models
 from backend.auth import models as auth_models
 from backend.console import models as console_models
 from backend.evidence import models as evidence_models
@@ -11,6 +12,7 @@ from backend.sync import models as sync_models
 from backend.work_orders import models as work_order_models
 
 __all__ = (
+    "audit_models",
     "auth_models",
     "console_models",
     "evidence_models",

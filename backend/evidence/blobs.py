@@ -37,6 +37,7 @@ from litestar.utils.sync import sync_to_thread
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from backend import audit
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
@@ -735,20 +736,28 @@ def _viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) 
         blob = session.get(Blob, (principal.company_id, sha256))
         if blob is None or blob.refused or not _may_see(session, principal, blob):
             raise NotFound("No such file.", code="blob_not_found")
-        if variant == "original":
-            if principal.role not in (Role.supervisor, Role.admin):
-                raise Forbidden("Originals keep their GPS data and are for supervisors only.")
-            removed = sa.select(Photo.id).where(
-                Photo.company_id == principal.company_id,
-                Photo.blob_sha256 == sha256,
-                col(Photo.original_removed_at).is_not(None),
-            )
-            if session.execute(removed.limit(1)).first() is not None:
-                raise NotFound(
-                    "The original was removed by retention; its copies remain.", code="blob_not_found"
-                )
-            return sha256
-        copy = blob.variants.get(variant)
-        if copy is None:
-            raise NotFound("This file has no such copy.", code="blob_not_found")
-        return copy
+        if variant != "original":
+            copy = blob.variants.get(variant)
+            if copy is None:
+                raise NotFound("This file has no such copy.", code="blob_not_found")
+            return copy
+        if principal.role not in (Role.supervisor, Role.admin):
+            raise Forbidden("Originals keep their GPS data and are for supervisors only.")
+        removed = sa.select(Photo.id).where(
+            Photo.company_id == principal.company_id,
+            Photo.blob_sha256 == sha256,
+            col(Photo.original_removed_at).is_not(None),
+        )
+        if session.execute(removed.limit(1)).first() is not None:
+            raise NotFound("The original was removed by retention; its copies remain.", code="blob_not_found")
+    # Its GPS is personal data: who was shown an original is kept, before the bytes go out.
+    audit.record_alone(
+        ctx.db,
+        company_id=principal.company_id,
+        event=audit.Event.photo_original_viewed,
+        actor_user_id=principal.user_id,
+        actor_device_id=principal.device_id,
+        target_type="blob",
+        target_id=sha256,
+    )
+    return sha256

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
+from backend import audit
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.clock import ensure_utc
@@ -107,6 +108,17 @@ def issue(
                 detail={"superseded_by": str(old.superseded_by_id)},
             )
         old.superseded_by_id = doc_id
+        # Noted now, written at the push's commit (or gone with the action's scope if it is undone).
+        audit.record(
+            session,
+            company_id=actor.company_id,
+            event=audit.Event.document_superseded,
+            actor_user_id=actor.user_id,
+            actor_device_id=actor.device_id,
+            target_type="document",
+            target_id=old.id,
+            detail={"type": doc_type, "superseded_by": str(doc_id)},
+        )
     document = Document(
         id=doc_id,
         type=doc_type,

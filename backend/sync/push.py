@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
+from backend.audit import service as audit
 from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.context import AppContext
@@ -576,11 +577,12 @@ def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
 @dataclass(slots=True)
 class _ActionScope:
     """One action's changes, kept or undone as a whole: a database savepoint, plus what the batch
-    holds in memory for the database (bulk rows, locked orders, the change-feed notes)."""
+    holds in memory for the database (bulk rows, locked orders, the change-feed and audit notes)."""
 
     session: Session
     savepoint: Any
     feed: changes.Mark
+    audited: int
     company_id: uuid.UUID
     orders: list[uuid.UUID]
 
@@ -590,7 +592,9 @@ class _ActionScope:
         session.flush()
         buffer.write_rows(session)
         orders = locking.locked_ids(session)
-        return cls(session, session.begin_nested(), changes.mark(session), company_id, orders)
+        return cls(
+            session, session.begin_nested(), changes.mark(session), audit.mark(session), company_id, orders
+        )
 
     def keep(self) -> None:
         buffer.write_rows(self.session)
@@ -601,6 +605,7 @@ class _ActionScope:
         buffer.discard_rows(self.session)
         service.forget_locked(self.session)
         changes.restore(self.session, self.feed)
+        audit.restore(self.session, self.audited)
         # The rows are as the savepoint found them: read the batch's orders again, in one go.
         service.lock_orders(self.session, order_ids=self.orders, company_id=self.company_id)
 

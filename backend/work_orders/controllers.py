@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel import Session, col, select
 
+from backend import audit
 from backend.auth.guards import require_roles
 from backend.auth.models import Role
 from backend.contract.answers import answers
@@ -388,8 +389,19 @@ class SlaController(Controller):
         with ctx.db.session() as session:
             company = session.get(Company, principal.company_id)
             assert company is not None
+            before = msgspec.to_builtins(load_policy(company))
             company.sla_policy = msgspec.to_builtins(data)
             session.add(company)
+            audit.record(
+                session,
+                company_id=company.id,
+                event=audit.Event.sla_policy_changed,
+                actor_user_id=principal.user_id,
+                actor_device_id=principal.device_id,
+                target_type="sla_policy",
+                target_id=company.id,
+                detail={"changed": audit.changed_settings(before, company.sla_policy)},
+            )
             changes.touch(
                 session, company_id=company.id, entity="reference", entity_id="sla_policy", users=[None]
             )
