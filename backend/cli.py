@@ -1,4 +1,5 @@
-"""``heatcrew``: serve, db, users, devices, sync, blobs, maintenance, pipl, companies, audit, demo, contract."""
+"""``heatcrew``: serve, db, users, devices, sync, blobs, maintenance, pipl, companies, audit, demo,
+contract."""
 
 import os
 import sys

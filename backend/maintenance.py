@@ -29,6 +29,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from backend import audit
 from backend.auth.models import LoginAttempt, RateCounter
 from backend.context import AppContext
 from backend.evidence.models import Blob, MeterReading, Photo, Signature
@@ -38,7 +39,6 @@ from backend.sync.models import ChangeLog, SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrder
 
 __all__ = (
-    "AUDIT_PRUNE_HOOK",
     "KEEP_LATEST_ANSWERS",
     "MaintenanceReport",
     "Removed",
@@ -51,9 +51,6 @@ log = logging.getLogger("heatcrew.maintenance")
 
 KEEP_LATEST_ANSWERS = 500
 """A device's newest answers kept whatever their age: at least one whole batch (``MAX_BATCH``)."""
-
-AUDIT_PRUNE_HOOK = "backend.audit.prune_before"
-"""What :func:`prune_audit_log` calls once the audit log is part of the build."""
 
 # PostgreSQL advisory lock key of a maintenance run (any constant; this one spells "HCMAINT").
 _LOCK_KEY = 0x48434D41494E54
@@ -95,7 +92,12 @@ def run(ctx: AppContext, *, dry_run: bool = False) -> MaintenanceReport:
             lambda: _rate_counters(ctx, now - timedelta(days=settings.login_record_retention_days), dry_run),
             lambda: _unfinished_uploads(ctx, now - timedelta(seconds=settings.upload_expiry), dry_run),
             lambda: _photo_originals(ctx, now, dry_run),
-            lambda: _audit_log(ctx, now - timedelta(days=settings.audit_retention_days), dry_run),
+            # The setting counts days, the log keeps three calendar years: never ask for younger rows.
+            lambda: _audit_log(
+                ctx,
+                min(now - timedelta(days=settings.audit_retention_days), audit.retention_cutoff(now)),
+                dry_run,
+            ),
         ]
         for step in steps:
             removed = step()
@@ -393,16 +395,11 @@ def _audit_log(ctx: AppContext, before: datetime, dry_run: bool) -> Removed:
 
 
 def prune_audit_log(session: Session, *, before: datetime, dry_run: bool) -> Removed:
-    """The audit log's retention (``HEATCREW_AUDIT_RETENTION_DAYS``, at least three years).
-
-    The audit log is its own module (``backend.audit``); this hook calls its
-    ``prune_before(session, before=…, dry_run=…) -> int`` once it is part of the build. Until then
-    the category reports that there is nothing to prune, rather than pretending it pruned."""
-    try:
-        from backend import audit  # type: ignore[attr-defined]
-    except ImportError:
-        return Removed("audit_log", note="no audit log in this build")
-    prune_before = getattr(audit, "prune_before", None)
-    if prune_before is None:
-        return Removed("audit_log", note=f"{AUDIT_PRUNE_HOOK} is missing")
-    return Removed("audit_log", rows=int(prune_before(session, before=before, dry_run=dry_run)))
+    """The audit log's retention (``HEATCREW_AUDIT_RETENTION_DAYS``, at least three years): each
+    company's chain, and the installation's (failed logins of unknown usernames), loses its prefix
+    older than ``before``; the chain's anchor keeps the rest verifiable (``backend.audit``)."""
+    chains = [audit.INSTALLATION, *session.exec(select(Company.id).order_by(Company.id))]
+    rows = sum(
+        audit.prune_before(session, company_id=chain, before=before, dry_run=dry_run) for chain in chains
+    )
+    return Removed("audit_log", rows=rows)

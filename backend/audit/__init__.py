@@ -13,6 +13,7 @@ from backend.audit.service import (
     record,
     record_alone,
     record_export,
+    retention_cutoff,
     username_digest,
 )
 
@@ -26,5 +27,6 @@ __all__ = (
     "record",
     "record_alone",
     "record_export",
+    "retention_cutoff",
     "username_digest",
 )

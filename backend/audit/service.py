@@ -117,6 +117,8 @@ class Event(StrEnum):
     """A correction voided a document: target the old one, ``detail.superseded_by`` the new."""
     review_decided = "review.decided"
     """A review decision (``detail.decision``); the review decision service records it."""
+    household_erased = "household.erased"
+    """A resident's personal data was erased (PIPL): target the household; ``detail.repeated``."""
     audit_pruned = "audit.pruned"
     """A prefix older than the retention was removed; the chain goes on from the anchor."""
 
@@ -181,12 +183,13 @@ def record_export(
     actor_user_id: uuid.UUID,
     actor_device_id: str | None,
     export: str,
-    rows: int,
+    rows: int | None = None,
     filters: Mapping[str, Any] | None = None,
 ) -> None:
     """The hook for every export that contains personal data (the reports' endpoints call it in
     the transaction that reads the export): which export (``export``, e.g. ``"households.xlsx"``),
-    how many rows, and the filters used (ids, dates and codes only)."""
+    how many rows (``None`` for a streamed export, recorded when it is asked for: its row count is
+    in its ``export`` log line), and the filters used (ids, dates and codes only)."""
     record(
         session,
         company_id=company_id,
@@ -392,12 +395,13 @@ def retention_cutoff(now: datetime) -> datetime:
         return now.replace(year=now.year - RETENTION_YEARS, day=28)
 
 
-def prune_before(session: Session, *, company_id: uuid.UUID, before: datetime) -> int:
+def prune_before(session: Session, *, company_id: uuid.UUID, before: datetime, dry_run: bool = False) -> int:
     """Remove the longest prefix of the company's chain whose rows are all older than ``before``,
     which must lie at least 3 years back (``invalid_input`` otherwise). The anchor keeps the last
     removed row's sequence and hash, so the rest still verifies; the trigger lets exactly such rows
     go (covered by the anchor and, by the database's own clock, older than the retention). The
-    pruning itself is recorded (``audit.pruned``). Returns how many rows were removed."""
+    pruning itself is recorded (``audit.pruned``). Returns how many rows were removed, or with
+    ``dry_run`` how many would be, changing nothing."""
     now = _now(session)
     limit = retention_cutoff(now)
     if before.tzinfo is None or before > limit:
@@ -406,9 +410,10 @@ def prune_before(session: Session, *, company_id: uuid.UUID, before: datetime) -
             f"only rows older than {limit:%Y-%m-%d} may be pruned.",
             detail={"retention_years": RETENTION_YEARS, "latest_allowed": limit.isoformat()},
         )
-    session.flush()
-    _lock_chain(session, company_id)
     table = AuditEvent.__table__
+    if not dry_run:
+        session.flush()
+        _lock_chain(session, company_id)
     first_young = session.execute(
         sa.select(sa.func.min(table.c.seq)).where(table.c.company_id == company_id, table.c.at >= before)
     ).scalar()
@@ -421,6 +426,12 @@ def prune_before(session: Session, *, company_id: uuid.UUID, before: datetime) -
     if last is None:
         return 0
     anchor_seq, anchor_hash = int(last[0]), str(last[1])
+    if dry_run:
+        return int(
+            session.execute(
+                sa.select(sa.func.count()).where(table.c.company_id == company_id, table.c.seq <= anchor_seq)
+            ).scalar_one()
+        )
     anchor = AuditAnchor.__table__
     values = {
         "company_id": company_id,

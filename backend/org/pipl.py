@@ -19,17 +19,16 @@ live processing: they are no longer sent to phones (pulls carry no documents; th
 orders are blanked), and the export lists them, so the resident sees what is kept and why.
 
 Erasure is idempotent (a second call changes nothing and says so) and recorded on the household
-(``erased_at``, ``erased_by``, ``erase_reason``); :func:`audit_erasure` is the hook the audit log
-calls into.
+(``erased_at``, ``erased_by``, ``erase_reason``) and in the audit log (``household.erased``).
 """
 
 import json
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from backend import audit
 from backend.auth.principal import Principal
 from backend.context import AppContext
 from backend.errors import InvalidInput, NotFound
@@ -52,7 +51,7 @@ from backend.sync import changes
 from backend.sync.models import SyncAction
 from backend.work_orders.models import Appointment, Revisit, WorkOrder, WorkOrderEvent
 
-__all__ = ("AUDIT_ERASURE_HOOK", "ERASED", "audit_erasure", "erase", "export", "get_household")
+__all__ = ("ERASED", "audit_erasure", "erase", "export", "get_household")
 
 ERASED = "[erased]"
 """What a blanked free-text field says, so that a reader sees why it is empty."""
@@ -64,9 +63,6 @@ answered as before: by its seq from the counter (never applied again), or, under
 
 # Ids per statement when looking for the household's actions in the action log.
 _IDS_PER_STATEMENT = 50
-
-AUDIT_ERASURE_HOOK = "backend.audit.record"
-"""What :func:`audit_erasure` calls once the audit log is part of the build."""
 
 # Free text in a timeline event's data that people write about the visit.
 _EVENT_TEXT_KEYS = ("text", "note")
@@ -355,7 +351,7 @@ def erase(
                 )
         erased_at = household.erased_at or now
         audit_erasure(
-            session, principal=principal, household_id=household.id, reason=reason, repeated=already
+            session, principal=principal, company_id=company_id, household_id=household.id, repeated=already
         )
     # Outside the transaction: the blob store is no database (see remove_photo_originals).
     from backend.maintenance import remove_photo_originals
@@ -435,22 +431,22 @@ def _blank_payloads(session: Session, ids: list[str]) -> int:
 
 
 def audit_erasure(
-    session: Session, *, principal: Principal | None, household_id: uuid.UUID, reason: str, repeated: bool
+    session: Session,
+    *,
+    principal: Principal | None,
+    company_id: uuid.UUID,
+    household_id: uuid.UUID,
+    repeated: bool,
 ) -> None:
-    """Hook for the audit log: an erasure is an audited act. Calls ``backend.audit.record`` once
-    the audit log is part of the build; until then the household row itself is the record
-    (``erased_at``, ``erased_by``, ``erase_reason``)."""
-    try:
-        from backend import audit  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    record: Any = getattr(audit, "record", None)
-    if record is None:
-        return
-    record(
+    """An erasure is an audited act, recorded in the erasure's transaction. The reason stays on the
+    household row (``erase_reason``): free text may name the resident, the log never does."""
+    audit.record(
         session,
-        actor_id=principal.user_id if principal else None,
-        action="household.erase",
-        target_id=str(household_id),
-        detail={"reason": reason, "repeated": repeated},
+        company_id=company_id,
+        event=audit.Event.household_erased,
+        actor_user_id=principal.user_id if principal else None,
+        actor_device_id=principal.device_id if principal else None,
+        target_type="household",
+        target_id=household_id,
+        detail={"repeated": repeated},
     )

@@ -14,6 +14,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from backend import audit
 from backend.auth.models import Role, User
 from backend.auth.principal import Principal
 from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -479,7 +480,21 @@ def _decided(
         reason=reason,
         data={"review_item_id": str(item.id)},
     )
+    _audit_decision(session, actor, item, status)
     return _read(item)
+
+
+def _audit_decision(session: Session, actor: Principal, item: ReviewItem, decision: str) -> None:
+    audit.record(
+        session,
+        company_id=actor.company_id,
+        event=audit.Event.review_decided,
+        actor_user_id=actor.user_id,
+        actor_device_id=actor.device_id,
+        target_type="review_item",
+        target_id=item.id,
+        detail={"decision": decision, "order_id": str(item.order_id)},
+    )
 
 
 def approve(
@@ -551,6 +566,7 @@ def request_redo(
         },
     )
     redo_module.touch(session, request)
+    _audit_decision(session, actor, item, "redo_requested")
     session.flush()
     return RedoRead(
         id=request.id,

@@ -4,7 +4,7 @@ pruned still gets nothing applied twice. Both databases."""
 
 import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from sqlmodel import select
 
-from backend import maintenance
+from backend import audit, maintenance
+from backend.audit.models import AuditEvent
+from backend.audit.verify import verify_chain
 from backend.cli import main
 from backend.clock import ManualClock
 from backend.context import AppContext
@@ -334,8 +336,37 @@ def test_a_dry_run_changes_nothing_and_reports_what_the_run_then_removes(
     assert {c.category: c.rows for c in dry.categories} == {c.category: c.rows for c in real.categories}
     assert real.category("action_log").rows == 4 and real.category("change_feed").rows > 0
     assert real.category("login_attempts").rows >= 2
-    assert real.category("audit_log").note  # said plainly until the audit log is built
+    assert real.category("audit_log").rows == 0  # nothing in it is three years old
     assert table_counts(ctx) != before
+
+
+def test_the_audit_log_loses_only_what_is_past_three_years_and_still_verifies(
+    ctx: AppContext, clock: ManualClock
+) -> None:
+    # The installation's chain (failed logins of unknown usernames) starts empty in a new database;
+    # a company's would start with the demo's own events, younger than these.
+    company = audit.INSTALLATION
+    now = clock.now()
+    for moment, events in ((datetime(2020, 1, 10, tzinfo=UTC), 3), (now - timedelta(days=2 * 365), 2)):
+        clock.set(moment)
+        for _ in range(events):
+            audit.record_alone(ctx.db, company_id=company, event=audit.Event.login, target_type="user")
+    clock.set(now)
+
+    def in_chain() -> int:
+        with ctx.db.session(readonly=True) as session:
+            return session.execute(
+                sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.company_id == company)
+            ).scalar_one()
+
+    held, before = in_chain(), table_counts(ctx)
+    dry = maintenance.run(ctx, dry_run=True)
+    assert dry.category("audit_log").rows == 3 and table_counts(ctx) == before
+    assert maintenance.run(ctx).category("audit_log").rows == 3
+    with ctx.db.session(readonly=True) as session:
+        chain = verify_chain(session, company_id=company)
+    assert chain.ok and chain.anchor_seq == 3
+    assert in_chain() == held - 3 + 1  # the pruning is recorded too
 
 
 def test_the_command_prints_its_report_and_a_dry_run_as_json(
