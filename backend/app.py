@@ -113,8 +113,9 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx}),
-        on_startup=[warm_font],
-        on_shutdown=[ctx.db.dispose, mark_worker_gone],
+        # The live hub's listener (PostgreSQL) lives on the worker's event loop.
+        on_startup=[warm_font, ctx.live.start],
+        on_shutdown=[ctx.live.stop, ctx.db.dispose, mark_worker_gone],
         # Logging is configured once per process by backend.logs, not by each app.
         logging_config=None,
         debug=False,

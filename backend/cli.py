@@ -91,6 +91,8 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         click.secho(
             "warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow"
         )
+    # Each worker reads it (backend.sync.live: on SQLite a worker hears only its own writes).
+    os.environ["HEATCREW_WORKERS"] = str(workers)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")

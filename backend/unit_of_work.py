@@ -32,7 +32,7 @@ from sqlalchemy.orm import SessionTransaction
 
 from backend.db import buffer
 from backend.evidence import documents
-from backend.sync import changes
+from backend.sync import changes, live
 from backend.work_orders import locking
 
 __all__ = ("UnitOfWork",)
@@ -40,6 +40,9 @@ __all__ = ("UnitOfWork",)
 
 class UnitOfWork(buffer.BufferedSession):
     """A transaction: its statements, the work waiting for commit, and what ends with it."""
+
+
+live.install(UnitOfWork)  # after commit: the worker's hub hears what the feed got (SQLite)
 
 
 @event.listens_for(UnitOfWork, "before_flush")
