@@ -5,7 +5,7 @@ from typing import Annotated
 import anyio.to_thread
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
@@ -92,7 +92,7 @@ class SyncController(Controller):
         principal: Caller,
         request: Request,
         cursor: FromQuery[str | None] = None,
-        last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID", max_length=40)] = None,
+        last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID", max_length=40)] = None,
     ) -> ServerSentEvent:
         """A "pull now" channel: your head position at once, then each new one (never data), heartbeat
         comments, and an `end` event when your token expires or your device is revoked. Polling

@@ -132,6 +132,6 @@ async def stream(
                 yield _head_message(position, pull=True)
                 sent = position
             elif not woke:
-                yield ServerSentEventMessage(comment="heartbeat")
+                yield ServerSentEventMessage(data=None, comment="heartbeat")
     finally:
         hub.unsubscribe(sub)
