@@ -6,6 +6,7 @@ PostgreSQL database are two workers), so the tests can count every statement an 
 send (``before_cursor_execute``) and kill the listener's backend.
 """
 
+import itertools
 import json
 import queue
 import random
@@ -30,7 +31,6 @@ from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD, seed_demo
 from backend.settings import Settings
 from backend.sync import changes
-from backend.sync.pull import decode_cursor
 from tests.conftest import FAST_HASHER
 from tests.fixtures import answers
 from tests.fixtures.field import principal
@@ -52,7 +52,9 @@ class Server:
         self.ctx: AppContext = app.state.ctx
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", loop="asyncio")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", loop="asyncio"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -83,7 +85,9 @@ def live_settings(settings: Settings) -> Settings:
 
 
 def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__ if not name.startswith("_")}
+    return {
+        name: getattr(settings, name) for name in settings.__dataclass_fields__ if not name.startswith("_")
+    }
 
 
 @pytest.fixture
@@ -126,7 +130,9 @@ def login(server: Server, username: str, device: str) -> dict[str, Any]:
 
 
 def pull(server: Server, headers: dict[str, str], cursor: str | None = None) -> dict[str, Any]:
-    response = server.http.get("/api/v1/sync/pull", params={"cursor": cursor} if cursor else {}, headers=headers)
+    response = server.http.get(
+        "/api/v1/sync/pull", params={"cursor": cursor} if cursor else {}, headers=headers
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -163,7 +169,9 @@ class Stream:
 
     def _read(self, headers: dict[str, str], params: dict[str, str]) -> None:
         try:
-            with self._client.stream("GET", "/api/v1/sync/events", headers=headers, params=params) as response:
+            with self._client.stream(
+                "GET", "/api/v1/sync/events", headers=headers, params=params
+            ) as response:
                 self.status = response.status_code
                 self.headers = response.headers
                 if response.status_code != 200:
@@ -278,7 +286,9 @@ def test_a_cached_answer_needs_the_users_own_current_cursor(servers: Callable[..
     page = pull(server, tech2, cursor)
     assert page["reset"] is True
     # A token that is not valid never reaches the cache.
-    response = server.http.get("/api/v1/sync/pull", params={"cursor": cursor}, headers={"Authorization": "Bearer x"})
+    response = server.http.get(
+        "/api/v1/sync/pull", params={"cursor": cursor}, headers={"Authorization": "Bearer x"}
+    )
     assert response.status_code == 401
     # A new epoch (a restore) reaches the hub: the old cursor is reset.
     with server.ctx.db.session() as session:
@@ -409,7 +419,7 @@ def test_heartbeats_keep_a_quiet_stream_open(servers: Callable[..., Server]) -> 
             if "comment" in item:
                 beats.append(item["at"])
         assert len(beats) == 3
-        assert all(0.1 < later - earlier < 1.0 for earlier, later in zip(beats, beats[1:], strict=False))
+        assert all(0.1 < later - earlier < 1.0 for earlier, later in itertools.pairwise(beats))
     finally:
         stream.close()
 
