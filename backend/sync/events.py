@@ -23,22 +23,11 @@ from backend.errors import AuthError, EventsBusy
 from backend.sync import live
 from backend.sync.live import Subscriber, TooManyStreams
 from backend.sync.pull import decode_cursor
+from mobile_contract.sync import EndEvent, HeadEvent
 
 __all__ = ("STREAM_HEADERS", "known_position", "open_stream", "stream")
 
 RETRY_MS = 5_000  # the reconnect delay an EventSource is told (it adds its own back-off)
-
-
-class HeadEvent(msgspec.Struct):
-    position: int
-    """The highest position of a change in your scope; also the event's id."""
-    pull: bool
-    """Pull now: your cursor is behind this position."""
-
-
-class EndEvent(msgspec.Struct):
-    code: str
-    """What your next request will be told (``token_expired``: refresh and reconnect)."""
 
 
 _encode = msgspec.json.Encoder().encode
