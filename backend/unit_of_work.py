@@ -16,6 +16,7 @@ each statement         pending bulk rows are written first (so the statement see
 each flush             signed records are checked unchanged; the bulk rows go out around it
 an ORM photo is added  it counts for the batch's completion check
 commit                 the bulk rows, then the change log (one version per company), then COMMIT
+after commit           SQLite: the worker's live hub hears what the feed and revocations got
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
                        scope in ``sync.push`` also restores the change-feed notes)
 end of transaction     everything that lived with the transaction's locks is forgotten
