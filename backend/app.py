@@ -52,7 +52,7 @@ __all__ = ("create_app",)
 log = logging.getLogger("heatcrew")
 
 SWAGGER_ASSETS = Path(swagger_ui.static_path)  # Swagger UI 5: renders OpenAPI 3.1
-API_VERSION = "1.2.0"  # the contract version of mobile_contract/CHANGELOG.md
+API_VERSION = "1.1.0"  # the contract version of mobile_contract/CHANGELOG.md
 
 
 def create_app(
