@@ -68,6 +68,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     _serve(host=host, port=port, workers=workers)
 
 
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     workers = workers or settings.workers
@@ -111,6 +114,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=settings.trust_forwarded_for,
+        # Event streams never finish on their own: at shutdown they get this long, then are cut
+        # (the phones reconnect to another worker).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
 

@@ -98,9 +98,9 @@ class SyncController(Controller):
         comments, and an `end` event when your token expires or your device is revoked. Polling
         `/pull` stays the fallback."""
         known = live_events.known_position(ctx, principal, cursor=cursor, last_event_id=last_event_id)
-        sub = live_events.open_stream(ctx, principal)
+        live_events.check_room(ctx)
         return ServerSentEvent(
-            live_events.stream(ctx, sub, principal=principal, claims=request.auth, known=known),
+            live_events.stream(ctx, principal=principal, claims=request.auth, known=known),
             headers=live_events.STREAM_HEADERS,
         )
 

@@ -21,11 +21,11 @@ from backend.auth.tokens import AccessClaims
 from backend.context import AppContext
 from backend.errors import AuthError, EventsBusy
 from backend.sync import live
-from backend.sync.live import Subscriber, TooManyStreams
+from backend.sync.live import TooManyStreams
 from backend.sync.pull import decode_cursor
 from mobile_contract.sync import EndEvent, HeadEvent
 
-__all__ = ("STREAM_HEADERS", "known_position", "open_stream", "stream")
+__all__ = ("STREAM_HEADERS", "check_room", "known_position", "stream")
 
 RETRY_MS = 5_000  # the reconnect delay an EventSource is told (it adds its own back-off)
 
@@ -49,20 +49,14 @@ def known_position(
     return -1
 
 
-def open_stream(ctx: AppContext, principal: Principal) -> Subscriber:
-    try:
-        return ctx.live.subscribe(
-            user_id=principal.user_id,
-            company_id=principal.company_id,
-            session_id=principal.session_id,
-            device_id=principal.device_id,
-        )
-    except TooManyStreams:
+def check_room(ctx: AppContext) -> None:
+    """``503 events_busy`` when the worker holds as many streams as it may."""
+    if ctx.live.streams >= ctx.live.max_streams:
         retry = 30
         raise EventsBusy(
             detail={"retryable": True, "retry_after_s": retry, "max_streams": ctx.live.max_streams},
             headers={"Retry-After": str(retry)},
-        ) from None
+        )
 
 
 def _head(ctx: AppContext, company_id: uuid.UUID, user_id: uuid.UUID) -> int:
@@ -76,10 +70,21 @@ def _head_message(position: int, *, pull: bool) -> ServerSentEventMessage:
 
 
 async def stream(
-    ctx: AppContext, sub: Subscriber, *, principal: Principal, claims: AccessClaims, known: int
+    ctx: AppContext, *, principal: Principal, claims: AccessClaims, known: int
 ) -> AsyncIterator[Any]:
+    """The stream's events. It subscribes when it starts, so a stream never started holds nothing;
+    one that finds the worker full after all (a race with another) just ends: the phone reconnects."""
     hub = ctx.live
     heartbeat = ctx.settings.events_heartbeat
+    try:
+        sub = hub.subscribe(
+            user_id=principal.user_id,
+            company_id=principal.company_id,
+            session_id=principal.session_id,
+            device_id=principal.device_id,
+        )
+    except TooManyStreams:
+        return
     try:
         position = await anyio.to_thread.run_sync(_head, ctx, principal.company_id, principal.user_id)
         position = max(position, sub.position)

@@ -53,7 +53,13 @@ class Server:
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", loop="asyncio"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            loop="asyncio",
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
