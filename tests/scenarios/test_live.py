@@ -519,3 +519,28 @@ def test_a_lost_listener_makes_the_hub_unknown_until_it_is_back(servers: Callabl
         assert sent == []
     finally:
         stream.close()
+
+
+def test_logging_out_or_disabling_ends_the_stream(two: tuple[Server, Server]) -> None:
+    first, second = two
+    phone = login(first, "tech1", "phone-out")
+    stream = Stream(second, phone)
+    try:
+        head_of(stream.next_event())
+        assert first.http.post("/api/v1/auth/logout", headers=phone).status_code == 200
+        end = stream.next_event(timeout=2, kind="end")
+        assert json.loads(end["data"]) == {"code": "session_revoked"}
+    finally:
+        stream.close()
+    other = login(first, "tech2", "phone-dis")
+    stream = Stream(second, other)
+    try:
+        head_of(stream.next_event())
+        admin = login(first, "admin", "admin-desk")
+        user_id = principal(first.ctx, "tech2").user_id
+        response = first.http.post(f"/api/v1/users/{user_id}/disable", headers=admin)
+        assert response.status_code == 200, response.text
+        end = stream.next_event(timeout=2, kind="end")
+        assert json.loads(end["data"]) == {"code": "user_disabled"}
+    finally:
+        stream.close()
