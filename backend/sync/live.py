@@ -282,6 +282,7 @@ class LiveHub:
             self._seq += 1
             self._company_seq[company_id] = self._seq
             self._companies.pop(company_id, None)
+            self._heads = {u: h for u, h in self._heads.items() if h.company_id != company_id}
             woken = [s for s in self._subscribers if s.company_id == company_id]
         for sub in woken:
             sub.recheck = True
@@ -332,6 +333,13 @@ class LiveHub:
             company = self._companies.get(company_id)
             if company is None or company.epoch != epoch or now - company.learned_at > self.max_age:
                 self._companies[company_id] = _Company(epoch, pruned_below, 0, now)
+            known = self._heads.get(user_id)
+            if (
+                known is not None
+                and known.company_id == company_id
+                and now - known.learned_at <= self.max_age
+            ):
+                bound = max(bound, known.bound)  # what notices raised it to stays: bounds only grow
             self._heads[user_id] = _Head(company_id, bound, now)
 
     def answers_empty(self, *, user_id: uuid.UUID, cursor: Any) -> bool:
