@@ -546,3 +546,14 @@ def test_logging_out_or_disabling_ends_the_stream(two: tuple[Server, Server]) ->
         assert json.loads(end["data"]) == {"code": "user_disabled"}
     finally:
         stream.close()
+
+
+def test_a_stream_refused_answers_as_the_document_says(servers: Callable[..., Server]) -> None:
+    server = servers()
+    response = server.http.get("/api/v1/sync/events")
+    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+    headers = login(server, "tech1", "phone-bad")
+    response = server.http.get("/api/v1/sync/events", headers={**headers, "Last-Event-ID": "9" * 41})
+    assert response.status_code == 400, response.text
+    response = server.http.get("/api/v1/sync/events", headers={**headers, "X-App-Version": "nope"})
+    assert response.status_code == 400 and response.json()["code"] == "invalid_app_version"
