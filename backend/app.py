@@ -127,8 +127,9 @@ def create_app(
         openapi_config=_openapi_config(settings, app_ref),
         state=State({"ctx": ctx, "console_default_locale": "zh"}),
         template_config=template_config(),
-        on_startup=[warm_font],
-        on_shutdown=[ctx.db.dispose, mark_worker_gone],
+        # The live hub's listener (PostgreSQL) lives on the worker's event loop.
+        on_startup=[warm_font, ctx.live.start],
+        on_shutdown=[ctx.live.stop, ctx.db.dispose, mark_worker_gone],
         # Logging is configured once per process by backend.logs, not by each app.
         logging_config=None,
         debug=False,

@@ -70,6 +70,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     _serve(host=host, port=port, workers=workers)
 
 
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     workers = workers or settings.workers
@@ -93,6 +96,8 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         click.secho(
             "warning: several workers on SQLite serialise on its one writer; use PostgreSQL", fg="yellow"
         )
+    # Each worker reads it (backend.sync.live: on SQLite a worker hears only its own writes).
+    os.environ["HEATCREW_WORKERS"] = str(workers)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
@@ -111,6 +116,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=settings.trust_forwarded_for,
+        # Event streams never finish on their own: at shutdown they get this long, then are cut
+        # (the phones reconnect to another worker).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
 

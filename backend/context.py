@@ -1,5 +1,5 @@
 """What every request handler may reach: settings, database, blob store, clock, token codec,
-and the worker's gate on concurrent password checks."""
+the worker's gate on concurrent password checks, and its live view of the change feed."""
 
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ from backend.db import Database
 from backend.evidence.seal import seal_key
 from backend.settings import Settings
 from backend.storage import BlobStore, build_blob_store
+from backend.sync.live import LiveHub
 from backend.unit_of_work import UnitOfWork
 
 __all__ = ("AppContext", "build_context")
@@ -27,6 +28,7 @@ class AppContext:
     passwords: Passwords
     tokens: TokenCodec
     login_gate: HashGate
+    live: LiveHub
 
 
 def build_context(
@@ -37,6 +39,14 @@ def build_context(
     password_hasher: PasswordHasher | None = None,
 ) -> AppContext:
     clock = clock or SystemClock()
+    hub = LiveHub(
+        database_url=settings.effective_database_url,
+        max_age=settings.live_cache_max_age,
+        revoked_ttl=settings.access_token_ttl,
+        max_streams=settings.events_max_streams,
+        in_process=settings.workers == 1,
+        connect_timeout=settings.db_connect_timeout,
+    )
     return AppContext(
         settings=settings,
         db=Database(
@@ -45,6 +55,7 @@ def build_context(
             info={
                 "seal_key": seal_key(settings.signing_key()),
                 "audit_key": audit_key(settings.signing_key()),
+                "live": hub,
             },
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
@@ -56,4 +67,5 @@ def build_context(
         passwords=Passwords(password_hasher),
         tokens=TokenCodec(settings.signing_key(), settings.access_token_ttl),
         login_gate=HashGate(settings.login_hash_concurrency, settings.login_queue_wait),
+        live=hub,
     )

@@ -17,6 +17,7 @@ __all__ = (
     "ClientDisconnected",
     "Conflict",
     "DatabaseUnavailable",
+    "EventsBusy",
     "Forbidden",
     "HeatCrewError",
     "InvalidInput",
@@ -105,6 +106,14 @@ class LoginBusy(HeatCrewError):
     status = 503
     code = "login_busy"
     default_message = "The server is busy checking other logins; try again in a moment."
+
+
+class EventsBusy(HeatCrewError):
+    """503: the worker holds as many event streams as it may; the phone polls and comes back later."""
+
+    status = 503
+    code = "events_busy"
+    default_message = "This server holds as many live streams as it may; pull as usual and try again later."
 
 
 class BlobNotFound(NotFound):

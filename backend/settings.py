@@ -230,6 +230,20 @@ class Settings:
     """Rows ``heatcrew maintenance`` deletes per transaction: short transactions never hold up
     the field's pushes for long."""
 
+    live_cache_max_age: float = 300.0
+    """Seconds a worker answers empty delta pulls from memory before it asks the database again,
+    even with no notice (``backend.sync.live``). Notices keep it right in the meantime; this bounds
+    how late a change written by another process on SQLite (the CLI) can reach a phone. 0: never
+    answer from memory."""
+
+    events_heartbeat: float = 20.0
+    """Seconds between the comment lines ``GET /api/v1/sync/events`` sends on a quiet stream, so
+    proxies and carrier NATs keep it open (15–25 s suits most)."""
+
+    events_max_streams: int = 1000
+    """Event streams one worker keeps open at once; one more answers ``503 events_busy`` with a
+    ``Retry-After`` (the phone polls meanwhile)."""
+
     _resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -295,6 +309,12 @@ class Settings:
         for name in ("db_statement_timeout", "ready_min_free_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more")
+        if self.live_cache_max_age < 0:
+            raise SettingsError(f"{PREFIX}LIVE_CACHE_MAX_AGE must be 0 or more seconds")
+        if not 0 < self.events_heartbeat <= 300:
+            raise SettingsError(f"{PREFIX}EVENTS_HEARTBEAT must be a number of seconds above 0, at most 300")
+        if self.events_max_streams <= 0:
+            raise SettingsError(f"{PREFIX}EVENTS_MAX_STREAMS must be a positive whole number")
         if self.receipt_time_tolerance < 0:
             raise SettingsError(f"{PREFIX}RECEIPT_TIME_TOLERANCE must be 0 or more seconds")
         if self.min_app_version is not None and not Version.is_valid(self.min_app_version):

@@ -86,7 +86,8 @@ class _Telemetry:
                 metrics.observe_blob_bytes("in", received)
                 if 200 <= status < 300 and method == "GET":
                     metrics.observe_blob_bytes("out", sent)
-            principal: Any = scope.get("user")
+            # A token-only route (the pull) has the token's claims; they name user and device too.
+            principal: Any = scope.get("user") or scope.get("auth")
             if log.isEnabledFor(logging.INFO):
                 self._log(method, route, status, seconds, principal)
             structlog.contextvars.reset_contextvars(**tokens)

@@ -17,6 +17,7 @@ each flush             signed records are checked unchanged; the bulk rows go ou
 an ORM photo is added  it counts for the batch's completion check
 commit                 the bulk rows, then the change log (one version per company), then the
                        audit events (each company's chain locked only from here), then COMMIT
+after commit           SQLite: the worker's live hub hears what the feed and revocations got
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
                        scope in ``sync.push`` also restores the change-feed and audit notes)
 end of transaction     everything that lived with the transaction's locks is forgotten, and
@@ -35,7 +36,7 @@ from sqlalchemy.orm import SessionTransaction
 from backend.audit import service as audit
 from backend.db import buffer
 from backend.evidence import documents
-from backend.sync import changes
+from backend.sync import changes, live
 from backend.work_orders import locking
 
 __all__ = ("UnitOfWork",)
@@ -43,6 +44,9 @@ __all__ = ("UnitOfWork",)
 
 class UnitOfWork(buffer.BufferedSession):
     """A transaction: its statements, the work waiting for commit, and what ends with it."""
+
+
+live.install(UnitOfWork)  # after commit: the worker's hub hears what the feed got (SQLite)
 
 
 @event.listens_for(UnitOfWork, "before_flush")

@@ -55,6 +55,8 @@ class ErrorCode(StrEnum):
     user_disabled = "user_disabled"
     rate_limited = "rate_limited"
     login_busy = "login_busy"
+    events_busy = "events_busy"
+    """503 with ``Retry-After``: this server holds as many event streams as it may; poll meanwhile."""
     # authorisation and state
     forbidden = "forbidden"
     csrf_token_invalid = "csrf_token_invalid"
@@ -219,6 +221,7 @@ ERROR_STATUS: dict[ErrorCode, int] = {
     _E.user_disabled: 401,
     _E.rate_limited: 429,
     _E.login_busy: 503,
+    _E.events_busy: 503,
     _E.forbidden: 403,
     _E.csrf_token_invalid: 403,
     _E.console_role_refused: 403,

@@ -13,6 +13,8 @@ __all__ = (
     "ActionEnvelope",
     "ActionResult",
     "Change",
+    "EndEvent",
+    "HeadEvent",
     "OrderNow",
     "PullResponse",
     "PushRequest",
@@ -111,6 +113,23 @@ class PullResponse(msgspec.Struct):
     reset: bool
     """True: drop the local store and take ``changes`` as the full snapshot."""
     changes: list[Change]
+
+
+class HeadEvent(msgspec.Struct):
+    """``GET /api/v1/sync/events``, event ``head``: where your feed is. Never data: pull for that."""
+
+    position: int
+    """The highest position of a change in your scope; also the event's ``id`` (``Last-Event-ID``)."""
+    pull: bool
+    """Pull now: your cursor (or ``Last-Event-ID``) is behind this position."""
+
+
+class EndEvent(msgspec.Struct):
+    """``GET /api/v1/sync/events``, event ``end``: the last one; the server closes the stream."""
+
+    code: str
+    """What your next request will be told: ``token_expired`` (refresh, reconnect) or
+    ``device_revoked``, ``user_disabled``, ``session_revoked``, ``invalid_token``."""
 
 
 class RefusedAction(msgspec.Struct):

@@ -1,4 +1,10 @@
-"""Authentication for every route except those that opt out with ``opt={"exclude_from_auth": True}``."""
+"""Authentication for every route except those that opt out with ``opt={"exclude_from_auth": True}``.
+
+Every route finds the token's checked claims in ``request.auth`` and the admitted caller in
+``request.user``. A route with ``opt={"token_only": True}`` (the delta pull) gets the claims only,
+``request.user`` left ``None``: it may answer what reveals and changes nothing (an empty page,
+from memory) on them, and calls ``service.admit`` itself before anything else.
+"""
 
 from litestar.connection import ASGIConnection
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -14,10 +20,14 @@ DEVICE_HEADER = "x-device-id"
 class AccessTokenMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         ctx = connection.app.state.ctx
-        principal = await sync_to_thread(
-            service.authenticate,
-            ctx,
-            authorization=connection.headers.get("authorization"),
-            device_header=connection.headers.get(DEVICE_HEADER),
+        headers = connection.headers
+        if connection.scope["route_handler"].opt.get("token_only"):
+            claims = service.read_token(
+                ctx, authorization=headers.get("authorization"), device_header=headers.get(DEVICE_HEADER)
+            )
+            return AuthenticationResult(user=None, auth=claims)
+        claims = service.read_token(
+            ctx, authorization=headers.get("authorization"), device_header=headers.get(DEVICE_HEADER)
         )
-        return AuthenticationResult(user=principal, auth=None)
+        principal = await sync_to_thread(service.admit, ctx, claims)
+        return AuthenticationResult(user=principal, auth=claims)

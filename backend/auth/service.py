@@ -15,8 +15,9 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.auth.models import AuthSession, Device, LoginAttempt, RefreshToken, Role, User
 from backend.auth.principal import Principal
-from backend.auth.tokens import hash_refresh_token, new_refresh_token
+from backend.auth.tokens import AccessClaims, hash_refresh_token, new_refresh_token
 from backend.context import AppContext
+from backend.db.types import UTCDateTime
 from backend.errors import (
     AuthError,
     Conflict,
@@ -29,11 +30,13 @@ from backend.errors import (
 )
 from backend.ids import new_id
 from backend.org.models import Company
+from backend.sync import live
 from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
 
 __all__ = (
     "LoginStart",
     "abandon_login",
+    "admit",
     "authenticate",
     "create_user",
     "disable_user",
@@ -42,6 +45,7 @@ __all__ = (
     "login",
     "login_gated",
     "logout",
+    "read_token",
     "refresh",
     "revoke_device",
     "start_login",
@@ -255,46 +259,76 @@ def logout(ctx: AppContext, *, principal: Principal) -> None:
         _revoke_session(session, principal.session_id, now=ctx.clock.now(), reason="logout")
 
 
-def authenticate(ctx: AppContext, *, authorization: str | None, device_header: str | None) -> Principal:
-    """Resolve the caller of one request; every revocation takes effect here, at once."""
+def read_token(ctx: AppContext, *, authorization: str | None, device_header: str | None) -> AccessClaims:
+    """The access token's claims, checked in memory (signature, expiry by ``ctx.clock``, the
+    device header). Who it names is not yet known to be let in: see :func:`admit`."""
     if not authorization:
         raise AuthError("Send an access token: 'Authorization: Bearer <token>'.")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("The Authorization header must be 'Bearer <token>'.", code="invalid_token")
-    now = ctx.clock.now()
-    claims = ctx.tokens.read(token.strip(), now=now)
+    claims = ctx.tokens.read(token.strip(), now=ctx.clock.now())
     if device_header is not None and device_header != claims.device_id:
         raise AuthError("This access token was issued to another device.", code="device_mismatch")
-    with ctx.db.session(readonly=True) as session:
-        row = session.exec(
-            select(AuthSession, Device, User)
-            .join(Device, col(Device.id) == AuthSession.device_id)
-            .join(User, col(User.id) == AuthSession.user_id)
-            .where(AuthSession.id == claims.session_id)
-        ).first()
+    return claims
+
+
+def authenticate(ctx: AppContext, *, authorization: str | None, device_header: str | None) -> Principal:
+    """Resolve the caller of one request; every revocation takes effect here, at once."""
+    return admit(ctx, read_token(ctx, authorization=authorization, device_header=device_header))
+
+
+# Session, device and user in one small statement of plain SQL (no ORM objects); psycopg prepares
+# it on a connection that has run it a few times.
+_ADMIT = (
+    sa.text(
+        "SELECT u.company_id, u.role, u.username, u.full_name, u.is_active, d.revoked_at, s.revoked_at, "
+        "d.last_seen_at "
+        "FROM auth_session AS s JOIN device AS d ON d.id = s.device_id "
+        "JOIN app_user AS u ON u.id = s.user_id "
+        "WHERE s.id = :session_id AND s.user_id = :user_id AND s.device_id = :device_id"
+    )
+    .bindparams(sa.bindparam("session_id", type_=sa.Uuid()), sa.bindparam("user_id", type_=sa.Uuid()))
+    .columns(
+        sa.column("company_id", sa.Uuid()),
+        sa.column("role", sa.String()),
+        sa.column("username", sa.String()),
+        sa.column("full_name", sa.String()),
+        sa.column("is_active", sa.Boolean()),
+        sa.column("device_revoked_at", UTCDateTime()),
+        sa.column("session_revoked_at", UTCDateTime()),
+        sa.column("last_seen_at", UTCDateTime()),
+    )
+)
+
+
+def admit(ctx: AppContext, claims: AccessClaims) -> Principal:
+    """Whether the session, device and user the token names may still come in: one query."""
+    row = ctx.db.fetch_one(
+        _ADMIT,
+        {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id},
+    )
     if row is None:
         raise AuthError("The access token is not valid.", code="invalid_token")
-    auth_session, device, user = row
-    if user.id != claims.user_id or device.id != claims.device_id:
-        raise AuthError("The access token is not valid.", code="invalid_token")
-    if device.revoked_at is not None:
+    company_id, role, username, full_name, is_active, device_revoked_at, session_revoked_at, last_seen = row
+    if device_revoked_at is not None:
         raise AuthError("This device has been revoked.", code="device_revoked")
-    if not user.is_active:
+    if not is_active:
         raise AuthError("This account is disabled.", code="user_disabled")
-    if auth_session.revoked_at is not None:
+    if session_revoked_at is not None:
         raise AuthError("This session has ended; log in again.", code="session_revoked")
-    if now - device.last_seen_at > LAST_SEEN_RESOLUTION:
+    now = ctx.clock.now()
+    if now - last_seen > LAST_SEEN_RESOLUTION:
         with ctx.db.session() as session:
-            session.exec(sa.update(Device).where(col(Device.id) == device.id).values(last_seen_at=now))
+            session.exec(sa.update(Device).where(col(Device.id) == claims.device_id).values(last_seen_at=now))
     return Principal(
-        user_id=user.id,
-        company_id=user.company_id,
-        role=Role(user.role),
-        username=user.username,
-        full_name=user.full_name,
-        device_id=device.id,
-        session_id=auth_session.id,
+        user_id=claims.user_id,
+        company_id=company_id,
+        role=Role(role),
+        username=username,
+        full_name=full_name,
+        device_id=claims.device_id,
+        session_id=claims.session_id,
     )
 
 
@@ -369,6 +403,7 @@ def disable_user(ctx: AppContext, session: Session, *, user: User, actor: Princi
         .where(col(AuthSession.user_id) == user.id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=now, revoke_reason="user_disabled")
     )
+    live.notify_after_commit(session, ("u", str(user.id)))
     return user
 
 
@@ -426,6 +461,7 @@ def revoke_device(
         .where(col(AuthSession.device_id) == device.id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=now, revoke_reason="device_revoked")
     )
+    live.notify_after_commit(session, ("d", device.id))
     return device
 
 
@@ -619,6 +655,7 @@ def _revoke_session(session: Session, session_id: uuid.UUID, *, now: datetime, r
         .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=now, revoke_reason=reason)
     )
+    live.notify_after_commit(session, ("s", str(session_id)))
 
 
 def _token_pair(

@@ -34,7 +34,7 @@ from mobile_contract.actions import ACTION_TYPES
 from mobile_contract.documents import DOCUMENT_CONTENT
 from mobile_contract.errors import PUSH_ANSWER_CODES, ErrorBody, ErrorCode
 from mobile_contract.reference import SlaPolicy
-from mobile_contract.sync import ActionEnvelope, OrderNow
+from mobile_contract.sync import ActionEnvelope, EndEvent, HeadEvent, OrderNow
 from mobile_contract.views import (
     CatalogueView,
     HouseholdView,
@@ -116,6 +116,7 @@ def published(spec: dict[str, Any], app: Litestar) -> dict[str, Any]:
             _declare_errors(operation, handler, path)
             _declare_versioning(operation, path)
     _declare_binary(doc)
+    _declare_events(doc)
     return doc
 
 
@@ -179,6 +180,7 @@ def _msgspec_components(types: Iterable[Any]) -> dict[str, Any]:
 def _add_contract_schemas(schemas: dict[str, Any]) -> None:
     """The contract's structs, as msgspec (which decodes them) describes them."""
     types: list[Any] = [*ACTION_TYPES.values(), *DOCUMENT_CONTENT.values(), ErrorBody, OrderNow]
+    types += [HeadEvent, EndEvent]
     types += [view for _, _, view in _CHANGE_VIEWS]
     for name, schema in _msgspec_components(types).items():
         if name == "ErrorBody":
@@ -520,3 +522,30 @@ def _declare_reports(paths: dict[str, Any]) -> None:
                 },
             },
         }
+
+
+def _declare_events(doc: dict[str, Any]) -> None:
+    """The live channel answers a stream of Server-Sent Events, not JSON."""
+    operation = doc["paths"].get("/api/v1/sync/events", {}).get("get")
+    if not operation:
+        return
+    operation["responses"]["200"] = {
+        "description": (
+            "A `text/event-stream` that stays open. Events: `head` (data `HeadEvent`, `id` its "
+            "position; the first at once), `end` (data `EndEvent`, then the stream closes); comment "
+            "lines (`: heartbeat`) on a quiet stream every 15–25 s. The first event carries "
+            "`retry` (ms) for the reconnect delay."
+        ),
+        "headers": {
+            "Cache-Control": {"description": "`no-cache`", "schema": {"type": "string"}},
+        },
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string", "contentMediaType": "text/event-stream"},
+                "x-events": {
+                    "head": {"$ref": REF.format(name="HeadEvent")},
+                    "end": {"$ref": REF.format(name="EndEvent")},
+                },
+            }
+        },
+    }

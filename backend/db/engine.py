@@ -105,7 +105,7 @@ def make_engine(
 class Database:
     """The engine plus the one way the service opens sessions."""
 
-    __slots__ = ("_readonly_engine", "clock", "engine", "info", "session_class")
+    __slots__ = ("_point_engine", "_readonly_engine", "clock", "engine", "info", "session_class")
 
     def __init__(
         self,
@@ -134,6 +134,24 @@ class Database:
             # One snapshot for every statement of a read: a pull's cursor and data agree.
             options["isolation_level"] = "REPEATABLE READ"
         self._readonly_engine = self.engine.execution_options(**options)
+        # Single-statement reads on every request (authentication): on PostgreSQL a small pool of
+        # autocommit connections without pre-ping, so such a read is one round trip (psycopg
+        # prepares a statement it has run five times on a connection); a connection found dead is
+        # dropped and the read runs once more on another.
+        self._point_engine = (
+            make_engine(
+                url,
+                connect_timeout=connect_timeout,
+                statement_timeout=statement_timeout,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=False,
+                pool_size=4,
+                max_overflow=8,
+                isolation_level="AUTOCOMMIT",
+            )
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -152,9 +170,30 @@ class Database:
                 session.rollback()
                 raise
 
+    def fetch_one(self, statement: sa.Executable, params: dict[str, Any]) -> sa.Row[Any] | None:
+        """One read-only statement, its first row: one round trip on PostgreSQL, no transaction."""
+        if self._point_engine is None:
+            with self._readonly_engine.connect() as conn:
+                return conn.execute(statement, params).first()
+        try:
+            with self._point_engine.connect() as conn:
+                return conn.execute(statement, params).first()
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self._point_engine.connect() as conn:
+            return conn.execute(statement, params).first()
+
+    @property
+    def engines(self) -> tuple[sa.Engine, ...]:
+        """Every engine of this database (tests count their statements)."""
+        return (self.engine,) if self._point_engine is None else (self.engine, self._point_engine)
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._point_engine is not None:
+            self._point_engine.dispose()

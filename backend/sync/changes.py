@@ -30,6 +30,7 @@ from sqlmodel import Session, col
 
 from backend.db import buffer
 from backend.ids import new_hex
+from backend.sync import live
 from backend.sync.models import ChangeLog, SyncCounter
 
 __all__ = (
@@ -100,6 +101,7 @@ def bump_epoch(session: Session, company_id: uuid.UUID) -> str:
     counter.epoch = new_hex(8)
     counter.pruned_below = 0
     session.add(counter)
+    live.notify_after_commit(session, ("c", company_id))
     session.execute(sa.delete(ChangeLog).where(col(ChangeLog.company_id) == company_id))
     return counter.epoch
 
@@ -118,6 +120,11 @@ def write_log(session: OrmSession) -> None:
     postgres = session.get_bind().dialect.name == "postgresql"
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
         version = 0 if postgres else _bump(session, company_id)
+        users = {user for user, _, _ in by_company[company_id]}
+        # SQLite: the worker's hub hears of it after the commit (PostgreSQL: a trigger, 0015).
+        live.notify_after_commit(
+            session, ("f", company_id, version, None if None in users else sorted(users, key=str))
+        )
         # Plain rows in one statement: the ORM's bulk path costs more than the insert.
         buffer.insert_now(
             session,
@@ -195,6 +202,7 @@ def prune(session: Session, *, company_id: uuid.UUID, below_version: int) -> int
     )
     counter.pruned_below = max(counter.pruned_below, below_version)
     session.add(counter)
+    live.notify_after_commit(session, ("c", company_id))
     return result.rowcount or 0
 
 

@@ -2,16 +2,22 @@
 
 from typing import Annotated
 
+import anyio.to_thread
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
 
 from backend import metrics
 from backend.app_version import is_outdated
+from backend.auth import service as auth
+from backend.auth.tokens import AccessClaims
+from backend.context import AppContext
 from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
+from backend.sync import events as live_events
 from backend.sync import pull as pull_feed
 from backend.sync import push as push_batch
 from backend.sync import retirement
@@ -46,18 +52,57 @@ class SyncController(Controller):
         headers = retirement.announcement(data.actions, docs_url=ctx.settings.deprecation_docs_url)
         return Response(answer, headers=headers)
 
-    @get("/pull", sync_to_thread=True)
-    def pull(
+    # The token is checked in memory only; an empty page known from the worker's hub is answered
+    # before anything else (it reveals and changes nothing); any other answer admits the caller
+    # (session, device, user) first, as every route does.
+    @get("/pull", opt={"token_only": True})
+    async def pull(
         self,
         ctx: Ctx,
-        principal: Caller,
+        request: Request,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=pull_feed.MAX_LIMIT)] = pull_feed.DEFAULT_LIMIT,
     ) -> PullResponse:
         """Changes in your scope since `cursor`; without one (or with a stale one) a full snapshot."""
-        response = pull_feed.pull(ctx, principal=principal, cursor=cursor, limit=limit)
+        claims: AccessClaims = request.auth
+        hub = ctx.live
+        if cursor and hub.known:
+            parsed = pull_feed.decode_cursor(cursor)
+            if (
+                parsed is not None
+                and hub.answers_empty(user_id=claims.user_id, cursor=parsed)
+                and not hub.is_revoked(
+                    session_id=claims.session_id, device_id=claims.device_id, user_id=claims.user_id
+                )
+            ):
+                response = PullResponse(cursor=cursor, has_more=False, reset=False, changes=[])
+                metrics.observe_pull(response)
+                return response
+        response = await anyio.to_thread.run_sync(_pull_from_database, ctx, claims, cursor, limit)
         metrics.observe_pull(response)
         return response
+
+    @get(
+        "/events",
+        opt={"answers": answers(ErrorCode.events_busy)},
+    )
+    async def events(
+        self,
+        ctx: Ctx,
+        principal: Caller,
+        request: Request,
+        cursor: FromQuery[str | None] = None,
+        last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID", max_length=40)] = None,
+    ) -> ServerSentEvent:
+        """A "pull now" channel: your head position at once, then each new one (never data), heartbeat
+        comments, and an `end` event when your token expires or your device is revoked. Polling
+        `/pull` stays the fallback."""
+        known = live_events.known_position(ctx, principal, cursor=cursor, last_event_id=last_event_id)
+        live_events.check_room(ctx)
+        return ServerSentEvent(
+            live_events.stream(ctx, principal=principal, claims=request.auth, known=known),
+            headers=live_events.STREAM_HEADERS,
+        )
 
     @get("/status", sync_to_thread=True)
     def status(self, ctx: Ctx, principal: Caller) -> SyncStatus:
@@ -88,3 +133,22 @@ class SyncController(Controller):
                     for a in refused
                 ],
             )
+
+
+def _pull_from_database(
+    ctx: AppContext, claims: AccessClaims, cursor: str | None, limit: int
+) -> PullResponse:
+    """The caller admitted (one query), then the pull; what it found out goes to the hub."""
+    stamp = ctx.live.stamp()  # before the pull's snapshot: what commits after it is noticed after it
+    principal = auth.admit(ctx, claims)
+    response, learned = pull_feed.pull_and_learn(ctx, principal=principal, cursor=cursor, limit=limit)
+    if learned is not None:
+        ctx.live.learn(
+            stamp,
+            company_id=principal.company_id,
+            user_id=principal.user_id,
+            epoch=learned.epoch,
+            pruned_below=learned.pruned_below,
+            bound=learned.bound,
+        )
+    return response

@@ -46,7 +46,7 @@ from mobile_contract.views import (
     WorkOrderView,
 )
 
-__all__ = ("DEFAULT_LIMIT", "MAX_LIMIT", "pull")
+__all__ = ("DEFAULT_LIMIT", "MAX_LIMIT", "Learned", "pull", "pull_and_learn")
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
@@ -84,9 +84,25 @@ def decode_cursor(text: str | None) -> Cursor | None:
         return None
 
 
+class Learned(msgspec.Struct, frozen=True):
+    """What a delta pull found out for the worker's hub (``backend.sync.live``): the feed's epoch
+    and pruning, and ``bound``, at or above every committed change for the user in its snapshot."""
+
+    epoch: str
+    pruned_below: int
+    bound: int
+
+
 def pull(
     ctx: AppContext, *, principal: Principal, cursor: str | None, limit: int = DEFAULT_LIMIT
 ) -> PullResponse:
+    return pull_and_learn(ctx, principal=principal, cursor=cursor, limit=limit)[0]
+
+
+def pull_and_learn(
+    ctx: AppContext, *, principal: Principal, cursor: str | None, limit: int = DEFAULT_LIMIT
+) -> tuple[PullResponse, Learned | None]:
+    """:func:`pull`, and what it learned (``None`` after a snapshot or a cut page)."""
     now = ctx.clock.now()
     with ctx.db.session(readonly=True) as session:
         counter = _counter(session, principal.company_id)
@@ -105,7 +121,7 @@ def pull(
             or (parsed.version, parsed.row) < (counter.pruned_below - 1, WHOLE_VERSION)
             or parsed.version > counter.upto
         ):
-            return _snapshot(session, principal, counter, now)
+            return _snapshot(session, principal, counter, now), None
         return _delta(session, principal, counter, parsed, limit, now)
 
 
@@ -165,7 +181,7 @@ def _snapshot(session: Session, principal: Principal, counter: Any, now: datetim
 
 def _delta(
     session: Session, principal: Principal, counter: Any, cursor: Cursor, limit: int, now: datetime
-) -> PullResponse:
+) -> tuple[PullResponse, Learned | None]:
     rows = (
         session.connection()
         .execute(
@@ -180,6 +196,16 @@ def _delta(
         )
         .all()
     )
+    # Every committed row past the cursor was read (the page was not cut): none is above this.
+    learned = (
+        Learned(
+            epoch=counter.epoch,
+            pruned_below=counter.pruned_below,
+            bound=max([cursor.version, *(row[0] for row in rows)]),
+        )
+        if len(rows) <= limit
+        else None
+    )
     # Rows above the horizon are committed but may have in-flight writers below them: they are sent
     # now (you see your own push at once) and again later, for the cursor stops at the horizon.
     settled = [row for row in rows if row[0] <= counter.upto]
@@ -193,7 +219,9 @@ def _delta(
             epoch=counter.epoch, user=principal.user_id, version=counter.upto, row=WHOLE_VERSION
         )
     if not rows:
-        return PullResponse(cursor=encode_cursor(next_cursor), has_more=False, reset=False, changes=[])
+        return PullResponse(
+            cursor=encode_cursor(next_cursor), has_more=False, reset=False, changes=[]
+        ), learned
 
     latest: dict[tuple[str, str], int] = {}
     for version, _, entity, entity_id in rows:
@@ -240,7 +268,9 @@ def _delta(
         ]
     if any(e == "reference" for e, _ in latest):
         out += _reference_changes(session, principal, max(latest.values()))
-    return PullResponse(cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out)
+    return PullResponse(
+        cursor=encode_cursor(next_cursor), has_more=has_more, reset=False, changes=out
+    ), learned
 
 
 # What a phone may do from each state, worked out once.

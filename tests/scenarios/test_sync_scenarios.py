@@ -576,7 +576,7 @@ def test_a_server_restored_from_backup(make_phone, ctx: AppContext, database_url
 
 
 def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:
-    ctx.db.engine.dispose()
+    ctx.db.dispose()
     if database_url.startswith("sqlite"):
         import shutil
 
@@ -587,13 +587,24 @@ def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:
     admin = sa.create_engine(database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}_bak" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}_bak" TEMPLATE "{name}"'))
+        # A template must have no connections: the live hub's listener (which reconnects) is ended.
+        for attempt in range(50):
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+            try:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}_bak" TEMPLATE "{name}"'))
+                break
+            except sa.exc.OperationalError:
+                if attempt == 49:
+                    raise
     admin.dispose()
     return f"{name}_bak"
 
 
 def _restore(ctx: AppContext, database_url: str, backup: str) -> None:
-    ctx.db.engine.dispose()
+    ctx.db.dispose()
     if database_url.startswith("sqlite"):
         import os
         import shutil

@@ -923,6 +923,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sync/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Events
+         * @description A "pull now" channel: your head position at once, then each new one (never data), heartbeat
+         *     comments, and an `end` event when your token expires or your device is revoked. Polling
+         *     `/pull` stays the fallback.
+         */
+        get: operations["syncEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sync/pull": {
         parameters: {
             query?: never;
@@ -1269,7 +1291,7 @@ export interface components {
          * @description Code of a refused or waiting action (`ActionResult.code`): one of the push answers (`invalid_payload`, `blob_missing`, `gap`…) or the code of the rule that refused it.
          * @enum {string}
          */
-        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "answer_expired" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        AnswerCode: "action_id_reused" | "after_waiting" | "already_superseded" | "answer_expired" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_missing" | "blob_not_found" | "blob_refused" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_disagrees" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "events_busy" | "filter_required" | "forbidden" | "gap" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_payload" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "seq_repeated" | "seq_reused" | "server_error" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_action_type" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_action_version" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** AppointmentRead */
         AppointmentRead: {
             /** Format: date-time */
@@ -1713,6 +1735,13 @@ export interface components {
             /** @enum {unknown} */
             method: "intercom" | "knock" | "phone" | "ring";
         };
+        /**
+         * EndEvent
+         * @description ``GET /api/v1/sync/events``, event ``end``: the last one; the server closes the stream.
+         */
+        EndEvent: {
+            code: string;
+        };
         /** EraseRequest */
         EraseRequest: {
             reason: string;
@@ -1743,7 +1772,7 @@ export interface components {
          * @description Stable machine code of an error; clients branch on this, never on the message.
          * @enum {string}
          */
-        ErrorCode: "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
+        ErrorCode: "already_superseded" | "app_upgrade_required" | "bad_request" | "batch_too_large" | "blob_hash_mismatch" | "blob_not_found" | "blob_size_mismatch" | "blob_store_unavailable" | "blob_too_large" | "body_too_large" | "client_disconnected" | "conflict" | "console_role_refused" | "content_mismatch" | "corrupt_image" | "csrf_token_invalid" | "database_unavailable" | "demo_refused" | "device_mismatch" | "device_registered_elsewhere" | "device_revoked" | "document_frozen" | "events_busy" | "filter_required" | "forbidden" | "household_mismatch" | "illegal_transition" | "image_too_large" | "import_rejected" | "instrument_expired" | "instrument_retired" | "internal_error" | "invalid_app_version" | "invalid_body" | "invalid_credentials" | "invalid_document" | "invalid_due" | "invalid_input" | "invalid_instrument_id" | "invalid_refusal" | "invalid_sha256" | "invalid_token" | "invalid_window" | "json_too_deep" | "login_busy" | "malformed_json" | "method_not_allowed" | "no_assignee" | "not_assignable" | "not_assignee" | "not_authenticated" | "not_found" | "not_ready" | "not_your_team" | "order_cancelled" | "password_too_short" | "pdf_font_missing" | "photos_missing" | "presign_unsupported" | "rate_limited" | "received_in_future" | "received_too_old" | "redo_open" | "refresh_token_expired" | "refresh_token_invalid" | "refresh_token_reused" | "review_decided" | "session_revoked" | "signer_role_mismatch" | "supersede_mismatch" | "text_with_nul" | "token_expired" | "unknown_document" | "unknown_household" | "unknown_instrument" | "unknown_measurement" | "unknown_redo_request" | "unknown_team" | "unknown_user" | "unsupported_image_format" | "unsupported_media_type" | "upload_not_found" | "upload_offset_mismatch" | "upload_quota_exceeded" | "upload_stalled" | "user_disabled" | "username_taken";
         /** EventRead */
         EventRead: {
             actor_id: string | null;
@@ -1832,6 +1861,14 @@ export interface components {
             type: "evidence.signature";
             /** @constant */
             v: 1;
+        };
+        /**
+         * HeadEvent
+         * @description ``GET /api/v1/sync/events``, event ``head``: where your feed is. Never data: pull for that.
+         */
+        HeadEvent: {
+            position: number;
+            pull: boolean;
         };
         /** Health */
         Health: {
@@ -8508,6 +8545,96 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    syncEvents: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+            };
+            header?: {
+                "Last-Event-ID"?: string | null;
+                /** @description The phone app's semantic version (`2.3.1`); send it on every request. Not a semantic version: 400 `invalid_app_version`. Older than the server's minimum: 426 `app_upgrade_required`, except on login, refresh, logout, uploads, push and sync status. Without it the request is not checked. */
+                "X-App-Version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A `text/event-stream` that stays open. Events: `head` (data `HeadEvent`, `id` its position; the first at once), `end` (data `EndEvent`, then the stream closes); comment lines (`: heartbeat`) on a quiet stream every 15–25 s. The first event carries `retry` (ms) for the reconnect delay. */
+            200: {
+                headers: {
+                    /** @description `no-cache` */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The request is not valid: `bad_request`, `invalid_app_version`, `invalid_body`, `invalid_input`, `text_with_nul` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_app_version" | "invalid_body" | "invalid_input" | "text_with_nul";
+                    };
+                };
+            };
+            /** @description Not authenticated (no, expired or revoked token): `device_mismatch`, `device_revoked`, `invalid_token`, `not_authenticated`, `session_revoked`, `token_expired`, `user_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "device_mismatch" | "device_revoked" | "invalid_token" | "not_authenticated" | "session_revoked" | "token_expired" | "user_disabled";
+                    };
+                };
+            };
+            /** @description This app version is too old for this request: `app_upgrade_required` */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "app_upgrade_required";
+                    };
+                };
+            };
+            /** @description The server failed; the request was not applied: `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Unavailable for now; send the same request again after Retry-After: `database_unavailable`, `events_busy` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable" | "events_busy";
                     };
                 };
             };
