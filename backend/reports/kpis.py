@@ -62,6 +62,14 @@ _CLOCK_TITLES = {
     "answer": N_("Answered on time"),
     "revisit": N_("Revisited on time"),
 }
+_CLOCK_WORDS = {  # the clock's name inside its definition, translated with it
+    "accept": N_("accept"),
+    "contact": N_("contact"),
+    "arrive": N_("arrive"),
+    "resolve": N_("resolve"),
+    "answer": N_("answer"),
+    "revisit": N_("revisit"),
+}
 _CLOCK_DEFINITION = N_(
     "SLA clocks '%(clock)s' due in the period that have run out or been met: met at or before their "
     "due time, of all of them (late or still unmet past due). Clocks of orders cancelled before the "
@@ -69,7 +77,7 @@ _CLOCK_DEFINITION = N_(
 )
 # Each definition as (msgid, its variables): English in the API, the reader's language in the console.
 _DEFINITIONS: dict[str, tuple[str, dict[str, str]]] = {
-    **{f"on_time_{name}": (_CLOCK_DEFINITION, {"clock": name}) for name in _CLOCK_TITLES},
+    **{f"on_time_{name}": (_CLOCK_DEFINITION, {"clock": _CLOCK_WORDS[name]}) for name in _CLOCK_TITLES},
     "complaints_answered": (
         N_(
             "Complaint orders whose 'answer' clock falls due in the period: answered at or before "
