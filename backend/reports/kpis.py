@@ -145,9 +145,8 @@ def translated(kpi: Kpi, gettext: Callable[..., str]) -> Kpi:
     ``%(name)s`` from keyword arguments), e.g. the console reader's."""
     msgid, variables = _DEFINITIONS[kpi.name]
     # The console's gettext answers Markup (variables escaped): kept, so a template does not escape twice.
-    return msgspec.structs.replace(
-        kpi, title=gettext(TITLES[kpi.name]), definition=gettext(msgid, **variables)
-    )
+    words = {key: gettext(value) for key, value in variables.items()}
+    return msgspec.structs.replace(kpi, title=gettext(TITLES[kpi.name]), definition=gettext(msgid, **words))
 
 
 def _n(expr: Any) -> Any:

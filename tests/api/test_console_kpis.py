@@ -105,6 +105,7 @@ def test_the_page_shows_every_kpi_as_kpis_compute_counts_it_in_chinese(
     # Titles, definitions and the charts' words are Chinese; the chart has its target line.
     assert "室温达标率" in page.text and "按时到场" in page.text
     assert "<details>" in page.text and "口径说明" in page.text
+    assert "“接单”时限" in page.text  # the clock's name inside the definition is translated too
     svgs = re.findall(r'<svg [^>]*role="img" aria-label="([^"]+)"', page.text)
     assert len(svgs) == len(kpis.KPI_NAMES) and all("目标" in label for label in svgs)
     assert page.text.count('class="target-line"') == len(kpis.KPI_NAMES)
