@@ -61,9 +61,10 @@ class ConsolePages:
 
 
 PAGE_MODULES: list[str] = [
-    "backend.console.pages",  # sign-in, language, placeholders of the review queue and KPIs
+    "backend.console.pages",  # sign-in, language, placeholder of the review queue
     "backend.console.board",  # the SLA board
     "backend.console.dispatch",  # orders: create from a call, assign, cancel, returns
+    "backend.reports.console",  # KPIs and export downloads
 ]
 """Modules whose ``PAGES`` (a :class:`ConsolePages`) make the console, in nav order."""
 

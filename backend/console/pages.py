@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the language switch, the console's start and its placeholder pages."""
+"""Sign-in, sign-out, the language switch, the console's start and its placeholder page (the review queue)."""
 
 import secrets
 from typing import Annotated, Any
@@ -116,15 +116,10 @@ class PlaceholderController(Controller):
     def review(self, request: Request, viewer: Viewer) -> Template:
         return render(request, "console/placeholder.html", title_msgid=N_("Review queue"))
 
-    @get("/kpis", sync_to_thread=False)
-    def kpis(self, request: Request, viewer: Viewer) -> Template:
-        return render(request, "console/placeholder.html", title_msgid=N_("KPIs"))
-
 
 PAGES = ConsolePages(
     controllers=[SignInController, PlaceholderController],
     nav=[
         NavEntry(N_("Review queue"), "/console/review", order=10),
-        NavEntry(N_("KPIs"), "/console/kpis", order=40),
     ],
 )

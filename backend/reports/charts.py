@@ -2,18 +2,23 @@
 
 The geometry is worked out here; ``templates/reports/kpi.svg.j2`` writes the markup with Jinja's
 autoescaping, so any text (a team name, a title) is escaped. :func:`render` returns ``Markup``:
-safe to put straight into a console page's template.
+safe to put straight into a console page's template. The words (value in words, target label)
+are English msgids; pass the reader's new-style ``gettext`` (and a :func:`kpis.translated` KPI)
+to have them in the console's language.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from backend.console import N_
 from backend.reports.schemas import Kpi
 
-__all__ = ("HEIGHT", "WIDTH", "describe", "render")
+__all__ = ("HEIGHT", "WIDTH", "describe", "format_value", "render")
 
 WIDTH, HEIGHT = 320, 120
 _LEFT, _RIGHT, _TOP, _BOTTOM = 34, 314, 8, 104
@@ -36,9 +41,17 @@ class _Bar:
     label: str
 
 
-def _format(kpi: Kpi, value: float | None) -> str:
+Gettext = Callable[..., Any]
+
+
+def _english(message: str, **variables: Any) -> str:
+    return message % variables if variables else message
+
+
+def format_value(kpi: Kpi, value: float | None, gettext: Gettext = _english) -> str:
+    """A KPI's figure as shown: a percentage with one decimal, a score with two."""
     if value is None:
-        return "no data"
+        return gettext(N_("no data"))  # Markup from the console's gettext: not escaped twice
     if kpi.unit == "score":
         return f"{value:.2f}"
     return f"{value * 100:.1f}%"
@@ -58,20 +71,35 @@ def _range(kpi: Kpi) -> tuple[float, float]:
     return bottom, 1.0
 
 
-def describe(kpi: Kpi) -> str:
+def describe(kpi: Kpi, gettext: Gettext = _english) -> str:
     """The chart in words, for its title and aria-label."""
-    target = f"target {'at least' if kpi.better == 'higher' else 'at most'} {_format(kpi, kpi.target)}"
-    if kpi.value is None:
-        return f"{kpi.title}: no data for the period ({target})."
-    verdict = "meets" if kpi.meets_target else "misses"
-    if kpi.unit == "score":
-        of = f"mean of {kpi.denominator} scores"
+    value = format_value(kpi, kpi.target, gettext)
+    if kpi.better == "higher":
+        target = gettext(N_("target at least %(value)s"), value=value)
     else:
-        of = f"{kpi.numerator} of {kpi.denominator}"
-    return f"{kpi.title}: {_format(kpi, kpi.value)} ({of}), {verdict} the {target}."
+        target = gettext(N_("target at most %(value)s"), value=value)
+    if kpi.value is None:
+        return gettext(N_("%(title)s: no data for the period (%(target)s)."), title=kpi.title, target=target)
+    if kpi.unit == "score":
+        of = gettext(N_("mean of %(count)s scores"), count=kpi.denominator)
+    else:
+        of = gettext(
+            N_("%(numerator)s of %(denominator)s"), numerator=kpi.numerator, denominator=kpi.denominator
+        )
+    if kpi.meets_target:
+        verdict = gettext(N_("meets the %(target)s"), target=target)
+    else:
+        verdict = gettext(N_("misses the %(target)s"), target=target)
+    return gettext(
+        N_("%(title)s: %(value)s (%(of)s), %(verdict)s."),
+        title=kpi.title,
+        value=format_value(kpi, kpi.value, gettext),
+        of=of,
+        verdict=verdict,
+    )
 
 
-def render(kpi: Kpi) -> Markup:
+def render(kpi: Kpi, gettext: Gettext = _english) -> Markup:
     """The KPI's chart as an ``<svg>`` element: bars per day or week, the target as a dashed line."""
     low, high = _range(kpi)
     span = (high - low) or 1.0
@@ -96,7 +124,7 @@ def render(kpi: Kpi) -> Markup:
                 w=width,
                 h=round(_BOTTOM - top, 1),
                 fill="#2e86c1" if good else "#e67e22",
-                label=f"{point.start.isoformat()}–{point.end.isoformat()}: {_format(kpi, point.value)} "
+                label=f"{point.start.isoformat()}–{point.end.isoformat()}: {format_value(kpi, point.value)} "
                 f"({point.numerator}/{point.denominator})",
             )
         )
@@ -110,12 +138,12 @@ def render(kpi: Kpi) -> Markup:
         "right": _RIGHT,
         "top": _TOP,
         "bottom": _BOTTOM,
-        "summary": describe(kpi),
+        "summary": describe(kpi, gettext),
         "bars": bars,
         "target_y": y_of(kpi.target),
-        "target_label": f"target {_format(kpi, kpi.target)}",
-        "y_min_label": _format(kpi, low) if kpi.unit == "score" else f"{low * 100:.0f}%",
-        "y_max_label": _format(kpi, high) if kpi.unit == "score" else f"{high * 100:.0f}%",
+        "target_label": gettext(N_("target %(value)s"), value=format_value(kpi, kpi.target, gettext)),
+        "y_min_label": format_value(kpi, low) if kpi.unit == "score" else f"{low * 100:.0f}%",
+        "y_max_label": format_value(kpi, high) if kpi.unit == "score" else f"{high * 100:.0f}%",
         "x_first_label": first,
         "x_last_label": last,
     }

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
+from backend.console import N_
 from backend.evidence.models import Document, Measurement
 from backend.org.models import Company
 from backend.reports.schemas import Kpi, KpiReport, SeriesPoint
@@ -23,7 +25,7 @@ from backend.work_orders.sla import load_policy
 from backend.work_orders.states import State
 from mobile_contract.reference import ClockName, Source, WorkOrderKind
 
-__all__ = ("KPI_NAMES", "compute")
+__all__ = ("KPI_NAMES", "TITLES", "compute", "translated")
 
 O = WorkOrder.__table__  # noqa: E741
 C = SlaClock.__table__
@@ -53,49 +55,98 @@ REPEAT_TARGET = 0.05
 HOTLINE_TARGETS = {"hotline_feedback": 1.0, "hotline_closure": 0.95, "hotline_satisfaction": 0.9}
 
 _CLOCK_TITLES = {
-    "accept": "Accepted on time",
-    "contact": "Resident contacted on time",
-    "arrive": "Arrived on time",
-    "resolve": "Resolved on time",
-    "answer": "Answered on time",
-    "revisit": "Revisited on time",
+    "accept": N_("Accepted on time"),
+    "contact": N_("Resident contacted on time"),
+    "arrive": N_("Arrived on time"),
+    "resolve": N_("Resolved on time"),
+    "answer": N_("Answered on time"),
+    "revisit": N_("Revisited on time"),
 }
-DEFINITIONS = {
-    **{
-        f"on_time_{name}": f"SLA clocks '{name}' due in the period that have run out or been met: "
-        "met at or before their due time, of all of them (late or still unmet past due). Clocks of "
-        "orders cancelled before the clock ran out do not count."
-        for name in _CLOCK_TITLES
-    },
-    "complaints_answered": "Complaint orders whose 'answer' clock falls due in the period: answered "
-    "at or before the due time, of all that have run out or been answered.",
-    "temperature_pass": "Measurements taken in the period (measured_at) judged 'pass' by the indoor "
-    "standard, of those judged 'pass' or 'fail' (not applicable and incomplete ones, and records "
-    "superseded by a correction, do not count).",
-    "revisit_completion": "Revisits due in the period that are done, of those done or already due.",
-    "revisit_satisfaction": "Mean satisfaction (1-5) of the revisits counted above that are done "
-    "and have a score.",
-    "repeat_repairs": "Repairs (kinds that get a revisit) completed in the period after which a new "
-    "repair was reported at the same household within the repeat window (30 days): counted against "
-    "the team of the first repair. Lower is better.",
-    "hotline_feedback": "12345 referrals (source mayor_hotline) received in the period, not "
-    "cancelled, whose resident was answered: a contact, answer or arrive clock met, or the order "
-    "completed.",
-    "hotline_closure": "The same referrals that are closed.",
-    "hotline_satisfaction": "Of the same referrals with a satisfaction score (the revisit's, else "
-    "the receipt's), the share scoring 4 or 5.",
+_CLOCK_WORDS = {  # the clock's name inside its definition, translated with it
+    "accept": N_("accept"),
+    "contact": N_("contact"),
+    "arrive": N_("arrive"),
+    "resolve": N_("resolve"),
+    "answer": N_("answer"),
+    "revisit": N_("revisit"),
 }
+_CLOCK_DEFINITION = N_(
+    "SLA clocks '%(clock)s' due in the period that have run out or been met: met at or before their "
+    "due time, of all of them (late or still unmet past due). Clocks of orders cancelled before the "
+    "clock ran out do not count."
+)
+# Each definition as (msgid, its variables): English in the API, the reader's language in the console.
+_DEFINITIONS: dict[str, tuple[str, dict[str, str]]] = {
+    **{f"on_time_{name}": (_CLOCK_DEFINITION, {"clock": _CLOCK_WORDS[name]}) for name in _CLOCK_TITLES},
+    "complaints_answered": (
+        N_(
+            "Complaint orders whose 'answer' clock falls due in the period: answered at or before "
+            "the due time, of all that have run out or been answered."
+        ),
+        {},
+    ),
+    "temperature_pass": (
+        N_(
+            "Measurements taken in the period (measured_at) judged 'pass' by the indoor standard, of "
+            "those judged 'pass' or 'fail' (not applicable and incomplete ones, and records superseded "
+            "by a correction, do not count)."
+        ),
+        {},
+    ),
+    "revisit_completion": (
+        N_("Revisits due in the period that are done, of those done or already due."),
+        {},
+    ),
+    "revisit_satisfaction": (
+        N_("Mean satisfaction (1-5) of the revisits counted above that are done and have a score."),
+        {},
+    ),
+    "repeat_repairs": (
+        N_(
+            "Repairs (kinds that get a revisit) completed in the period after which a new repair was "
+            "reported at the same household within the repeat window (30 days): counted against the "
+            "team of the first repair. Lower is better."
+        ),
+        {},
+    ),
+    "hotline_feedback": (
+        N_(
+            "12345 referrals (source mayor_hotline) received in the period, not cancelled, whose "
+            "resident was answered: a contact, answer or arrive clock met, or the order completed."
+        ),
+        {},
+    ),
+    "hotline_closure": (N_("The same referrals that are closed."), {}),
+    "hotline_satisfaction": (
+        N_(
+            "Of the same referrals with a satisfaction score (the revisit's, else the receipt's), the "
+            "share scoring 4 or 5."
+        ),
+        {},
+    ),
+}
+DEFINITIONS = {name: msgid % variables for name, (msgid, variables) in _DEFINITIONS.items()}
 TITLES = {
     **{f"on_time_{k}": v for k, v in _CLOCK_TITLES.items()},
-    "complaints_answered": "Complaints answered in time",
-    "temperature_pass": "Indoor temperature pass rate",
-    "revisit_completion": "Revisits done",
-    "revisit_satisfaction": "Revisit satisfaction",
-    "repeat_repairs": "Repeat repairs within 30 days",
-    "hotline_feedback": "12345 feedback rate",
-    "hotline_closure": "12345 closure rate",
-    "hotline_satisfaction": "12345 satisfaction",
+    "complaints_answered": N_("Complaints answered in time"),
+    "temperature_pass": N_("Indoor temperature pass rate"),
+    "revisit_completion": N_("Revisits done"),
+    "revisit_satisfaction": N_("Revisit satisfaction"),
+    "repeat_repairs": N_("Repeat repairs within 30 days"),
+    "hotline_feedback": N_("12345 feedback rate"),
+    "hotline_closure": N_("12345 closure rate"),
+    "hotline_satisfaction": N_("12345 satisfaction"),
 }
+"""English msgids: the API answers with them, the console translates them (:func:`translated`)."""
+
+
+def translated(kpi: Kpi, gettext: Callable[..., str]) -> Kpi:
+    """The KPI with its title and definition in the language of ``gettext`` (new-style: it fills
+    ``%(name)s`` from keyword arguments), e.g. the console reader's."""
+    msgid, variables = _DEFINITIONS[kpi.name]
+    # The console's gettext answers Markup (variables escaped): kept, so a template does not escape twice.
+    words = {key: gettext(value) for key, value in variables.items()}
+    return msgspec.structs.replace(kpi, title=gettext(TITLES[kpi.name]), definition=gettext(msgid, **words))
 
 
 def _n(expr: Any) -> Any:

@@ -17,7 +17,7 @@ from backend.auth.principal import Principal
 from backend.errors import Forbidden, InvalidInput, NotFound
 from backend.org.models import Company, Team
 
-__all__ = ("OFFICE_ROLES", "Scope", "heating_season", "resolve")
+__all__ = ("OFFICE_ROLES", "Scope", "heating_season", "own_team_id", "quick_periods", "resolve")
 
 OFFICE_ROLES = (Role.supervisor, Role.dispatcher, Role.admin)
 MAX_DAYS = 400
@@ -34,6 +34,25 @@ def heating_season(today: date) -> tuple[date, date]:
     if today >= date(today.year, 11, 15):
         return date(today.year, 11, 15), date(today.year + 1, 3, 15)
     return date(today.year - 1, 11, 15), date(today.year, 3, 15)
+
+
+def quick_periods(today: date) -> dict[str, tuple[date, date]]:
+    """The periods a form offers with one click: the heating season running (or the last one),
+    the last 30 days up to ``today``, and this calendar month."""
+    next_month = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return {
+        "season": heating_season(today),
+        "last30": (today - timedelta(days=29), today),
+        "month": (today.replace(day=1), next_month - timedelta(days=1)),
+    }
+
+
+def own_team_id(session: Session, principal: Principal) -> uuid.UUID | None:
+    """The team a supervisor is restricted to (their own), else none."""
+    if principal.role != Role.supervisor:
+        return None
+    user = session.get(User, principal.user_id)
+    return user.team_id if user is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +132,12 @@ def resolve(
         raise InvalidInput("until is before since.", detail={"since": str(since), "until": str(until)})
     if (until - since).days + 1 > MAX_DAYS:
         raise InvalidInput(f"A report covers at most {MAX_DAYS} days.", detail={"max_days": MAX_DAYS})
-    if principal.role == Role.supervisor:
-        # A supervisor with a team sees that team's figures: by default, and only those.
-        user = session.get(User, principal.user_id)
-        own = user.team_id if user is not None else None
-        if own is not None:
-            if team_id is not None and team_id != own:
-                raise Forbidden(
-                    "Supervisors see the figures of their own team.", detail={"team_id": str(own)}
-                )
-            team_id = own
+    # A supervisor with a team sees that team's figures: by default, and only those.
+    own = own_team_id(session, principal)
+    if own is not None:
+        if team_id is not None and team_id != own:
+            raise Forbidden("Supervisors see the figures of their own team.", detail={"team_id": str(own)})
+        team_id = own
     team_name = None
     if team_id is not None:
         team = session.get(Team, team_id)

@@ -16,31 +16,9 @@ from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD
 from backend.work_orders.models import WorkOrder
 from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.console import CSRF, console_login, signed_in
 
 pytestmark = pytest.mark.usefixtures("demo")
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def console_login(client: TestClient, username: str, *, password: str = DEMO_PASSWORD, **headers: str):
-    form = client.get("/console/login", headers=headers)
-    assert form.status_code == 200, form.text
-    token = CSRF.search(form.text).group(1)
-    return client.post(
-        "/console/login",
-        data={"username": username, "password": password, "csrf_token": token, "next": "/console/board"},
-        headers=headers,
-        follow_redirects=False,
-    )
-
-
-def signed_in(client: TestClient, username: str = "dispatcher1") -> str:
-    """Signs in; the page's CSRF token."""
-    response = console_login(client, username)
-    assert response.status_code == 303, response.text
-    page = client.get("/console/board")
-    assert page.status_code == 200
-    return CSRF.search(page.text).group(1)
 
 
 def cookie_header(response, name: str) -> str:
