@@ -194,6 +194,7 @@ def download(
             until=filters.until,
             team_id=filters.team_id,
         )
+    exports.record_request(ctx.db, principal=viewer.principal, scope=where, kind=kind, fmt=fmt)
 
     def chunks() -> Iterator[bytes]:
         with ctx.db.session(readonly=True) as session:

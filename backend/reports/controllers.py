@@ -95,6 +95,7 @@ class ReportController(Controller):
                 "No such export.", detail={"kinds": list(exports.KINDS), "formats": ["csv", "xlsx"]}
             )
         where = _scope(ctx, principal, since, until, team)
+        exports.record_request(ctx.db, principal=principal, scope=where, kind=kind, fmt=fmt)
 
         def chunks() -> Iterator[bytes]:
             with ctx.db.session(readonly=True) as session:

@@ -27,7 +27,10 @@ import structlog
 import xlsxwriter
 from sqlmodel import Session
 
+from backend import audit
 from backend.auth.models import User
+from backend.auth.principal import Principal
+from backend.db.engine import Database
 from backend.evidence.models import Document, Measurement, Signature
 from backend.org.models import Building, Household, Team
 from backend.reports import kpis
@@ -419,3 +422,28 @@ def content_disposition(name: str) -> str:
     """``attachment`` with an ASCII fallback and the real name per RFC 5987 (``filename*``)."""
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+PERSONAL_KINDS: frozenset[str] = frozenset({"orders", "measurements"})
+"""Exports that name households (addresses) and staff; the KPIs are figures only."""
+
+
+def record_request(db: Database, *, principal: Principal, scope: Scope, kind: str, fmt: str) -> None:
+    """Put an export of personal data in the audit log, in a transaction of its own, when it is
+    asked for: a download cut half-way has still shown what it showed. Its row count is in the
+    export's log line."""
+    if kind not in PERSONAL_KINDS:
+        return
+    with db.session() as session:
+        audit.record_export(
+            session,
+            company_id=scope.company_id,
+            actor_user_id=principal.user_id,
+            actor_device_id=principal.device_id,
+            export=f"{kind}.{fmt}",
+            filters={
+                "since": scope.since.isoformat(),
+                "until": scope.until.isoformat(),
+                "team_id": str(scope.team_id) if scope.team_id else None,
+            },
+        )

@@ -454,3 +454,30 @@ def test_cells_that_look_like_formulas_are_neutralised(
     cell = cells[str(season["orders"]["A"].id)][header.index("team")]
     assert cell.data_type == "s" and cell.value.startswith("'=")
     assert exports.neutralise("-1") == "'-1" and exports.neutralise("正常") == "正常"
+
+
+def test_an_export_naming_households_is_in_the_audit_log_and_a_kpi_export_is_not(
+    client: TestClient, ctx: AppContext, season: dict
+) -> None:
+    from backend.audit.models import AuditEvent
+
+    def exported() -> list[Any]:
+        with ctx.db.session(readonly=True) as session:
+            return list(
+                session.execute(
+                    sa.select(AuditEvent.target_id, AuditEvent.actor_user_id, AuditEvent.detail).where(
+                        AuditEvent.event == "export.personal_data"
+                    )
+                )
+            )
+
+    assert _export(client, "kpis.csv").status_code == 200
+    assert exported() == []
+    assert _export(client, "orders.xlsx", since="2026-11-20", until="2026-12-31").status_code == 200
+    assert _export(client, "measurements.csv").status_code == 200
+    rows = exported()
+    assert [row.target_id for row in rows] == ["orders.xlsx", "measurements.csv"]
+    with ctx.db.session(readonly=True) as session:
+        dispatcher = session.exec(select(User.id).where(User.username == "dispatcher1")).one()
+    assert {row.actor_user_id for row in rows} == {dispatcher}
+    assert rows[0].detail["filters"] == {"since": "2026-11-20", "until": "2026-12-31", "team_id": None}
