@@ -61,7 +61,8 @@ class ConsolePages:
 
 
 PAGE_MODULES: list[str] = [
-    "backend.console.pages",  # sign-in, language, placeholders of the review queue and KPIs
+    "backend.console.pages",  # sign-in, language, the placeholder of the KPIs
+    "backend.review.console",  # the review queue and its items
     "backend.console.board",  # the SLA board
     "backend.console.dispatch",  # orders: create from a call, assign, cancel, returns
 ]

@@ -112,10 +112,6 @@ class PlaceholderController(Controller):
 
     path = "/"
 
-    @get("/review", sync_to_thread=False)
-    def review(self, request: Request, viewer: Viewer) -> Template:
-        return render(request, "console/placeholder.html", title_msgid=N_("Review queue"))
-
     @get("/kpis", sync_to_thread=False)
     def kpis(self, request: Request, viewer: Viewer) -> Template:
         return render(request, "console/placeholder.html", title_msgid=N_("KPIs"))
@@ -124,7 +120,6 @@ class PlaceholderController(Controller):
 PAGES = ConsolePages(
     controllers=[SignInController, PlaceholderController],
     nav=[
-        NavEntry(N_("Review queue"), "/console/review", order=10),
         NavEntry(N_("KPIs"), "/console/kpis", order=40),
     ],
 )

@@ -16,31 +16,9 @@ from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD
 from backend.work_orders.models import WorkOrder
 from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.console import CSRF, console_login, signed_in
 
 pytestmark = pytest.mark.usefixtures("demo")
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def console_login(client: TestClient, username: str, *, password: str = DEMO_PASSWORD, **headers: str):
-    form = client.get("/console/login", headers=headers)
-    assert form.status_code == 200, form.text
-    token = CSRF.search(form.text).group(1)
-    return client.post(
-        "/console/login",
-        data={"username": username, "password": password, "csrf_token": token, "next": "/console/board"},
-        headers=headers,
-        follow_redirects=False,
-    )
-
-
-def signed_in(client: TestClient, username: str = "dispatcher1") -> str:
-    """Signs in; the page's CSRF token."""
-    response = console_login(client, username)
-    assert response.status_code == 303, response.text
-    page = client.get("/console/board")
-    assert page.status_code == 200
-    return CSRF.search(page.text).group(1)
 
 
 def cookie_header(response, name: str) -> str:
@@ -301,7 +279,14 @@ def test_dispatcher_creates_a_12345_order_and_service_errors_show_their_code(
 
 def test_every_console_route_but_sign_in_and_static_files_needs_the_session(client: TestClient) -> None:
     routes = [
-        (method, route.path.replace("{order_id:uuid}", "0190f0c4-0000-7000-8000-000000000000"))
+        (
+            method,
+            re.sub(
+                r"\{\w+:str\}",
+                "x",
+                re.sub(r"\{\w+:uuid\}", "0190f0c4-0000-7000-8000-000000000000", route.path),
+            ),
+        )
         for route in client.app.routes
         if route.path.startswith("/console")
         and not route.path.startswith(("/console/login", "/console/static"))
