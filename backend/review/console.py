@@ -218,16 +218,19 @@ def queue_context(ctx: Ctx, viewer: Viewer, filters: QueueFilters) -> dict[str, 
 # ---------------------------------------------------------------- one item
 
 
+def parse_time(text: object) -> datetime | None:
+    """A time the phone wrote as text (door attempts, signatures), if it is an aware ISO time."""
+    try:
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def _attempt_times(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for attempt in attempts:
-        at = attempt.get("at")
-        try:
-            moment = datetime.fromisoformat(at) if isinstance(at, str) else None
-        except ValueError:
-            moment = None
-        out.append({"method": attempt.get("method", ""), "at": moment, "raw": at})
-    return out
+    return [
+        {"method": a.get("method", ""), "at": parse_time(a.get("at")), "raw": a.get("at")} for a in attempts
+    ]
 
 
 def _local_input(moment: datetime, timezone: str) -> str:
@@ -267,6 +270,7 @@ def item_context(ctx: Ctx, viewer: Viewer, item_id: uuid.UUID) -> dict[str, Any]
         "document_types": DOCUMENT_TYPES,
         "due_default": _local_input(now + timedelta(days=1), viewer.timezone),
         "due_min": _local_input(now, viewer.timezone),
+        "parse_time": parse_time,
     }
 
 
