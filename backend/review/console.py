@@ -150,15 +150,16 @@ def parse_filters(
     after: str | None,
 ) -> QueueFilters:
     """The query's filters; ``since`` absent (not empty) is the default period, the last 30 days."""
-    default = since is None
+    default_day = today - timedelta(days=DEFAULT_PERIOD_DAYS)
+    start = default_day if since is None else _day(since, "since")
     return QueueFilters(
         status=_choice(status, STATUS_CHOICES, "status") or "open",
         team_id=parse_id(team, "team"),
         kind=_choice(kind, [k.value for k in WorkOrderKind], "kind"),
         flag=_choice(flag, [f.value for f in ReviewFlag], "flag"),
-        since=today - timedelta(days=DEFAULT_PERIOD_DAYS) if default else _day(since or "", "since"),
+        since=start,
         until=_day(until or "", "until"),
-        since_is_default=default,
+        since_is_default=start == default_day,
         after=after or None,
     )
 

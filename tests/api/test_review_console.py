@@ -175,6 +175,10 @@ def test_the_queue_shows_items_with_counts_and_filters(
     assert "<html" not in by_flag.text
     assert by_flag.headers["hx-push-url"].startswith("/console/review?")
     assert "flag=measurement_failed" in by_flag.headers["hx-push-url"]
+    assert f"since={since}" in by_flag.headers["hx-push-url"] and 'id="period-note"' in by_flag.text
+    everything = client.get("/console/review", params={"since": ""})
+    assert len(re.findall(r'data-item="([^"]+)"', everything.text)) == 2
+    assert "默认显示最近" not in everything.text and "默认显示最近" in by_flag.text
     by_team = client.get("/console/review", params={"team": str(team.id)})
     assert re.findall(r'data-item="([^"]+)"', by_team.text) == [str(demo_item)]
     # A period that ends before today holds nothing; a bad value is a 400 with its code.
