@@ -61,7 +61,8 @@ class ConsolePages:
 
 
 PAGE_MODULES: list[str] = [
-    "backend.console.pages",  # sign-in, language, placeholder of the review queue
+    "backend.console.pages",  # sign-in, language
+    "backend.review.console",  # the review queue and its items
     "backend.console.board",  # the SLA board
     "backend.console.dispatch",  # orders: create from a call, assign, cancel, returns
     "backend.reports.console",  # KPIs and export downloads

@@ -12,7 +12,14 @@ from backend.org.models import Building, Household, Team
 from backend.work_orders.models import WorkOrder
 from backend.work_orders.states import TERMINAL_STATES
 
-__all__ = ("assignable_people", "find_households", "people_names", "teams")
+__all__ = (
+    "assignable_people",
+    "find_households",
+    "household_address",
+    "order_assignees",
+    "people_names",
+    "teams",
+)
 
 
 def teams(session: Session, *, company_id: uuid.UUID) -> list[Team]:
@@ -72,3 +79,27 @@ def find_households(
         .limit(limit)
     )
     return list(rows)
+
+
+def order_assignees(
+    session: Session, *, company_id: uuid.UUID, order_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each order's assignee now (a page's worth of orders in one query)."""
+    if not order_ids:
+        return {}
+    rows = session.exec(
+        select(WorkOrder.id, WorkOrder.assignee_id).where(
+            WorkOrder.company_id == company_id, col(WorkOrder.id).in_(order_ids)
+        )
+    )
+    return {order_id: assignee_id for order_id, assignee_id in rows}
+
+
+def household_address(session: Session, *, company_id: uuid.UUID, household_id: uuid.UUID) -> str:
+    """``address unit · account number`` of one household of the company (empty if not found)."""
+    row = session.exec(
+        select(Building.address, Household.unit, Household.account_number)
+        .join(Building, col(Building.id) == Household.building_id)
+        .where(Household.company_id == company_id, Household.id == household_id)
+    ).first()
+    return f"{row[0]} {row[1]} · {row[2]}" if row else ""

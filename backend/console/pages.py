@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the language switch, the console's start and its placeholder page (the review queue)."""
+"""Sign-in, sign-out, the language switch and the console's start."""
 
 import secrets
 from typing import Annotated, Any
@@ -9,7 +9,7 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from backend.auth.limits import client_address
-from backend.console import N_, ConsolePages, NavEntry, sessions
+from backend.console import ConsolePages, sessions
 from backend.console.web import (
     COOKIE,
     COOKIE_PATH,
@@ -107,19 +107,4 @@ class SignInController(Controller):
         return Redirect(safe_next(data.get("next")), status_code=303)
 
 
-class PlaceholderController(Controller):
-    """Pages other packages will provide; remove an entry here when its package registers it."""
-
-    path = "/"
-
-    @get("/review", sync_to_thread=False)
-    def review(self, request: Request, viewer: Viewer) -> Template:
-        return render(request, "console/placeholder.html", title_msgid=N_("Review queue"))
-
-
-PAGES = ConsolePages(
-    controllers=[SignInController, PlaceholderController],
-    nav=[
-        NavEntry(N_("Review queue"), "/console/review", order=10),
-    ],
-)
+PAGES = ConsolePages(controllers=[SignInController])

@@ -76,7 +76,7 @@ from mobile_contract.uploads import (
     UploadProgress,
 )
 
-__all__ = ("QUOTA_WINDOW", "BlobController", "sweep_unfinished")
+__all__ = ("QUOTA_WINDOW", "BlobController", "serve_blob", "sweep_unfinished", "viewable")
 
 #: The quota counts what one user uploaded in this sliding window.
 QUOTA_WINDOW = timedelta(hours=24)
@@ -269,15 +269,22 @@ class BlobController(Controller):
         self, ctx: Ctx, principal: Caller, sha256: FromPath[str], variant: FromPath[str]
     ) -> Response | Redirect | Stream:
         """A copy without metadata (``thumb``, ``display``); the ``original`` for supervisors only."""
-        if variant not in ("thumb", "display", "original"):
-            raise NotFound("No such variant; use thumb, display or original.")
-        target = await sync_to_thread(_viewable, ctx, principal, sha256, variant)
-        url = await sync_to_thread(ctx.blobs.presigned_get_url, target, expires_in=VIEW_URL_SECONDS)
-        if url:
-            return Redirect(url, status_code=307, headers={"Cache-Control": "private, no-store"})
-        media = "image/jpeg" if variant != "original" else "application/octet-stream"
-        chunks = await sync_to_thread(ctx.blobs.open, target)
-        return Stream(chunks, media_type=media, headers={"Cache-Control": "private, max-age=300"})
+        return await serve_blob(ctx, principal, sha256, variant)
+
+
+async def serve_blob(ctx: AppContext, principal: Principal, sha256: str, variant: str) -> Redirect | Stream:
+    """The answer of ``GET /api/v1/blobs/{sha256}/{variant}`` (and of the console's own route):
+    after :func:`viewable` (404 to whoever may not see the file, 403 for an original to a
+    non-supervisor), a presigned redirect (S3) or the file streamed."""
+    if variant not in ("thumb", "display", "original"):
+        raise NotFound("No such variant; use thumb, display or original.")
+    target = await sync_to_thread(viewable, ctx, principal, sha256, variant)
+    url = await sync_to_thread(ctx.blobs.presigned_get_url, target, expires_in=VIEW_URL_SECONDS)
+    if url:
+        return Redirect(url, status_code=307, headers={"Cache-Control": "private, no-store"})
+    media = "image/jpeg" if variant != "original" else "application/octet-stream"
+    chunks = await sync_to_thread(ctx.blobs.open, target)
+    return Stream(chunks, media_type=media, headers={"Cache-Control": "private, max-age=300"})
 
 
 # ---------------------------------------------------------------- receiving
@@ -727,7 +734,7 @@ def _may_see(session: Session, principal: Principal, blob: Blob) -> bool:
     return session.execute(either).first() is not None
 
 
-def _viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) -> str:
+def viewable(ctx: AppContext, principal: Principal, sha256: str, variant: str) -> str:
     """The hash to serve, after checking this caller may see this file at all (404 otherwise,
     before anything else: the answer must not tell whether the company holds it)."""
     if not is_sha256(sha256):

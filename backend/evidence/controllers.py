@@ -40,7 +40,14 @@ from backend.work_orders.sla import load_policy
 from backend.work_orders.views import is_field
 from mobile_contract.errors import ErrorCode
 
-__all__ = ("DocumentController", "InstrumentController", "MeasurementController", "PublicDocumentController")
+__all__ = (
+    "DocumentController",
+    "InstrumentController",
+    "MeasurementController",
+    "PublicDocumentController",
+    "pdf_response",
+    "visible_document",
+)
 
 INSTRUMENT_ID = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -232,7 +239,7 @@ class DocumentController(Controller):
         """The signed document as PDF (Chinese text, signature images, content hash on every page)."""
         with ctx.db.session(readonly=True) as session:
             document = visible_document(session, principal, document_id)
-            return _pdf_response(ctx, session, document)
+            return pdf_response(ctx, session, document)
 
     @get("/{document_id:uuid}/verify", sync_to_thread=True)
     def verify(self, ctx: Ctx, principal: Caller, document_id: FromPath[uuid.UUID]) -> Verification:
@@ -275,7 +282,7 @@ class PublicDocumentController(Controller):
         """The resident's copy of what they signed. Counted with the look-ups per address."""
         _count_public_lookup(request, ctx)
         with ctx.db.session(readonly=True) as session:
-            return _pdf_response(ctx, session, _by_reference(session, reference))
+            return pdf_response(ctx, session, _by_reference(session, reference))
 
 
 def _count_public_lookup(request: Request, ctx: AppContext) -> None:
@@ -290,7 +297,7 @@ def _count_public_lookup(request: Request, ctx: AppContext) -> None:
     )
 
 
-def _pdf_response(ctx: AppContext, session: Session, document: Document) -> Response[bytes]:
+def pdf_response(ctx: AppContext, session: Session, document: Document) -> Response[bytes]:
     reference = resident_reference(session, document.id)
     body = render_pdf(printing.compose(session, ctx.blobs, document, reference=reference))
     return Response(
