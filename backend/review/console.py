@@ -482,13 +482,9 @@ class EvidenceController(Controller):
         self, ctx: Ctx, viewer: Viewer, sha256: FromPath[str], variant: FromPath[str]
     ) -> Redirect | Stream:
         """``thumb`` and ``display`` (no metadata) for every console role; ``original`` (its EXIF
-        holds the crew's GPS) for supervisors and admins only (403 for dispatchers)."""
-        answer = await serve_blob(ctx, viewer.principal, sha256, variant)
-        if variant == "original":
-            # AUDIT CALL SITE (original_photo_viewed): no audit module on main yet; once
-            # backend/audit lands, record here who (viewer.principal) viewed which original (sha256).
-            pass
-        return answer
+        holds the crew's GPS) for supervisors and admins only (403 for dispatchers); a view of an
+        original goes in the audit log, as through the API."""
+        return await serve_blob(ctx, viewer.principal, sha256, variant)
 
     @get("/documents/{document_id:uuid}/pdf", sync_to_thread=True)
     def pdf(self, ctx: Ctx, viewer: Viewer, document_id: FromPath[uuid.UUID]) -> Response[bytes]:

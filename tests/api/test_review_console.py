@@ -280,6 +280,18 @@ def test_the_item_page_shows_the_evidence(
     (sha,) = re.findall(r'src="/console/evidence/blobs/([0-9a-f]{64})/thumb"', measured)
     original = client.get(f"/console/evidence/blobs/{sha}/original")
     assert original.status_code == 200 and original.content == photo_with_gps()
+    # Its GPS is personal data: the view is in the audit log, by whom and of which file.
+    from backend.audit.models import AuditEvent
+    from backend.auth.models import User
+
+    with ctx.db.session(readonly=True) as session:
+        viewed = session.exec(
+            select(AuditEvent.actor_user_id).where(
+                AuditEvent.event == "photo.original_viewed", AuditEvent.target_id == sha
+            )
+        ).all()
+        supervisor = session.exec(select(User.id).where(User.username == "supervisor1")).one()
+    assert viewed == [supervisor]
 
 
 def test_a_dispatcher_reads_without_decisions_or_gps(
