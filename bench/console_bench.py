@@ -100,8 +100,9 @@ SEED_SQL = [
        CROSS JOIN LATERAL (SELECT CASE WHEN i % 100 = 3 THEN 'cancelled' WHEN i % 100 < 3 THEN 'in_progress'
                                        WHEN i % 10 = 6 THEN 'completed' ELSE 'closed' END AS state) s""",
     # Clocks: arrive and resolve (answer for complaints), contact for repairs; 97 % met on time.
-    """INSERT INTO sla_clock (id, order_id, clock, started_at, due_at, met_at, target, calendar_estimated)
-       SELECT md5('clock' || o.id || c.clock)::uuid, o.id, c.clock, o.received_at,
+    """INSERT INTO sla_clock (id, order_id, company_id, order_kind, clock, started_at, due_at, met_at, target,
+                              calendar_estimated)
+       SELECT md5('clock' || o.id || c.clock)::uuid, o.id, o.company_id, o.kind, c.clock, o.received_at,
               o.received_at + c.minutes * interval '1 minute',
               CASE WHEN o.state = 'cancelled' THEN NULL
                    WHEN abs(hashtext(o.id::text || c.clock)) % 100 < 97
@@ -128,10 +129,11 @@ SEED_SQL = [
        CROSS JOIN LATERAL (SELECT abs(hashtext(o.id::text || 'r')) % 10 <> 0 AS done) d
        WHERE o.completed_at IS NOT NULL
          AND o.kind IN ('leak', 'repair', 'routine_maintenance', 'pipe_burst', 'meter_service')""",
-    """INSERT INTO sla_clock (id, order_id, clock, started_at, due_at, met_at, target, calendar_estimated)
-       SELECT md5('clock' || r.order_id || 'revisit')::uuid, r.order_id, 'revisit', r.created_at, r.due_at,
-              r.done_at, '48 h', false
-       FROM revisit r""",
+    """INSERT INTO sla_clock (id, order_id, company_id, order_kind, clock, started_at, due_at, met_at, target,
+                              calendar_estimated)
+       SELECT md5('clock' || r.order_id || 'revisit')::uuid, r.order_id, r.company_id, o.kind, 'revisit',
+              r.created_at, r.due_at, r.done_at, '48 h', false
+       FROM revisit r JOIN work_order o ON o.id = r.order_id""",
     # One measurement in five orders (temperature complaints and rounds), each with its document.
     """INSERT INTO measurement (id, company_id, household_id, order_id, instrument_id, rooms, outdoor_c,
                                 closed_minutes, measured_at, result, user_id, occurred_at, received_at,
