@@ -25,11 +25,17 @@ def upgrade() -> None:
     with op.batch_alter_table("sla_clock") as batch:
         batch.add_column(sa.Column("company_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("order_kind", sa.String(length=32), nullable=True))
-    op.execute(
-        "UPDATE sla_clock SET "
-        "company_id = (SELECT o.company_id FROM work_order o WHERE o.id = sla_clock.order_id), "
-        "order_kind = (SELECT o.kind FROM work_order o WHERE o.id = sla_clock.order_id)"
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "UPDATE sla_clock c SET company_id = o.company_id, order_kind = o.kind "
+            "FROM work_order o WHERE o.id = c.order_id"
+        )
+    else:
+        op.execute(
+            "UPDATE sla_clock SET "
+            "company_id = (SELECT o.company_id FROM work_order o WHERE o.id = sla_clock.order_id), "
+            "order_kind = (SELECT o.kind FROM work_order o WHERE o.id = sla_clock.order_id)"
+        )
     with op.batch_alter_table("sla_clock") as batch:
         batch.alter_column("company_id", existing_type=sa.Uuid(), nullable=False)
         batch.alter_column("order_kind", existing_type=sa.String(length=32), nullable=False)
@@ -52,7 +58,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_work_order_company_repeat_of", "work_order", ["company_id", "repeat_of_id"])
     op.create_index(
-        "ix_revisit_company_due", "revisit", ["company_id", "due_at"], postgresql_include=["state", "satisfaction"]
+        "ix_revisit_company_due",
+        "revisit",
+        ["company_id", "due_at"],
+        postgresql_include=["state", "satisfaction"],
     )
     op.create_index(
         "ix_measurement_company_measured",
