@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import structlog
 import xlsxwriter
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from backend.auth.models import User
@@ -88,6 +89,8 @@ Batches = Iterator[list[list[Any]]]
 _BUFFERED = {"stream_results": False}
 _SLOT = 900  # seconds: a zone's offset is looked up once per quarter hour of UTC time
 _EXCEL_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)  # serial 0 (dates after 1900-03-01)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = _UTC_EPOCH.replace(tzinfo=None)
 _DAY = timedelta(days=1)
 
 
@@ -97,7 +100,7 @@ def neutralise(value: str) -> str:
 
 
 class LocalTimes:
-    """UTC instants as the company's naive local times, without a zone lookup per value.
+    """Aware instants (in any zone) as the company's naive local times, without a zone lookup per value.
 
     The offset is found once per quarter hour of UTC time and cached; a quarter hour in which the
     offset changes (a DST transition) is never cached, so every value is converted exactly.
@@ -122,12 +125,12 @@ class LocalTimes:
     def local(self, moment: datetime | None) -> datetime | None:
         if moment is None:
             return None
-        return moment.replace(tzinfo=None) + self.offset(moment)
+        return _NAIVE_EPOCH + ((moment - _UTC_EPOCH) + self.offset(moment))
 
     def text(self, moment: datetime | None) -> str | None:
         if moment is None:
             return None
-        return (moment.replace(tzinfo=None) + self.offset(moment)).isoformat(" ", "seconds")
+        return (_NAIVE_EPOCH + ((moment - _UTC_EPOCH) + self.offset(moment))).isoformat(" ", "seconds")
 
     def serial(self, moment: datetime) -> float:
         """The spreadsheet's date serial of the local time (what XlsxWriter's write_datetime writes)."""
@@ -170,6 +173,22 @@ def _stream(session: Session, query: Any) -> Iterator[Sequence[Any]]:
         result.close()
 
 
+def _instant(column: Any, session: Session) -> Any:
+    """A UTCDateTime column as the driver returns it on PostgreSQL (aware, in the session's zone:
+    LocalTimes takes any aware value), skipping the per-value conversion to UTC; as is on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.type_coerce(column, sa.DateTime(timezone=True)).label(column.name)
+    return column
+
+
+def _among(column: Any, session: Session) -> Any:
+    """``column`` is one of the ``ids`` parameter: one array parameter on PostgreSQL (a batch's
+    2,000 placeholders cost more to send and parse than the rows they fetch), IN on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid)))
+    return column.in_(sa.bindparam("ids", expanding=True))
+
+
 def _order_rows(session: Session, scope: Scope) -> Batches:
     query = (
         sa.select(
@@ -182,9 +201,9 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
             H.c.account_number,
             B.c.address,
             H.c.unit,
-            O.c.received_at,
-            O.c.completed_at,
-            O.c.closed_at,
+            _instant(O.c.received_at, session),
+            _instant(O.c.completed_at, session),
+            _instant(O.c.closed_at, session),
             O.c.result,
             O.c.satisfaction,
         )
@@ -202,9 +221,9 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
         )
         .order_by(O.c.received_at, O.c.id)
     )
-    clocks_query = sa.select(C.c.order_id, C.c.clock, C.c.due_at, C.c.met_at).where(
-        C.c.order_id.in_(sa.bindparam("ids", expanding=True))
-    )
+    clocks_query = sa.select(
+        C.c.order_id, C.c.clock, _instant(C.c.due_at, session), _instant(C.c.met_at, session)
+    ).where(_among(C.c.order_id, session))
     now, cancelled = scope.now, State.cancelled.value
     for batch in _stream(session, query):
         rows: dict[uuid.UUID, list[Any]] = {}
@@ -222,7 +241,7 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
                 *rest,
                 *_NO_CLOCKS,
             ]
-        clocks = session.execute(clocks_query, {"ids": list(rows)}, execution_options=_BUFFERED)
+        clocks = session.execute(clocks_query, {"ids": list(rows)}, execution_options=_BUFFERED).all()
         for clock in clocks:
             at = _CLOCK_AT.get(clock.clock)
             if at is None:
@@ -276,7 +295,7 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
     query = (
         sa.select(
             M.c.id,
-            M.c.measured_at,
+            _instant(M.c.measured_at, session),
             H.c.account_number,
             B.c.address,
             H.c.unit,
@@ -298,13 +317,13 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
         .order_by(M.c.measured_at, M.c.id)
     )
     signatures_query = sa.select(S.c.document_id, S.c.signer_role, S.c.refused_reason).where(
-        S.c.document_type == "measurement", S.c.document_id.in_(sa.bindparam("ids", expanding=True))
+        S.c.document_type == "measurement", _among(S.c.document_id, session)
     )
     for batch in _stream(session, query):
         signed: dict[uuid.UUID, dict[str, str]] = {row[0]: {} for row in batch}
         for document_id, role, refused in session.execute(
             signatures_query, {"ids": list(signed)}, execution_options=_BUFFERED
-        ):
+        ).all():
             signed[document_id][role] = "refused" if refused else "yes"
         rows = []
         for mid, measured_at, account, address, unit, order_id, inspector, instrument, *rest in batch:
