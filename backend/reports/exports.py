@@ -35,7 +35,7 @@ from backend.org.models import Building, Household, Team
 from backend.reports import kpis
 from backend.reports.scope import Scope
 from backend.work_orders.models import SlaClock, WorkOrder
-from backend.work_orders.sla import clock_status
+from backend.work_orders.sla import status_of
 from backend.work_orders.states import State
 from backend.work_orders.views import order_ref
 from mobile_contract.reference import ClockName
@@ -160,8 +160,6 @@ _ORDER_COLUMNS: Columns = [
         for part, kind in (("due", TIME), ("met", TIME), ("status", PLAIN))
     ],
 ]
-_CLOCK_AT = {name: 14 + 3 * i for i, name in enumerate(CLOCKS)}  # a clock's first cell in a row
-_NO_CLOCKS = [None] * (3 * len(CLOCKS))
 
 
 def _stream(session: Session, query: Any) -> Iterator[Sequence[Any]]:
@@ -177,7 +175,7 @@ def _instant(column: Any, session: Session) -> Any:
     """A UTCDateTime column as the driver returns it on PostgreSQL (aware, in the session's zone:
     LocalTimes takes any aware value), skipping the per-value conversion to UTC; as is on SQLite."""
     if session.get_bind().dialect.name == "postgresql":
-        return sa.type_coerce(column, sa.DateTime(timezone=True)).label(column.name)
+        return sa.type_coerce(column, sa.DateTime(timezone=True)).label(f"{column.table.name}_{column.name}")
     return column
 
 
@@ -190,6 +188,16 @@ def _among(column: Any, session: Session) -> Any:
 
 
 def _order_rows(session: Session, scope: Scope) -> Batches:
+    """One row per order with its clocks side by side: each clock by its unique (order, name)."""
+    clocks = {name: C.alias(f"clock_{name}") for name in CLOCKS}
+    source = (
+        O.join(H, H.c.id == O.c.household_id)
+        .join(B, B.c.id == H.c.building_id)
+        .join(T, T.c.id == O.c.team_id, isouter=True)
+        .join(A, A.c.id == O.c.assignee_id, isouter=True)
+    )
+    for name, clock in clocks.items():
+        source = source.join(clock, sa.and_(clock.c.order_id == O.c.id, clock.c.clock == name), isouter=True)
     query = (
         sa.select(
             O.c.id,
@@ -206,13 +214,9 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
             _instant(O.c.closed_at, session),
             O.c.result,
             O.c.satisfaction,
+            *[_instant(c.c[k], session) for c in clocks.values() for k in ("due_at", "met_at")],
         )
-        .select_from(
-            O.join(H, H.c.id == O.c.household_id)
-            .join(B, B.c.id == H.c.building_id)
-            .join(T, T.c.id == O.c.team_id, isouter=True)
-            .join(A, A.c.id == O.c.assignee_id, isouter=True)
-        )
+        .select_from(source)
         .where(
             O.c.company_id == scope.company_id,
             O.c.received_at >= scope.start,
@@ -221,14 +225,12 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
         )
         .order_by(O.c.received_at, O.c.id)
     )
-    clocks_query = sa.select(
-        C.c.order_id, C.c.clock, _instant(C.c.due_at, session), _instant(C.c.met_at, session)
-    ).where(_among(C.c.order_id, session))
     now, cancelled = scope.now, State.cancelled.value
     for batch in _stream(session, query):
-        rows: dict[uuid.UUID, list[Any]] = {}
+        rows = []
         for oid, kind, source, state, team, assignee, account, address, unit, *rest in batch:
-            rows[oid] = [
+            stopped = rest[2] if state == cancelled else None  # a cancelled order's closed_at
+            row = [
                 str(oid),
                 oid.hex[-8:].upper(),  # views.order_ref
                 kind,
@@ -238,20 +240,17 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
                 assignee,
                 account,
                 f"{address} {unit}",
-                *rest,
-                *_NO_CLOCKS,
+                *rest[:5],
             ]
-        clocks = session.execute(clocks_query, {"ids": list(rows)}, execution_options=_BUFFERED).all()
-        for clock in clocks:
-            at = _CLOCK_AT.get(clock.clock)
-            if at is None:
-                continue
-            row = rows[clock.order_id]
-            stopped = row[11] if row[4] == cancelled else None  # a cancelled order's closed_at
-            row[at] = clock.due_at
-            row[at + 1] = clock.met_at
-            row[at + 2] = clock_status(clock, now=now, stopped_at=stopped)
-        yield list(rows.values())
+            clocks = rest[5:]
+            for i in range(0, len(clocks), 2):
+                due_at, met_at = clocks[i], clocks[i + 1]
+                if due_at is None:
+                    row += (None, None, None)
+                else:
+                    row += (due_at, met_at, status_of(due_at, met_at, now=now, stopped_at=stopped))
+            rows.append(row)
+        yield rows
 
 
 def _rooms_text(rooms: Sequence[dict[str, Any]]) -> tuple[str, str]:
