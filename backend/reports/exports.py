@@ -228,13 +228,13 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
     now, cancelled = scope.now, State.cancelled.value
     for batch in _stream(session, query):
         rows = []
-        for oid, kind, source, state, team, assignee, account, address, unit, *rest in batch:
+        for oid, kind, origin, state, team, assignee, account, address, unit, *rest in batch:
             stopped = rest[2] if state == cancelled else None  # a cancelled order's closed_at
             row = [
                 str(oid),
                 oid.hex[-8:].upper(),  # views.order_ref
                 kind,
-                source,
+                origin,
                 state,
                 team,
                 assignee,
@@ -242,9 +242,9 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
                 f"{address} {unit}",
                 *rest[:5],
             ]
-            clocks = rest[5:]
-            for i in range(0, len(clocks), 2):
-                due_at, met_at = clocks[i], clocks[i + 1]
+            times = rest[5:]  # (due_at, met_at) of each clock name, in CLOCKS order
+            for i in range(0, len(times), 2):
+                due_at, met_at = times[i], times[i + 1]
                 if due_at is None:
                     row += (None, None, None)
                 else:
