@@ -165,24 +165,12 @@ def seed(ctx: AppContext, orders: int) -> None:
     }
     with ctx.db.engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        # Secondary indexes are built once after the load (faster than row by row), then restored.
-        indexes = conn.exec_driver_sql(
-            "SELECT indexname, indexdef FROM pg_indexes i WHERE schemaname = 'public' AND tablename IN "
-            "('work_order', 'sla_clock', 'revisit', 'measurement', 'document', 'household') "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
-        ).all()
-        for name, _ in indexes:
-            conn.exec_driver_sql(f'DROP INDEX "{name}"')
         for statement in SEED_SQL:
             started = time.perf_counter()
             text = sa.text(statement)
             conn.execute(text, {k: v for k, v in params.items() if f":{k}" in statement})
             table = statement.split("INTO ", 1)[1].split(" ", 1)[0]
             print(f"  seeded {table:<12} {time.perf_counter() - started:6.1f} s")
-        started = time.perf_counter()
-        for _, definition in indexes:
-            conn.exec_driver_sql(definition)
-        print(f"  {len(indexes)} indexes rebuilt {time.perf_counter() - started:6.1f} s")
     with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("SET statement_timeout = 0")
         conn.exec_driver_sql("VACUUM ANALYZE")
