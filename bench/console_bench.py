@@ -41,6 +41,7 @@ from backend.context import AppContext, build_context
 from backend.db.migrate import upgrade
 from backend.reports import exports, kpis, scope
 from backend.settings import Settings
+from bench.report import Figure, print_table
 
 SEASON_START = date(2026, 11, 15)
 SEASON_END = date(2027, 3, 15)
@@ -100,8 +101,9 @@ SEED_SQL = [
        CROSS JOIN LATERAL (SELECT CASE WHEN i % 100 = 3 THEN 'cancelled' WHEN i % 100 < 3 THEN 'in_progress'
                                        WHEN i % 10 = 6 THEN 'completed' ELSE 'closed' END AS state) s""",
     # Clocks: arrive and resolve (answer for complaints), contact for repairs; 97 % met on time.
-    """INSERT INTO sla_clock (id, order_id, clock, started_at, due_at, met_at, target, calendar_estimated)
-       SELECT md5('clock' || o.id || c.clock)::uuid, o.id, c.clock, o.received_at,
+    """INSERT INTO sla_clock (id, order_id, company_id, order_kind, clock, started_at, due_at, met_at, target,
+                              calendar_estimated)
+       SELECT md5('clock' || o.id || c.clock)::uuid, o.id, o.company_id, o.kind, c.clock, o.received_at,
               o.received_at + c.minutes * interval '1 minute',
               CASE WHEN o.state = 'cancelled' THEN NULL
                    WHEN abs(hashtext(o.id::text || c.clock)) % 100 < 97
@@ -128,10 +130,11 @@ SEED_SQL = [
        CROSS JOIN LATERAL (SELECT abs(hashtext(o.id::text || 'r')) % 10 <> 0 AS done) d
        WHERE o.completed_at IS NOT NULL
          AND o.kind IN ('leak', 'repair', 'routine_maintenance', 'pipe_burst', 'meter_service')""",
-    """INSERT INTO sla_clock (id, order_id, clock, started_at, due_at, met_at, target, calendar_estimated)
-       SELECT md5('clock' || r.order_id || 'revisit')::uuid, r.order_id, 'revisit', r.created_at, r.due_at,
-              r.done_at, '48 h', false
-       FROM revisit r""",
+    """INSERT INTO sla_clock (id, order_id, company_id, order_kind, clock, started_at, due_at, met_at, target,
+                              calendar_estimated)
+       SELECT md5('clock' || r.order_id || 'revisit')::uuid, r.order_id, r.company_id, o.kind, 'revisit',
+              r.created_at, r.due_at, r.done_at, '48 h', false
+       FROM revisit r JOIN work_order o ON o.id = r.order_id""",
     # One measurement in five orders (temperature complaints and rounds), each with its document.
     """INSERT INTO measurement (id, company_id, household_id, order_id, instrument_id, rooms, outdoor_c,
                                 closed_minutes, measured_at, result, user_id, occurred_at, received_at,
@@ -206,7 +209,7 @@ def timed(fn, repeat: int = 3) -> tuple[float, float, object]:
 # ---------------------------------------------------------------- KPIs
 
 
-def measure_kpis(ctx: AppContext) -> None:
+def measure_kpis(ctx: AppContext) -> list[Figure]:
     principal = dispatcher()
     with ctx.db.session(readonly=True) as session:
         where = scope.resolve(session, principal=principal, now=NOW, since=SEASON_START, until=SEASON_END)
@@ -234,8 +237,7 @@ def measure_kpis(ctx: AppContext) -> None:
         b, m, _ = timed(one)
         print(f"    {group[0]:<22} best {b * 1000:7.0f} ms   median {m * 1000:7.0f} ms")
     floor_sql = [
-        "SELECT count(*) FROM sla_clock c JOIN work_order o ON o.id = c.order_id "
-        "WHERE o.company_id = :c AND c.due_at >= :a AND c.due_at < :b",
+        "SELECT count(*) FROM sla_clock WHERE company_id = :c AND due_at >= :a AND due_at < :b",
         "SELECT count(*) FROM measurement WHERE company_id = :c AND measured_at >= :a AND measured_at < :b",
         "SELECT count(*) FROM revisit WHERE company_id = :c AND due_at >= :a AND due_at < :b",
         "SELECT count(*) FROM work_order WHERE company_id = :c AND completed_at >= :a AND completed_at < :b",
@@ -259,6 +261,17 @@ def measure_kpis(ctx: AppContext) -> None:
     for kpi in report.kpis:  # type: ignore[attr-defined]
         shown = "—" if kpi.value is None else f"{kpi.value:.4f}"
         print(f"    {kpi.name:<22} {shown:>8}   {kpi.numerator:>9,} / {kpi.denominator:<9,}")
+    return [
+        Figure(
+            "console",
+            "KPI page, whole season (best of 3)",
+            best * 1000,
+            "ms",
+            fb * 1000,
+            "count(*) of the rows each KPI reads",
+            "<= 1000 ms",
+        )
+    ]
 
 
 # ---------------------------------------------------------------- export
@@ -291,7 +304,9 @@ class RssSampler:
         self.peak = max(self.peak, self.rss())
 
 
-def measure_export(ctx: AppContext, orders: int, wanted: int, *, with_tracemalloc: bool = False) -> None:
+def measure_export(
+    ctx: AppContext, orders: int, wanted: int, *, with_tracemalloc: bool = False
+) -> list[Figure]:
     days = max(1, math.ceil(120 * wanted / orders))
     since = SEASON_START
     until = date.fromordinal(since.toordinal() + days - 1)
@@ -314,6 +329,7 @@ def measure_export(ctx: AppContext, orders: int, wanted: int, *, with_tracemallo
                 size += len(chunk)
         return time.perf_counter() - started, size
 
+    measured: dict[str, tuple[float, float]] = {}
     for fmt in ("csv", "xlsx"):
         with RssSampler() as rss:
             seconds, size = consume(fmt)
@@ -328,6 +344,7 @@ def measure_export(ctx: AppContext, orders: int, wanted: int, *, with_tracemallo
             f"  {fmt:<5} {seconds:6.2f} s   {rows / seconds:9,.0f} rows/s   {size / 1e6:7.1f} MB   "
             f"added peak RSS {(rss.peak - rss.start) / 2**20:6.1f} MiB (target ≤ 50 MiB){traced}"
         )
+        measured[fmt] = (rows / seconds, (rss.peak - rss.start) / 2**20)
 
     # The export's own SELECT, without its clocks or any formatting.
     raw_sql = (
@@ -361,6 +378,14 @@ def measure_export(ctx: AppContext, orders: int, wanted: int, *, with_tracemallo
         f"  floor: raw server-side cursor fetch of the orders  {seconds:6.2f} s   {fetched / seconds:9,.0f} rows/s   "
         f"added peak RSS {(rss.peak - rss.start) / 2**20:6.1f} MiB"
     )
+    floor = fetched / seconds
+    out = []
+    for fmt, (rate, added) in measured.items():
+        out.append(
+            Figure("console", f"{fmt} export of {rows:,} orders", rate, "rows/s", floor, "raw cursor fetch")
+        )
+        out.append(Figure("console", f"{fmt} export: added peak RSS", added, "MiB", target="<= 50 MiB"))
+    return out
 
 
 # ---------------------------------------------------------------- review pages (later)
@@ -376,6 +401,56 @@ def measure_review_pages(ctx: AppContext) -> dict[str, float] | None:
     return None
 
 
+def run(
+    orders: int,
+    export_orders: int,
+    *,
+    database_url: str = "",
+    keep: bool = False,
+    with_tracemalloc: bool = False,
+) -> list[Figure]:
+    """Seed ``orders`` on PostgreSQL (``database_url``: an empty database, else a new one) and measure."""
+    made = None
+    url = database_url
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    if not url:
+        made = f"heatcrew_console_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{made}"')
+        url = make_url(ADMIN_URL).set(database=made).render_as_string(hide_password=False)
+    tmp = Path(tempfile.mkdtemp(prefix="console-bench-"))
+    ctx = build_context(
+        Settings(var_dir=tmp, database_url=url, secret_key="bench" * 8, db_statement_timeout=600),
+        clock=ManualClock(NOW),
+    )
+    figures: list[Figure] = []
+    try:
+        upgrade(ctx.db.engine)
+        print(f"database: {ctx.db.dialect}   orders: {orders:,}   cpu: {os.cpu_count()}")
+        started = time.perf_counter()
+        seed(ctx, orders)
+        seeded = time.perf_counter() - started
+        print(f"  seeding took {seeded:.0f} s")
+        figures.append(Figure("console", f"seeding {orders:,} orders", seeded, "s"))
+        figures += measure_kpis(ctx)
+        figures += measure_export(ctx, orders, export_orders, with_tracemalloc=with_tracemalloc)
+        review = measure_review_pages(ctx)
+        print("\nReview pages: " + ("not built yet: no figures" if review is None else str(review)))
+    finally:
+        ctx.db.dispose()
+        if made and not keep:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
+        admin.dispose()
+    return figures
+
+
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: 1,000,000 orders and a 100k export, or 20,000 and 5,000 when quick."""
+    orders, export_orders = (20_000, 5_000) if quick else (1_000_000, 100_000)
+    return run(orders, export_orders, database_url=database_url or "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -388,35 +463,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database it made")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the export's allocations")
     args = parser.parse_args()
-    made = None
-    url = args.database_url
-    if not url:
-        made = f"heatcrew_console_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{made}"')
-        url = make_url(ADMIN_URL).set(database=made).render_as_string(hide_password=False)
-    tmp = Path(tempfile.mkdtemp(prefix="console-bench-"))
-    ctx = build_context(
-        Settings(var_dir=tmp, database_url=url, secret_key="bench" * 8, db_statement_timeout=600),
-        clock=ManualClock(NOW),
+    found = run(
+        args.orders,
+        args.export_orders,
+        database_url=args.database_url,
+        keep=args.keep,
+        with_tracemalloc=args.tracemalloc,
     )
-    try:
-        upgrade(ctx.db.engine)
-        print(f"database: {ctx.db.dialect}   orders: {args.orders:,}   cpu: {os.cpu_count()}")
-        started = time.perf_counter()
-        seed(ctx, args.orders)
-        print(f"  seeding took {time.perf_counter() - started:.0f} s")
-        measure_kpis(ctx)
-        measure_export(ctx, args.orders, args.export_orders, with_tracemalloc=args.tracemalloc)
-        review = measure_review_pages(ctx)
-        print("\nReview pages: " + ("not built yet: no figures" if review is None else str(review)))
-    finally:
-        ctx.db.dispose()
-        if made and not args.keep:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
-            admin.dispose()
+    print()
+    print_table(found)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,11 @@ class Measurement(FieldRecord, table=True):
     """An indoor-temperature record (测温); the id is made on the phone."""
 
     __tablename__ = "measurement"
+    __table_args__ = (
+        sa.Index(
+            "ix_measurement_company_measured", "company_id", "measured_at", postgresql_include=["result"]
+        ),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     company_id: uuid.UUID = Field(foreign_key="company.id")

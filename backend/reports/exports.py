@@ -18,13 +18,15 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
 import xlsxwriter
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from backend import audit
@@ -36,7 +38,7 @@ from backend.org.models import Building, Household, Team
 from backend.reports import kpis
 from backend.reports.scope import Scope
 from backend.work_orders.models import SlaClock, WorkOrder
-from backend.work_orders.sla import clock_status
+from backend.work_orders.sla import status_of
 from backend.work_orders.states import State
 from backend.work_orders.views import order_ref
 from mobile_contract.reference import ClockName
@@ -61,7 +63,7 @@ CONTENT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 BATCH = 2000
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 O = WorkOrder.__table__  # noqa: E741
@@ -76,9 +78,23 @@ D = Document.__table__
 S = Signature.__table__
 CLOCKS = [c.value for c in ClockName]
 
+# A column's kind decides its formatting, chosen once per column, not per cell.
+PLAIN = "plain"  # text the system wrote (ids, refs, enum values): never a formula
+TEXT = "text"  # text people wrote: neutralised
+TIME = "time"  # an aware UTC instant, shown in the company's zone
+DATE = "date"
+NUMBER = "number"
+FLAG = "flag"  # a bool: yes / no
+ColumnKind = Literal["plain", "text", "time", "date", "number", "flag"]
+Columns = list[tuple[str, ColumnKind]]
 Batches = Iterator[list[list[Any]]]
 # A batch's clocks or signatures in one round trip, not through a server-side cursor row by row.
 _BUFFERED = {"stream_results": False}
+_SLOT = 900  # seconds: a zone's offset is looked up once per quarter hour of UTC time
+_EXCEL_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)  # serial 0 (dates after 1900-03-01)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = _UTC_EPOCH.replace(tzinfo=None)
+_DAY = timedelta(days=1)
 
 
 def neutralise(value: str) -> str:
@@ -86,29 +102,105 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+class LocalTimes:
+    """Aware instants (in any zone) as the company's naive local times, without a zone lookup per value.
+
+    The offset is found once per quarter hour of UTC time and cached; a quarter hour in which the
+    offset changes (a DST transition) is never cached, so every value is converted exactly.
+    """
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, timedelta] = {}
+
+    def offset(self, moment: datetime) -> timedelta:
+        slot = int(moment.timestamp()) // _SLOT
+        found = self._offsets.get(slot)
+        if found is None:
+            found = moment.astimezone(self.zone).utcoffset()
+            assert found is not None
+            first = datetime.fromtimestamp(slot * _SLOT, UTC).astimezone(self.zone).utcoffset()
+            last = datetime.fromtimestamp(slot * _SLOT + _SLOT - 1, UTC).astimezone(self.zone).utcoffset()
+            if first == last == found:
+                self._offsets[slot] = found
+        return found
+
+    def local(self, moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        return _NAIVE_EPOCH + ((moment - _UTC_EPOCH) + self.offset(moment))
+
+    def text(self, moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        return (_NAIVE_EPOCH + ((moment - _UTC_EPOCH) + self.offset(moment))).isoformat(" ", "seconds")
+
+    def serial(self, moment: datetime) -> float:
+        """The spreadsheet's date serial of the local time (what XlsxWriter's write_datetime writes)."""
+        return (moment - _EXCEL_EPOCH + self.offset(moment)) / _DAY
+
+
 # ---------------------------------------------------------------- rows
+
+_ORDER_COLUMNS: Columns = [
+    ("id", PLAIN),
+    ("ref", PLAIN),
+    ("kind", PLAIN),
+    ("source", PLAIN),
+    ("state", PLAIN),
+    ("team", TEXT),
+    ("assignee", TEXT),
+    ("household", TEXT),
+    ("address", TEXT),
+    ("received_at", TIME),
+    ("completed_at", TIME),
+    ("closed_at", TIME),
+    ("result", TEXT),
+    ("satisfaction", NUMBER),
+    *[
+        (f"{c}_{part}", kind)
+        for c in CLOCKS
+        for part, kind in (("due", TIME), ("met", TIME), ("status", PLAIN))
+    ],
+]
+
+
+def _stream(session: Session, query: Any) -> Iterator[Sequence[Any]]:
+    """The query's rows as plain tuples, ``BATCH`` at a time (a server-side cursor on PostgreSQL)."""
+    result = session.connection().execution_options(stream_results=True, max_row_buffer=BATCH).execute(query)
+    try:
+        yield from result.partitions(BATCH)
+    finally:
+        result.close()
+
+
+def _instant(column: Any, session: Session) -> Any:
+    """A UTCDateTime column as the driver returns it on PostgreSQL (aware, in the session's zone:
+    LocalTimes takes any aware value), skipping the per-value conversion to UTC; as is on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.type_coerce(column, sa.DateTime(timezone=True)).label(f"{column.table.name}_{column.name}")
+    return column
+
+
+def _among(column: Any, session: Session) -> Any:
+    """``column`` is one of the ``ids`` parameter: one array parameter on PostgreSQL (a batch's
+    2,000 placeholders cost more to send and parse than the rows they fetch), IN on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid)))
+    return column.in_(sa.bindparam("ids", expanding=True))
 
 
 def _order_rows(session: Session, scope: Scope) -> Batches:
-    yield [
-        [
-            "id",
-            "ref",
-            "kind",
-            "source",
-            "state",
-            "team",
-            "assignee",
-            "household",
-            "address",
-            "received_at",
-            "completed_at",
-            "closed_at",
-            "result",
-            "satisfaction",
-            *[f"{c}_{part}" for c in CLOCKS for part in ("due", "met", "status")],
-        ]
-    ]
+    """One row per order with its clocks side by side: each clock by its unique (order, name)."""
+    clocks = {name: C.alias(f"clock_{name}") for name in CLOCKS}
+    source = (
+        O.join(H, H.c.id == O.c.household_id)
+        .join(B, B.c.id == H.c.building_id)
+        .join(T, T.c.id == O.c.team_id, isouter=True)
+        .join(A, A.c.id == O.c.assignee_id, isouter=True)
+    )
+    for name, clock in clocks.items():
+        source = source.join(clock, sa.and_(clock.c.order_id == O.c.id, clock.c.clock == name), isouter=True)
     query = (
         sa.select(
             O.c.id,
@@ -120,18 +212,14 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
             H.c.account_number,
             B.c.address,
             H.c.unit,
-            O.c.received_at,
-            O.c.completed_at,
-            O.c.closed_at,
+            _instant(O.c.received_at, session),
+            _instant(O.c.completed_at, session),
+            _instant(O.c.closed_at, session),
             O.c.result,
             O.c.satisfaction,
+            *[_instant(c.c[k], session) for c in clocks.values() for k in ("due_at", "met_at")],
         )
-        .select_from(
-            O.join(H, H.c.id == O.c.household_id)
-            .join(B, B.c.id == H.c.building_id)
-            .join(T, T.c.id == O.c.team_id, isouter=True)
-            .join(A, A.c.id == O.c.assignee_id, isouter=True)
-        )
+        .select_from(source)
         .where(
             O.c.company_id == scope.company_id,
             O.c.received_at >= scope.start,
@@ -140,43 +228,31 @@ def _order_rows(session: Session, scope: Scope) -> Batches:
         )
         .order_by(O.c.received_at, O.c.id)
     )
-    clocks_query = sa.select(C.c.order_id, C.c.clock, C.c.due_at, C.c.met_at).where(
-        C.c.order_id.in_(sa.bindparam("ids", expanding=True))
-    )
-    result = session.execute(query, execution_options={"yield_per": BATCH})
-    for batch in result.partitions():
-        by_order: dict[uuid.UUID, dict[str, Any]] = {row[0]: {} for row in batch}
-        for clock in session.execute(
-            clocks_query, {"ids": list(by_order)}, execution_options=_BUFFERED
-        ).all():
-            by_order[clock.order_id][clock.clock] = clock
+    now, cancelled = scope.now, State.cancelled.value
+    for batch in _stream(session, query):
         rows = []
-        for r in batch:
-            stopped = r.closed_at if r.state == State.cancelled.value else None
-            cells: list[Any] = [
-                str(r.id),
-                order_ref(r.id),
-                r.kind,
-                r.source,
-                r.state,
-                r.name,
-                r.full_name,
-                r.account_number,
-                f"{r.address} {r.unit}",
-                scope.local(r.received_at),
-                scope.local(r.completed_at),
-                scope.local(r.closed_at),
-                r.result,
-                r.satisfaction,
+        for oid, kind, origin, state, team, assignee, account, address, unit, *rest in batch:
+            stopped = rest[2] if state == cancelled else None  # a cancelled order's closed_at
+            row = [
+                str(oid),
+                oid.hex[-8:].upper(),  # views.order_ref
+                kind,
+                origin,
+                state,
+                team,
+                assignee,
+                account,
+                f"{address} {unit}",
+                *rest[:5],
             ]
-            for name in CLOCKS:
-                clock = by_order[r.id].get(name)
-                if clock is None:
-                    cells += [None, None, None]
+            times = rest[5:]  # (due_at, met_at) of each clock name, in CLOCKS order
+            for i in range(0, len(times), 2):
+                due_at, met_at = times[i], times[i + 1]
+                if due_at is None:
+                    row += (None, None, None)
                 else:
-                    status = clock_status(clock, now=scope.now, stopped_at=stopped)
-                    cells += [scope.local(clock.due_at), scope.local(clock.met_at), status]
-            rows.append(cells)
+                    row += (due_at, met_at, status_of(due_at, met_at, now=now, stopped_at=stopped))
+            rows.append(row)
         yield rows
 
 
@@ -189,25 +265,25 @@ def _rooms_text(rooms: Sequence[dict[str, Any]]) -> tuple[str, str]:
     return "; ".join(names), "; ".join(readings)
 
 
+_MEASUREMENT_COLUMNS: Columns = [
+    ("id", PLAIN),
+    ("measured_at", TIME),
+    ("household", TEXT),
+    ("address", TEXT),
+    ("order_ref", PLAIN),
+    ("inspector", TEXT),
+    ("instrument", TEXT),
+    ("rooms", TEXT),
+    ("readings_c", TEXT),
+    ("outdoor_c", NUMBER),
+    ("result", PLAIN),
+    ("superseded", FLAG),
+    ("inspector_signed", PLAIN),
+    ("resident_signed", PLAIN),
+]
+
+
 def _measurement_rows(session: Session, scope: Scope) -> Batches:
-    yield [
-        [
-            "id",
-            "measured_at",
-            "household",
-            "address",
-            "order_ref",
-            "inspector",
-            "instrument",
-            "rooms",
-            "readings_c",
-            "outdoor_c",
-            "result",
-            "superseded",
-            "inspector_signed",
-            "resident_signed",
-        ]
-    ]
     source = (
         M.join(H, H.c.id == M.c.household_id)
         .join(B, B.c.id == H.c.building_id)
@@ -221,7 +297,7 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
     query = (
         sa.select(
             M.c.id,
-            M.c.measured_at,
+            _instant(M.c.measured_at, session),
             H.c.account_number,
             B.c.address,
             H.c.unit,
@@ -243,33 +319,33 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
         .order_by(M.c.measured_at, M.c.id)
     )
     signatures_query = sa.select(S.c.document_id, S.c.signer_role, S.c.refused_reason).where(
-        S.c.document_type == "measurement", S.c.document_id.in_(sa.bindparam("ids", expanding=True))
+        S.c.document_type == "measurement", _among(S.c.document_id, session)
     )
-    result = session.execute(query, execution_options={"yield_per": BATCH})
-    for batch in result.partitions():
+    for batch in _stream(session, query):
         signed: dict[uuid.UUID, dict[str, str]] = {row[0]: {} for row in batch}
-        for sig in session.execute(
+        for document_id, role, refused in session.execute(
             signatures_query, {"ids": list(signed)}, execution_options=_BUFFERED
         ).all():
-            signed[sig.document_id][sig.signer_role] = "refused" if sig.refused_reason else "yes"
+            signed[document_id][role] = "refused" if refused else "yes"
         rows = []
-        for r in batch:
-            rooms, readings = _rooms_text(r.rooms)
-            roles = signed[r.id]
+        for mid, measured_at, account, address, unit, order_id, inspector, instrument, *rest in batch:
+            room_list, outdoor, result, superseded_by = rest
+            rooms, readings = _rooms_text(room_list)
+            roles = signed[mid]
             rows.append(
                 [
-                    str(r.id),
-                    scope.local(r.measured_at),
-                    r.account_number,
-                    f"{r.address} {r.unit}",
-                    order_ref(r.order_id) if r.order_id else None,
-                    r.full_name,
-                    r.instrument_id,
+                    str(mid),
+                    measured_at,
+                    account,
+                    f"{address} {unit}",
+                    order_ref(order_id) if order_id else None,
+                    inspector,
+                    instrument,
                     rooms,
                     readings,
-                    r.outdoor_c,
-                    r.result,
-                    r.superseded_by_id is not None,
+                    outdoor,
+                    result,
+                    superseded_by is not None,
                     roles.get("inspector", "no"),
                     roles.get("resident", "no"),
                 ]
@@ -277,8 +353,20 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
         yield rows
 
 
+_KPI_COLUMNS: Columns = [
+    ("kpi", PLAIN),
+    ("title", PLAIN),
+    ("from", DATE),
+    ("to", DATE),
+    ("value", NUMBER),
+    ("numerator", NUMBER),
+    ("denominator", NUMBER),
+    ("target", NUMBER),
+    ("better", PLAIN),
+]
+
+
 def _kpi_rows(session: Session, scope: Scope) -> Batches:
-    yield [["kpi", "title", "from", "to", "value", "numerator", "denominator", "target", "better"]]
     report = kpis.compute(session, scope=scope)
     rows: list[list[Any]] = []
     for kpi in report.kpis:
@@ -311,35 +399,37 @@ def _kpi_rows(session: Session, scope: Scope) -> Batches:
     yield rows
 
 
-_ROWS: dict[str, Callable[[Session, Scope], Batches]] = {
-    "orders": _order_rows,
-    "measurements": _measurement_rows,
-    "kpis": _kpi_rows,
+_ROWS: dict[str, tuple[Columns, Callable[[Session, Scope], Batches]]] = {
+    "orders": (_ORDER_COLUMNS, _order_rows),
+    "measurements": (_MEASUREMENT_COLUMNS, _measurement_rows),
+    "kpis": (_KPI_COLUMNS, _kpi_rows),
 }
 
 
 # ---------------------------------------------------------------- formats
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, str):
-        return neutralise(value)
-    return value
+def _neutral_text(value: Any) -> Any:
+    return neutralise(value) if isinstance(value, str) else value
 
 
-def _csv(batches: Batches, counter: list[int]) -> Iterator[bytes]:
+def _flag(value: Any) -> Any:
+    return None if value is None else ("yes" if value else "no")
+
+
+def _csv(columns: Columns, batches: Batches, counter: list[int], times: LocalTimes) -> Iterator[bytes]:
+    """csv.writer on a StringIO, flushed as UTF-8 in chunks of about ``CHUNK``; None is empty."""
+    convert: dict[str, Callable[[Any], Any]] = {TEXT: _neutral_text, TIME: times.text, FLAG: _flag}
+    converters = [(i, convert[kind]) for i, (_, kind) in enumerate(columns) if kind in convert]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
+    writer.writerow([name for name, _ in columns])
     for rows in batches:
         for row in rows:
-            writer.writerow([_csv_cell(v) for v in row])
+            for i, fn in converters:
+                row[i] = fn(row[i])
+        writer.writerows(rows)
         counter[0] += len(rows)
         if buffer.tell() >= CHUNK:
             yield buffer.getvalue().encode("utf-8")
@@ -348,7 +438,9 @@ def _csv(batches: Batches, counter: list[int]) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def _xlsx(batches: Batches, counter: list[int], sheet: str) -> Iterator[bytes]:
+def _xlsx(
+    columns: Columns, batches: Batches, counter: list[int], sheet: str, times: LocalTimes
+) -> Iterator[bytes]:
     handle, path = tempfile.mkstemp(prefix="heatcrew-export-", suffix=".xlsx")
     os.close(handle)
     try:
@@ -358,22 +450,27 @@ def _xlsx(batches: Batches, counter: list[int], sheet: str) -> Iterator[bytes]:
         worksheet = workbook.add_worksheet(sheet)
         when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         day = workbook.add_format({"num_format": "yyyy-mm-dd"})
-        line = 0
+        string, number = worksheet.write_string, worksheet.write_number
+        epoch = _EXCEL_EPOCH.date()
+        # One writer per column, chosen once: (line, col, value) for a value that is not None.
+        by_kind: dict[str, Callable[[int, int, Any], Any]] = {
+            PLAIN: lambda r, c, v: string(r, c, str(v)),
+            TEXT: lambda r, c, v: string(r, c, neutralise(str(v))),
+            TIME: lambda r, c, v: number(r, c, times.serial(v), when),
+            DATE: lambda r, c, v: number(r, c, (v - epoch).days, day),
+            NUMBER: lambda r, c, v: number(r, c, v),
+            FLAG: lambda r, c, v: string(r, c, "yes" if v else "no"),
+        }
+        writers = list(enumerate(by_kind[kind] for _, kind in columns))
+        for col, (name, _) in enumerate(columns):
+            string(0, col, name)
+        line = 1
         for rows in batches:
             for row in rows:
-                for col, value in enumerate(row):
-                    if value is None:
-                        continue
-                    if isinstance(value, bool):
-                        worksheet.write_string(line, col, "yes" if value else "no")
-                    elif isinstance(value, datetime):
-                        worksheet.write_datetime(line, col, value, when)
-                    elif hasattr(value, "isoformat") and not isinstance(value, str):
-                        worksheet.write_datetime(line, col, datetime(value.year, value.month, value.day), day)
-                    elif isinstance(value, int | float):
-                        worksheet.write_number(line, col, value)
-                    else:
-                        worksheet.write_string(line, col, neutralise(str(value)))
+                for col, write in writers:
+                    value = row[col]
+                    if value is not None:
+                        write(line, col, value)
                 line += 1
             counter[0] += len(rows)
         workbook.close()
@@ -391,9 +488,13 @@ def export(
 
     The header row counts as a row in the audit line's ``rows`` less one.
     """
-    counter = [0]
-    batches = _ROWS[kind](session, scope)
-    chunks = _csv(batches, counter) if fmt == "csv" else _xlsx(batches, counter, kind)
+    counter = [1]  # the header row
+    columns, rows = _ROWS[kind]
+    batches, times = rows(session, scope), LocalTimes(scope.zone)
+    if fmt == "csv":
+        chunks = _csv(columns, batches, counter, times)
+    else:
+        chunks = _xlsx(columns, batches, counter, kind, times)
     complete = False
     try:
         yield from chunks

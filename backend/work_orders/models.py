@@ -18,6 +18,16 @@ class WorkOrder(SQLModel, table=True):
         sa.Index("ix_work_order_company_state", "company_id", "state"),
         sa.Index("ix_work_order_assignee_state", "assignee_id", "state"),
         sa.Index("ix_work_order_household_completed", "household_id", "completed_at"),
+        # Reports (backend/reports): exports and hotline KPIs by received_at, repeats by completed_at.
+        sa.Index("ix_work_order_company_received", "company_id", "received_at", "id"),
+        sa.Index("ix_work_order_company_source_received", "company_id", "source", "received_at"),
+        sa.Index(
+            "ix_work_order_company_completed",
+            "company_id",
+            "completed_at",
+            postgresql_include=["kind", "team_id"],
+        ),
+        sa.Index("ix_work_order_company_repeat_of", "company_id", "repeat_of_id"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -79,10 +89,21 @@ class SlaClock(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("order_id", "clock"),
         sa.Index("ix_sla_clock_open_due", "met_at", "due_at"),
+        # The on-time KPIs read only this index on PostgreSQL (an index-only scan, no join).
+        sa.Index(
+            "ix_sla_clock_company_due",
+            "company_id",
+            "due_at",
+            postgresql_include=["clock", "met_at", "order_kind"],
+        ),
     )
 
     id: uuid.UUID = Field(primary_key=True)
     order_id: uuid.UUID = Field(foreign_key="work_order.id", index=True)
+    company_id: uuid.UUID = Field(
+        foreign_key="company.id", description="The order's company, copied: reports need no join."
+    )
+    order_kind: str = Field(max_length=32, description="The order's kind (never changes), copied.")
     clock: str = Field(max_length=16)
     started_at: datetime = Field(sa_type=UTCDateTime)
     due_at: datetime = Field(sa_type=UTCDateTime)
@@ -135,6 +156,11 @@ class Revisit(SQLModel, table=True):
     """The follow-up call or visit after a repair (回访)."""
 
     __tablename__ = "revisit"
+    __table_args__ = (
+        sa.Index(
+            "ix_revisit_company_due", "company_id", "due_at", postgresql_include=["state", "satisfaction"]
+        ),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     company_id: uuid.UUID = Field(foreign_key="company.id", index=True)

@@ -106,6 +106,8 @@ def start_clocks(session: Session, *, order: WorkOrder, policy: SlaPolicy, zone:
         clock = SlaClock(
             id=new_id(),
             order_id=order.id,
+            company_id=order.company_id,
+            order_kind=order.kind,
             clock=name.value,
             started_at=order.received_at,
             due_at=due_at,
@@ -125,6 +127,8 @@ def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime,
         row = {
             "id": new_id(),
             "order_id": order.id,
+            "company_id": order.company_id,
+            "order_kind": order.kind,
             "clock": ClockName.revisit.value,
             "started_at": order.completed_at,
             "due_at": due_at,
@@ -140,6 +144,8 @@ def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime,
     clock = SlaClock(
         id=new_id(),
         order_id=order.id,
+        company_id=order.company_id,
+        order_kind=order.kind,
         clock=ClockName.revisit.value,
         started_at=order.completed_at,
         due_at=due_at,
@@ -167,9 +173,16 @@ def meet_clock(session: Session, *, order_id: uuid.UUID, clocks: tuple[ClockName
 
 def clock_status(clock: SlaClock, *, now: datetime, stopped_at: datetime | None = None) -> str:
     """met / missed / running / stopped (the order was cancelled before the clock ran out)."""
-    if clock.met_at is not None:
-        return "met" if clock.met_at <= clock.due_at else "missed"
+    return status_of(clock.due_at, clock.met_at, now=now, stopped_at=stopped_at)
+
+
+def status_of(
+    due_at: datetime, met_at: datetime | None, *, now: datetime, stopped_at: datetime | None
+) -> str:
+    """:func:`clock_status` of a clock's due and met times (exports call it per row)."""
+    if met_at is not None:
+        return "met" if met_at <= due_at else "missed"
     until = min(now, stopped_at) if stopped_at is not None else now
-    if until > clock.due_at:
+    if until > due_at:
         return "missed"
     return "stopped" if stopped_at is not None else "running"

@@ -481,3 +481,65 @@ def test_an_export_naming_households_is_in_the_audit_log_and_a_kpi_export_is_not
         dispatcher = session.exec(select(User.id).where(User.username == "dispatcher1")).one()
     assert {row.actor_user_id for row in rows} == {dispatcher}
     assert rows[0].detail["filters"] == {"since": "2026-11-20", "until": "2026-12-31", "team_id": None}
+
+
+def test_orders_xlsx_holds_the_same_local_times_as_the_csv(client: TestClient, season: dict) -> None:
+    rows = list(csv.DictReader(io.StringIO(_export(client, "orders.csv").content.decode("utf-8-sig"))))
+    sheet = openpyxl.load_workbook(io.BytesIO(_export(client, "orders.xlsx").content), read_only=True).active
+    table = list(sheet.iter_rows(values_only=True))
+    header = list(table[0])
+    assert header == list(rows[0])
+    times = [i for i, name in enumerate(header) if name.endswith(("_at", "_due", "_met"))]
+    by_id = {r[0]: r for r in table[1:]}
+    compared = 0
+    for row in rows:
+        cells = by_id[row["id"]]
+        for i in times:
+            text = row[header[i]]
+            assert (cells[i].isoformat(" ", "seconds") if cells[i] is not None else "") == text
+            compared += bool(text)
+    assert compared > 20
+    a = by_id[str(season["orders"]["A"].id)]
+    assert a[header.index("received_at")].isoformat(" ") == "2026-12-07 08:30:00"  # Shanghai time
+
+
+def test_every_clock_carries_its_orders_company_and_kind_whichever_path_made_it(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
+    """Clocks started with the order, a revisit clock started by a service call, and one started in
+    a push batch (a buffered row written in bulk) all copy the order's company and kind."""
+    _clear_demo_orders(ctx)
+    by_service = new_order(ctx, kind="leak", account="100101", assignee="tech1")
+    _work(ctx, clock, by_service.id, "tech1")
+    by_push = new_order(ctx, kind="repair", account="200102", assignee="tech1")
+    tech = principal(ctx, "tech1")
+    act(ctx, by_push.id, "accept", tech)
+    act(ctx, by_push.id, "record_contact", tech, outcome="reached", note=None)
+    act(
+        ctx,
+        by_push.id,
+        "record_arrival",
+        tech,
+        attempts=ADMITTED,
+        outcome="admitted",
+        badge_shown=True,
+        **AT_DOOR,
+    )
+    act(ctx, by_push.id, "start_work", tech)
+    take_photos(ctx, by_push.id, tech, "before", "after", "site_cleared")
+    clock.advance(minutes=5)
+    pushed = Phone(client, ctx, "tech1").push(
+        "work_order.complete", 2, {"work_order_id": str(by_push.id), "result": "fixed", "satisfaction": 5}
+    )
+    assert pushed["status"] == "applied", pushed
+    with ctx.db.session(readonly=True) as session:
+        rows = session.execute(
+            sa.text(
+                "SELECT c.order_id, c.clock, c.company_id, c.order_kind, o.company_id, o.kind "
+                "FROM sla_clock c JOIN work_order o ON o.id = c.order_id"
+            )
+        ).all()
+    clocks = {(str(r[0]).replace("-", ""), r[1]) for r in rows}
+    assert (by_service.id.hex, "revisit") in clocks and (by_push.id.hex, "revisit") in clocks
+    assert (by_push.id.hex, "arrive") in clocks
+    assert all(r[2] is not None and r[2] == r[4] and r[3] == r[5] for r in rows), rows
