@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 import structlog
-import xlsxwriter
 from sqlmodel import Session
 
 from backend.auth.models import User
@@ -346,6 +345,8 @@ def _csv(batches: Batches, counter: list[int]) -> Iterator[bytes]:
 
 
 def _xlsx(batches: Batches, counter: list[int], sheet: str) -> Iterator[bytes]:
+    import xlsxwriter  # here: only an XLSX export needs it (~1.5 MiB a worker would hold for nothing)
+
     handle, path = tempfile.mkstemp(prefix="heatcrew-export-", suffix=".xlsx")
     os.close(handle)
     try:
