@@ -15,6 +15,7 @@ OpenType (``.otf``, e.g. Noto Sans CJK) is not supported by ReportLab.
 
 import io
 import logging
+import mmap
 import os
 import re
 import threading
@@ -64,9 +65,10 @@ __all__ = (
 #: Path of a TrueType CJK font to use instead of the bundled one.
 FONT_ENV_VAR = "HEATCREW_PDF_FONT"
 
-# Inside the weblate-fonts wheel (OFL-1.1): full GB 2312 coverage, TrueType outlines, ~10 MB each.
+# Inside the weblate-fonts wheel (OFL-1.1): full GB 2312 coverage, TrueType outlines, ~10 MB. Only
+# the regular face: every face a worker holds parsed costs it ~14 MiB (the cmap and metrics of
+# 30,000 glyphs), so headings and labels stand out by size, colour and rules, not by a bold face.
 _BUNDLED_REGULAR = "static/weblate_fonts/kurinto/ttf/KurintoSansSC-Rg.ttf"
-_BUNDLED_BOLD = "static/weblate_fonts/kurinto/ttf/KurintoSansSC-Bd.ttf"
 
 # Debian: fonts-wqy-microhei, fonts-wqy-zenhei, fonts-droid-fallback (all TrueType outlines).
 _SYSTEM_FONTS = (
@@ -163,7 +165,8 @@ class PdfDocument:
 
 @dataclass(frozen=True, slots=True)
 class PdfFont:
-    """The font files found: ``bold`` is ``None`` when the regular face serves for both."""
+    """The font files to embed: ``bold`` is ``None`` when the regular face serves for both, as it
+    does for every font :func:`find_font` finds (a second face costs each worker ~14 MiB)."""
 
     regular: Path
     bold: Path | None = None
@@ -187,9 +190,9 @@ def find_font() -> PdfFont:
     except ModuleNotFoundError:
         tried.append("the weblate-fonts package (not installed)")
     else:
-        regular, bold = Path(str(package / _BUNDLED_REGULAR)), Path(str(package / _BUNDLED_BOLD))
+        regular = Path(str(package / _BUNDLED_REGULAR))
         if regular.is_file():
-            return PdfFont(regular=regular, bold=bold if bold.is_file() else None)
+            return PdfFont(regular=regular)
         tried.append(str(regular))
     for path in _SYSTEM_FONTS:
         if path.is_file():
@@ -272,11 +275,30 @@ def _register(path: Path) -> str:
         name = f"HeatCrewPdf{len(_REGISTERED)}"
         try:
             # Collections (.ttc): the first face, which is the Simplified Chinese one in WenQuanYi.
-            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
-        except (TTFError, OSError) as exc:
+            pdfmetrics.registerFont(TTFont(name, _MappedFontFile(path), subfontIndex=0))
+        except (TTFError, OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
             raise PdfFontMissing(f"{path} is not a usable TrueType font: {exc}") from exc
         _REGISTERED[path] = name
     return name
+
+
+class _MappedFontFile:
+    """A font file as ReportLab reads a file object (``name``, ``read()``), whose bytes are a
+    read-only memory map instead of a copy.
+
+    ReportLab keeps the whole file (~10 MB for Kurinto) to cut subsets from. Read into a bytes
+    object that is ~10 MiB private to every worker; mapped, only the pages it has touched (the
+    tables parsed at start, the glyphs printed since) are resident, and those are the page cache's,
+    shared by every worker. Package upgrades replace font files (new inode), never rewrite them in
+    place, so the map stays valid for the process's life.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)  # ReportLab names the embedded font file after it
+
+    def read(self) -> mmap.mmap:
+        with open(self.name, "rb") as file:
+            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class _Styles:
@@ -304,7 +326,7 @@ class _Styles:
         self.meta = ParagraphStyle("meta", base, fontSize=9, leading=12, textColor=_MUTED)
         self.notice = ParagraphStyle("notice", base, textColor=_WARN)
         self.section = ParagraphStyle(
-            "section", base, fontName=bold, fontSize=11, leading=15, spaceBefore=5 * mm, spaceAfter=2 * mm,
+            "section", base, fontName=bold, fontSize=12, leading=16, spaceBefore=5 * mm, spaceAfter=2 * mm,
             keepWithNext=1,
         )  # fmt: skip
         self.label = ParagraphStyle("label", base, fontName=bold, textColor=_MUTED)

@@ -10,6 +10,7 @@ never leaks through a shared thumbnail.
 """
 
 import contextlib
+import importlib.util
 import io
 import math
 import os
@@ -25,13 +26,10 @@ from PIL import Image, ImageFile
 
 from backend.errors import HeatCrewError
 
-try:
-    from pillow_heif import register_heif_opener
-except ImportError:  # HEIC/HEIF is then simply unsupported; everything else works.
-    HEIF_SUPPORTED = False
-else:
-    register_heif_opener()
-    HEIF_SUPPORTED = True
+#: Whether pillow_heif is installed; without it HEIC/HEIF is simply unsupported and everything
+#: else works. It is imported on the first ISO-BMFF file only (see :func:`_heif_opener`): most
+#: workers never see a HEIC, and its import costs ~3 MiB.
+HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
 
 __all__ = (
     "ALLOWED_FORMATS",
@@ -79,7 +77,31 @@ PhotoSource = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes
 # Registers every bundled plugin once, so the allow-list can be checked against what this Pillow
 # build can actually decode (e.g. WebP may be compiled out).
 Image.init()
-_OPEN_FORMATS: tuple[str, ...] = tuple(f for f in ("JPEG", "PNG", "WEBP", "HEIF") if f in Image.OPEN)
+_OPEN_FORMATS: tuple[str, ...] = tuple(
+    f for f in ("JPEG", "PNG", "WEBP", "HEIF") if f in Image.OPEN or (f == "HEIF" and HEIF_SUPPORTED)
+)
+
+
+_heif_lock = threading.Lock()
+
+
+def _heif_opener() -> None:
+    """Register pillow_heif's opener with Pillow, once per process (uploads run in threads)."""
+    with _heif_lock:
+        if "HEIF" not in Image.OPEN:
+            from pillow_heif import register_heif_opener  # here: only a HEIC/HEIF upload needs it
+
+            register_heif_opener()
+
+
+def _formats_for(prefix: bytes) -> tuple[str, ...]:
+    """The allowed decoders to try on a file starting with ``prefix``: HEIF only for an ISO-BMFF
+    file (``ftyp`` box), whose opener is registered then; no other file could be HEIF."""
+    if prefix[4:8] == b"ftyp" and HEIF_SUPPORTED:
+        _heif_opener()
+        return _OPEN_FORMATS
+    return tuple(f for f in _OPEN_FORMATS if f != "HEIF")
+
 
 # Pillow opens multi-picture JPEGs (iPhone HDR gain maps, some Android cameras) as "MPO"; the
 # first picture is an ordinary JPEG and is what every viewer shows.
@@ -265,7 +287,7 @@ def _open(fp: IO[bytes], max_pixels: int) -> tuple[ImageFile.ImageFile, str]:
     if not prefix:
         raise UnsupportedImage("The file is empty.", detail={"allowed": allowed})
     try:
-        img = Image.open(fp, formats=_OPEN_FORMATS)
+        img = Image.open(fp, formats=_formats_for(prefix))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # DecompressionBombWarning only arrives as an exception when warnings are errors.
         match = _BOMB_PIXELS_RE.search(str(exc))
@@ -297,7 +319,7 @@ def _open(fp: IO[bytes], max_pixels: int) -> tuple[ImageFile.ImageFile, str]:
 
 def _looks_allowed(prefix: bytes) -> str | None:
     """The allowed format whose signature the bytes start with, if any (to tell corrupt from foreign)."""
-    for fmt in _OPEN_FORMATS:
+    for fmt in _formats_for(prefix):
         accept = Image.OPEN[fmt][1]
         try:
             if accept is not None and accept(prefix):

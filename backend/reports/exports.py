@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
-import xlsxwriter
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
@@ -441,6 +440,8 @@ def _csv(columns: Columns, batches: Batches, counter: list[int], times: LocalTim
 def _xlsx(
     columns: Columns, batches: Batches, counter: list[int], sheet: str, times: LocalTimes
 ) -> Iterator[bytes]:
+    import xlsxwriter  # here: only an XLSX export needs it (~1.5 MiB a worker would hold for nothing)
+
     handle, path = tempfile.mkstemp(prefix="heatcrew-export-", suffix=".xlsx")
     os.close(handle)
     try:

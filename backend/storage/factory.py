@@ -4,7 +4,6 @@ from pathlib import Path
 
 from backend.storage.base import BlobStore
 from backend.storage.local import LocalBlobStore
-from backend.storage.s3 import S3BlobStore
 
 __all__ = ("build_blob_store",)
 
@@ -25,6 +24,9 @@ def build_blob_store(settings: object) -> BlobStore:
         bucket = getattr(settings, "s3_bucket", None)
         if not bucket:
             raise ValueError("blob_backend 's3' needs s3_bucket")
+        # Here, not at the top: boto3 and botocore cost a worker ~9 MiB, needed only with S3.
+        from backend.storage.s3 import S3BlobStore
+
         return S3BlobStore(
             bucket,
             endpoint_url=getattr(settings, "s3_endpoint_url", None) or None,

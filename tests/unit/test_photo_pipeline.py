@@ -8,6 +8,8 @@ import io
 import math
 import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -104,9 +106,12 @@ def scene(size: tuple[int, int] = (640, 480), mode: str = "RGB") -> Image.Image:
 
 def heif_encoder_available() -> bool:
     try:
-        import pillow_heif  # noqa: F401
+        import pillow_heif
     except ImportError:
         return False
+    # The pipeline registers the HEIF opener on the first HEIC it sees; encoding test photos needs
+    # it now. test_heif_support_is_loaded_on_the_first_heic checks the lazy path in a fresh process.
+    pillow_heif.register_heif_opener()
     try:
         encode(Image.new("RGB", (16, 16)), "HEIF")
     except (KeyError, OSError, RuntimeError, ValueError):
@@ -698,3 +703,22 @@ def test_no_more_images_are_decoded_at_once_than_there_are_cores(monkeypatch: py
     for thread in threads:
         thread.join()
     assert peak == photos.DECODE_SLOTS
+
+
+def test_heif_support_is_loaded_on_the_first_heic(tmp_path: Path) -> None:
+    """pillow_heif costs a worker memory: it is imported by the first HEIC, not by the pipeline."""
+    if not HEIF_ENCODER:
+        pytest.skip("pillow_heif is not installed or this libheif build has no HEVC encoder")
+    heic = tmp_path / "photo.heic"
+    heic.write_bytes(_photo("HEIF"))
+    jpeg = tmp_path / "photo.jpg"
+    jpeg.write_bytes(_photo("JPEG"))
+    script = (
+        "import sys\n"
+        "from backend.evidence.photos import inspect\n"
+        f"assert inspect({str(jpeg)!r}).format == 'JPEG'\n"
+        "assert 'pillow_heif' not in sys.modules, 'imported before any HEIC'\n"
+        f"assert inspect({str(heic)!r}).format == 'HEIF'\n"
+        "assert 'pillow_heif' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
