@@ -27,6 +27,7 @@ from backend.db import Database
 from backend.db.migrate import upgrade
 from backend.org.models import Company
 from backend.unit_of_work import UnitOfWork
+from bench.report import Figure
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,7 +51,14 @@ def timed(db: Database, company: uuid.UUID, n: int, *, audited: bool) -> list[fl
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench``: 500 transactions each way, or 50 when quick."""
+    return main(
+        [*(["--n", "50"] if quick else []), *(["--database-url", database_url] if database_url else [])]
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="")
     parser.add_argument("--n", type=int, default=500)
@@ -71,12 +79,24 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     timed(db, company, 20, audited=True)  # warm-up
+    medians = {}
     for audited in (False, True):
         times = timed(db, company, args.n, audited=audited)
+        medians[audited] = statistics.median(times)
         label = "with one audit event" if audited else "without audit      "
         print(
             f"{db.dialect}: {label}: median {statistics.median(times):.2f} ms, p95 {percentile(times, 0.95):.2f} ms"
         )
+    out = [
+        Figure(
+            "audit",
+            f"commit with one audit event ({db.dialect})",
+            medians[True],
+            "ms",
+            medians[False],
+            "the same commit without",
+        )
+    ]
     if db.dialect == "postgresql":
         each = args.n // args.threads
         started = time.perf_counter()
@@ -94,10 +114,14 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{db.dialect}: {args.threads} writers, {each * args.threads} events into one chain: {took:.2f} s"
         )
+        out.append(
+            Figure("audit", f"{args.threads} writers into one chain", each * args.threads / took, "events/s")
+        )
     with db.session(readonly=True) as session:
         report = verify_chain(session, company_id=company)
     print(f"verify: ok={report.ok} events={report.events} head={report.head_seq}")
     db.dispose()
+    return out
 
 
 if __name__ == "__main__":

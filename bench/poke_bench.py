@@ -37,6 +37,7 @@ from backend.ids import new_id
 from backend.settings import Settings
 from backend.work_orders.models import WorkOrder
 from bench.http_bench import SECRET, Server, fresh_postgres, percentile
+from bench.report import Figure
 
 TTL = 3 * 3600
 
@@ -218,7 +219,15 @@ def show(label: str, values: list[float]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
+    """For ``python -m bench`` (PostgreSQL only): 200 streams and 20 pushes, or 20 and 5 when quick."""
+    if not database_url:
+        return []
+    sizes = ["--phones", "20", "--rounds", "5"] if quick else []
+    return main([*sizes, "--database-url", database_url])
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -252,8 +261,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"phones: {args.phones}   workers: {args.workers}   pushes: {args.rounds}   (PostgreSQL)")
     show("push answered -> phone's head event", from_answer)
     show("push sent -> phone's head event", from_send)
-    show("floor: NOTIFY sent -> LISTEN has it", floor(args.database_url, 200))
+    bare = floor(args.database_url, 200)
+    show("floor: NOTIFY sent -> LISTEN has it", bare)
     print(f"worker memory per open stream: {per_stream:.1f} KiB")
+    notify = statistics.median(bare) * 1000
+    return [
+        Figure(
+            "poke",
+            "push sent -> head event, p50",
+            statistics.median(from_send) * 1000,
+            "ms",
+            notify,
+            "bare NOTIFY",
+        ),
+        Figure(
+            "poke",
+            "push sent -> head event, p99",
+            percentile(from_send, 0.99) * 1000,
+            "ms",
+            notify,
+            "bare NOTIFY",
+        ),
+        Figure("poke", "memory per open stream", per_stream, "KiB"),
+    ]
 
 
 if __name__ == "__main__":
