@@ -3,7 +3,10 @@
 One :class:`LiveHub` per worker (``ctx.live``). It learns of every commit that writes the feed,
 and of every revocation, from notices: on PostgreSQL a dedicated connection LISTENs to what the
 triggers of migration 0015 send (NOTIFY is delivered only after commit); on SQLite, with one
-worker, the committing session tells it in process (``notify_after_commit``).
+worker, the committing session tells it in process (``notify_after_commit``), and a commit by
+any other connection or process (the ``heatcrew`` CLI: a new epoch, an erasure) is seen through
+SQLite's ``PRAGMA data_version`` on a connection of the hub's own, read before every cached
+answer and every stamp: when it moved, everything learned is dropped, as on a reconnect.
 
 It serves two things:
 
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import threading
 import time
 import uuid
@@ -125,6 +129,9 @@ class LiveHub:
         self.max_streams = max_streams
         # SQLite: the hub hears only its own worker's writes, so it knows only with one worker.
         self._in_process = in_process and not self.postgres
+        self._sqlite_path = None if self.postgres else url.database
+        self._data_version_conn: sqlite3.Connection | None = None
+        self._data_version: int | None = None
         self._lock = threading.Lock()
         self._known = False
         self._generation = 0
@@ -166,6 +173,7 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._on_lost()
+        self.release_database()
         for sub in list(self._subscribers):
             sub.check_auth = True
             sub.poke()
@@ -308,8 +316,44 @@ class LiveHub:
 
     # ------------------------------------------------------------------ the cache
 
+    def _seen_other_writers(self) -> None:
+        """SQLite (call with the lock held): forget what was learned if any other connection
+        committed since the last look. A commit before a stamp is in the read that follows it; one
+        after moves ``data_version`` and is seen here before the next cached answer."""
+        if not self._in_process:
+            return
+        if not self._sqlite_path or self._sqlite_path == ":memory:":
+            self._known = False  # a private in-memory database: nothing to watch, answer nothing
+            return
+        try:
+            if self._data_version_conn is None:
+                self._data_version_conn = sqlite3.connect(self._sqlite_path, check_same_thread=False)
+            (version,) = self._data_version_conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            self._generation += 1
+            self._heads.clear()
+            self._companies.clear()
+            return
+        if version != self._data_version:
+            self._data_version = version
+            self._generation += 1
+            self._heads.clear()
+            self._companies.clear()
+
+    def release_database(self) -> None:
+        """SQLite: let go of the hub's own connection, as the pool's are let go before the file is
+        replaced (a restore); what was learned is dropped, and the next look reopens it."""
+        with self._lock:
+            if self._data_version_conn is not None:
+                self._data_version_conn.close()
+            self._data_version_conn, self._data_version = None, None
+            self._generation += 1
+            self._heads.clear()
+            self._companies.clear()
+
     def stamp(self) -> Stamp:
         with self._lock:
+            self._seen_other_writers()
             return Stamp(self._generation if self._known else -1, self._seq)
 
     def learn(
@@ -346,6 +390,9 @@ class LiveHub:
         """Whether a delta pull from ``cursor`` (decoded) is known to find nothing committed."""
         if not self._known or cursor.user != user_id:
             return False
+        if self._in_process:
+            with self._lock:
+                self._seen_other_writers()
         head = self._heads.get(user_id)
         if head is None:
             return False

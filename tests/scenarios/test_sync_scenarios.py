@@ -578,10 +578,15 @@ def test_a_server_restored_from_backup(make_phone, ctx: AppContext, database_url
 def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:
     ctx.db.dispose()
     if database_url.startswith("sqlite"):
-        import shutil
+        import sqlite3
 
-        source = database_url.removeprefix("sqlite:///")
-        shutil.copyfile(source, tmp_path / "backup.db")
+        # SQLite's online backup (the `.backup` of the docs): it includes what is still in the WAL.
+        source = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        target = sqlite3.connect(tmp_path / "backup.db")
+        with source, target:
+            source.backup(target)
+        source.close()
+        target.close()
         return str(tmp_path / "backup.db")
     name = sa.engine.make_url(database_url).database
     admin = sa.create_engine(database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
@@ -605,6 +610,7 @@ def _backup(ctx: AppContext, database_url: str, tmp_path) -> str:
 
 def _restore(ctx: AppContext, database_url: str, backup: str) -> None:
     ctx.db.dispose()
+    ctx.live.release_database()  # every connection to the file is let go before it is replaced
     if database_url.startswith("sqlite"):
         import os
         import shutil
