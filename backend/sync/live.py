@@ -332,7 +332,10 @@ class LiveHub:
                 return
             company = self._companies.get(company_id)
             if company is None or company.epoch != epoch or now - company.learned_at > self.max_age:
-                self._companies[company_id] = _Company(epoch, pruned_below, 0, now)
+                # Relearning a stale entry of the same epoch keeps the changes for everyone noticed
+                # since: other users' heads, still fresh, never saw them (they raise ``wide`` only).
+                wide = company.wide if company is not None and company.epoch == epoch else 0
+                self._companies[company_id] = _Company(epoch, pruned_below, wide, now)
             known = self._heads.get(user_id)
             if (
                 known is not None

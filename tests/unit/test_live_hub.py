@@ -88,3 +88,22 @@ def test_notices_it_cannot_read_are_dropped() -> None:
     for payload in ("", "x|1", "f|nope|1|*", f"f|{COMPANY.hex}|one|*", "c|"):
         hub.dispatch(FEED_CHANNEL, payload)
     assert hub.answers_empty(user_id=USER, cursor=at(10))
+
+
+def test_a_change_for_everyone_stays_known_when_another_user_relearns_the_company(monkeypatch) -> None:
+    """Found by the hostile review: a stale company entry relearned by one user's pull dropped the
+    change for everyone noticed before, so another user's fresh head answered it as empty."""
+    import backend.sync.live as live_module
+
+    now = [1000.0]
+    monkeypatch.setattr(live_module.time, "monotonic", lambda: now[0])
+    hub = started()
+    hub.learn(hub.stamp(), company_id=COMPANY, user_id=OTHER, epoch="e1", pruned_below=0, bound=10)
+    now[0] += 200
+    learned(hub, bound=10)  # USER's head: fresh for another max_age
+    hub.dispatch(FEED_CHANNEL, f"f|{COMPANY.hex}|20|*")
+    assert not hub.answers_empty(user_id=USER, cursor=at(10))
+    now[0] += 150  # the company entry (learned by OTHER at 1000) is stale; USER's head is not
+    hub.learn(hub.stamp(), company_id=COMPANY, user_id=OTHER, epoch="e1", pruned_below=0, bound=20)
+    assert not hub.answers_empty(user_id=USER, cursor=at(10))
+    assert hub.answers_empty(user_id=USER, cursor=at(20))
