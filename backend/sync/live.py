@@ -52,6 +52,8 @@ FEED_CHANNEL = "heatcrew_feed"
 AUTH_CHANNEL = "heatcrew_auth"
 # Position "after every row of this version" (as in backend.sync.pull).
 WHOLE_VERSION = 2**62
+# Streams one user may hold on one worker (a phone, a spare, one reconnecting over a half-open one).
+MAX_STREAMS_PER_USER = 3
 _NOTICES = "heatcrew.live_notices"
 
 
@@ -92,6 +94,7 @@ class Subscriber:
     recheck: bool = False  # reload the head from the database (notices may have been lost)
     force: bool = False  # tell the phone to pull even at the same position (a new epoch, pruning)
     check_auth: bool = False  # a revocation may concern it
+    evicted: bool = False  # a newer stream of its user took its place: it ends
 
     def poke(self) -> None:
         with contextlib.suppress(RuntimeError):  # its loop has closed: the stream is gone
@@ -113,6 +116,7 @@ class LiveHub:
         max_age: float = 300.0,
         revoked_ttl: float = 900.0,
         max_streams: int = 1000,
+        max_streams_per_user: int = MAX_STREAMS_PER_USER,
         in_process: bool = True,
         connect_timeout: int = 3,
     ) -> None:
@@ -123,6 +127,7 @@ class LiveHub:
         self.max_age = max_age
         self.revoked_ttl = revoked_ttl
         self.max_streams = max_streams
+        self.max_streams_per_user = max_streams_per_user
         # SQLite: the hub hears only its own worker's writes, so it knows only with one worker.
         self._in_process = in_process and not self.postgres
         self._lock = threading.Lock()
@@ -134,7 +139,7 @@ class LiveHub:
         self._heads: dict[uuid.UUID, _Head] = {}
         self._companies: dict[uuid.UUID, _Company] = {}
         self._revoked: dict[tuple[str, str], float] = {}
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[Subscriber, None] = {}  # in the order they came
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.listener_pid: int | None = None
@@ -382,14 +387,23 @@ class LiveHub:
             loop=asyncio.get_running_loop(),
         )
         with self._lock:
+            # One user (one stolen token, one phone reconnecting in a loop) never holds more than
+            # a few of the worker's streams: a new one ends their oldest (a half-open one, mostly).
+            own = [s for s in self._subscribers if s.user_id == user_id and not s.evicted]
+            evicted = own[: max(0, len(own) - self.max_streams_per_user + 1)]
+            for old in evicted:
+                old.evicted = True
+                self._subscribers.pop(old, None)
             if len(self._subscribers) >= self.max_streams:
                 raise TooManyStreams
-            self._subscribers.add(sub)
+            self._subscribers[sub] = None
+        for old in evicted:
+            old.poke()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
-            self._subscribers.discard(sub)
+            self._subscribers.pop(sub, None)
 
 
 def _keys(session_id: uuid.UUID, device_id: str, user_id: uuid.UUID) -> tuple[tuple[str, str], ...]:
