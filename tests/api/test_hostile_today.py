@@ -35,3 +35,30 @@ def test_a_flood_of_denials_writes_one_audit_row_a_minute_and_counts_the_rest(
     other = login(client, "tech2", device_id="phone-other")
     assert_error(client.get("/api/v1/audit/events", headers=auth(other)), 403, "forbidden")
     assert len(rows(ctx, "access.denied")) == 4
+
+
+@pytest.mark.parametrize("template", ["console/_error.html", "console/_flash.html"])
+def test_an_error_message_on_a_console_page_is_escaped_and_never_formatted(app, template: str) -> None:
+    """An error's message is shown through the catalogue; what it carries (a detail Litestar took
+    from the request, a service's message naming what was sent) must stay text: it was marked
+    safe whole (XSS) and formatted (a '%' in it was a 500)."""
+    from backend.console import i18n
+    from backend.errors import InvalidInput
+
+    message = 'No household "<img src=x onerror=alert(1)>" at 100% <b>'
+    page = app.template_engine.get_template(template).render(
+        **i18n.gettext_callables("en"),
+        code="invalid_input",
+        message=message,
+        error=InvalidInput(message),
+    )
+    assert "<img" not in page and "<b>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "100%" in page
+    # A message the catalogue knows is still translated.
+    known = app.template_engine.get_template(template).render(
+        **i18n.gettext_callables("zh"),
+        code="invalid_credentials",
+        message="Wrong username or password.",
+        error=InvalidInput("Wrong username or password."),
+    )
+    assert "Wrong username" not in known
