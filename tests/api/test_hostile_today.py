@@ -62,3 +62,19 @@ def test_an_error_message_on_a_console_page_is_escaped_and_never_formatted(app, 
         error=InvalidInput("Wrong username or password."),
     )
     assert "Wrong username" not in known
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        {"since": "9999-12-30", "until": "9999-12-31"},
+        {"until": "0001-01-05"},
+        {"since": "0001-01-01", "until": "0001-01-02"},
+        {"since": "9999-12-31"},
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/reports/kpis", "/api/v1/reports/exports/orders.csv"])
+def test_a_period_at_the_ends_of_the_calendar_is_a_clear_400(client: TestClient, period, path) -> None:
+    supervisor = login(client, "admin", device_id="desk-dates")
+    response = client.get(path, params=period, headers=auth(supervisor))
+    assert_error(response, 400, "invalid_input")
