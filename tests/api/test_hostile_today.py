@@ -78,3 +78,20 @@ def test_a_period_at_the_ends_of_the_calendar_is_a_clear_400(client: TestClient,
     supervisor = login(client, "admin", device_id="desk-dates")
     response = client.get(path, params=period, headers=auth(supervisor))
     assert_error(response, 400, "invalid_input")
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+@pytest.mark.parametrize(
+    ("user", "path"),
+    [
+        ("supervisor1", "/api/v1/review/items"),
+        ("supervisor1", "/api/v1/review/counts"),
+        ("admin", "/api/v1/audit/events"),
+    ],
+)
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_an_instant_at_the_ends_of_the_calendar_in_a_query_is_a_clear_400(
+    client: TestClient, moment: str, user: str, path: str, field: str
+) -> None:
+    office = login(client, user, device_id=f"desk-{user}")
+    assert_error(client.get(path, params={field: moment}, headers=auth(office)), 400, "invalid_input")
