@@ -95,3 +95,28 @@ def test_an_instant_at_the_ends_of_the_calendar_in_a_query_is_a_clear_400(
 ) -> None:
     office = login(client, user, device_id=f"desk-{user}")
     assert_error(client.get(path, params={field: moment}, headers=auth(office)), 400, "invalid_input")
+
+
+def test_a_nul_in_a_console_form_is_a_clear_400_and_writes_nothing(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """PostgreSQL text cannot hold U+0000: a console form carrying it failed half-way (a 500)."""
+    import re
+
+    from sqlmodel import select
+
+    from backend.work_orders.models import WorkOrder
+    from tests.api.test_console import signed_in
+
+    desk = auth(login(client, "dispatcher1", device_id="desk-nul-probe"))
+    households = client.get("/api/v1/households", params={"account_number": "100101"}, headers=desk)
+    household_id = households.json()[0]["id"]
+    with ctx.db.session(readonly=True) as session:
+        before = len(session.exec(select(WorkOrder.id)).all())
+    token = signed_in(client)
+    form = {"household_id": household_id, "kind": "repair", "source": "hotline", "description": "阀门\x00"}
+    response = client.post("/console/orders/", data={**form, "csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 400
+    assert re.findall(r'data-code="([^"]+)"', response.text) == ["text_with_nul"]
+    with ctx.db.session(readonly=True) as session:
+        assert len(session.exec(select(WorkOrder.id)).all()) == before
