@@ -139,6 +139,9 @@ class LiveHub:
         self._heads: dict[uuid.UUID, _Head] = {}
         self._companies: dict[uuid.UUID, _Company] = {}
         self._revoked: dict[tuple[str, str], float] = {}
+        # Sessions a database pull admitted since the listener (re)connected: a revocation of one
+        # of them is heard. One revoked before (a restart, an outage) never was.
+        self._admitted: dict[uuid.UUID, float] = {}
         self._subscribers: dict[Subscriber, None] = {}  # in the order they came
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -219,6 +222,7 @@ class LiveHub:
             self._generation += 1
             self._heads.clear()
             self._companies.clear()
+            self._admitted.clear()
             self._known = True
             subscribers = list(self._subscribers)
         for sub in subscribers:  # what was sent while we were away is lost: read it again
@@ -234,6 +238,7 @@ class LiveHub:
             self._generation += 1
             self._heads.clear()
             self._companies.clear()
+            self._admitted.clear()
 
     # ------------------------------------------------------------------ notices
 
@@ -323,15 +328,20 @@ class LiveHub:
         *,
         company_id: uuid.UUID,
         user_id: uuid.UUID,
+        session_id: uuid.UUID,
         epoch: str,
         pruned_below: int,
         bound: int,
     ) -> None:
-        """A database read begun at ``stamp`` found no change for the user above ``bound``."""
+        """A database read begun at ``stamp``, by ``session_id`` (admitted), found no change for the
+        user above ``bound``."""
         now = time.monotonic()
         with self._lock:
             if not self._known or stamp.generation != self._generation:
                 return
+            if len(self._admitted) >= 100_000:
+                self._admitted = {k: t for k, t in self._admitted.items() if now - t <= self.max_age}
+            self._admitted[session_id] = now
             # Heard of since the read began: it may or may not have seen it, so learn nothing.
             if self._company_seq.get(company_id, 0) > stamp.seq or self._user_seq.get(user_id, 0) > stamp.seq:
                 return
@@ -350,8 +360,9 @@ class LiveHub:
                 bound = max(bound, known.bound)  # what notices raised it to stays: bounds only grow
             self._heads[user_id] = _Head(company_id, bound, now)
 
-    def answers_empty(self, *, user_id: uuid.UUID, cursor: Any) -> bool:
-        """Whether a delta pull from ``cursor`` (decoded) is known to find nothing committed."""
+    def answers_empty(self, *, session_id: uuid.UUID, user_id: uuid.UUID, cursor: Any) -> bool:
+        """Whether a delta pull from ``cursor`` (decoded) is known to find nothing committed, for a
+        session a database pull admitted since the listener connected."""
         if not self._known or cursor.user != user_id:
             return False
         head = self._heads.get(user_id)
@@ -361,6 +372,9 @@ class LiveHub:
         if company is None:
             return False
         now = time.monotonic()
+        admitted = self._admitted.get(session_id)
+        if admitted is None or now - admitted > self.max_age:
+            return False
         if now - head.learned_at > self.max_age or now - company.learned_at > self.max_age:
             return False
         if cursor.epoch != company.epoch:

@@ -120,3 +120,28 @@ def test_a_nul_in_a_console_form_is_a_clear_400_and_writes_nothing(
     assert re.findall(r'data-code="([^"]+)"', response.text) == ["text_with_nul"]
     with ctx.db.session(readonly=True) as session:
         assert len(session.exec(select(WorkOrder.id)).all()) == before
+
+
+def test_a_session_revoked_before_the_worker_started_is_never_answered_from_memory(
+    client: TestClient, make_client
+) -> None:
+    """The hub hears revocations from the moment it listens: a phone logged out before a restart
+    (or while the listener was away) was answered from memory, on the head its user's other phone
+    kept fresh, until its token expired."""
+    import time
+
+    lost = login(client, "tech1", device_id="phone-lost-1")
+    assert client.get("/api/v1/sync/pull", headers=auth(lost)).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=auth(lost)).status_code in (200, 204)
+    restarted = make_client()
+    hub = restarted.app.state.ctx.live
+    deadline = time.monotonic() + 10
+    while not hub.known:
+        assert time.monotonic() < deadline, "the restarted worker's hub never connected"
+        time.sleep(0.02)
+    kept = login(restarted, "tech1", device_id="phone-kept-1")
+    current = restarted.get("/api/v1/sync/pull", headers=auth(kept)).json()["cursor"]
+    fresh = restarted.get("/api/v1/sync/pull", params={"cursor": current}, headers=auth(kept))
+    assert fresh.status_code == 200  # the user's head is learned, by the phone still signed in
+    response = restarted.get("/api/v1/sync/pull", params={"cursor": current}, headers=auth(lost))
+    assert_error(response, 401, "session_revoked")
