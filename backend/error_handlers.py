@@ -1,6 +1,8 @@
 """Maps every exception to the one error body ``{code, message, detail}``, once."""
 
 import logging
+import threading
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -57,14 +59,52 @@ def _record_denial(db: Any, **event: Any) -> None:
         log.exception("audit: a permission denial on %s could not be recorded", event["detail"]["route"])
 
 
+# The same denial again (caller, device, route, code) within this window is counted, not written: a
+# phone or script looping on a 403 must not turn every refusal into a write under the chain's lock.
+DENIAL_WINDOW = timedelta(seconds=60)
+DENIALS_KEPT = 10_000
+
+
+class DenialThrottle:
+    """Per worker: which denials were recorded when, and how many repeats were left out since."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[Any, ...], tuple[datetime, int]] = {}
+
+    def admit(self, key: tuple[Any, ...], now: datetime) -> int | None:
+        """``None``: a repeat within the window (only counted); else the repeats left out before."""
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < DENIAL_WINDOW:
+                self._seen[key] = (last[0], last[1] + 1)
+                return None
+            if len(self._seen) >= DENIALS_KEPT:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < DENIAL_WINDOW}
+                if len(self._seen) >= DENIALS_KEPT:
+                    self._seen.clear()
+            self._seen[key] = (now, 0)
+            return last[1] if last is not None else 0
+
+
 def _denied(request: Request, code: str) -> BackgroundTask | None:
     """A 403 for an authenticated caller joins the audit log in a transaction of its own (the
     request's own, if any, rolls back: the refused request leaves no other trace). It runs after
-    the answer is sent, in a worker thread, so the event loop never waits for the database."""
+    the answer is sent, in a worker thread, so the event loop never waits for the database. The
+    same denial repeated within :data:`DENIAL_WINDOW` is not written again; the next one recorded
+    says how many were left out (``repeated``)."""
     principal = request.scope.get("user")
     if not isinstance(principal, Principal):
         return None
     ctx = request.app.state.ctx
+    throttle = request.app.state.get("denial_throttle")
+    if throttle is None:
+        throttle = request.app.state["denial_throttle"] = DenialThrottle()
+    route = _route(request)
+    key = (principal.user_id, principal.device_id, request.method, route, code)
+    repeated = throttle.admit(key, ctx.clock.now())
+    if repeated is None:
+        return None
     return BackgroundTask(
         _record_denial,
         ctx.db,
@@ -73,12 +113,13 @@ def _denied(request: Request, code: str) -> BackgroundTask | None:
         actor_user_id=principal.user_id,
         actor_device_id=principal.device_id,
         target_type="route",
-        target_id=_route(request)[:64],
+        target_id=route[:64],
         detail={
             "method": request.method,
-            "route": _route(request),
+            "route": route,
             "role": principal.role.value,
             "code": code,
+            **({"repeated": repeated} if repeated else {}),
         },
     )
 

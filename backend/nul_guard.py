@@ -1,7 +1,8 @@
 """PostgreSQL text cannot hold U+0000: a request carrying it is refused before anything is stored.
 
 SQLite would keep the character and PostgreSQL would fail on it half-way through a write, so it is
-refused on both, up front: in the path, the query string and JSON bodies (``text_with_nul``). A push
+refused on both, up front: in the path, the query string, JSON bodies and forms' text fields
+(``text_with_nul``). A push
 is checked action by action instead (``sync/push.py``), so one such action is rejected and the
 rest of the batch still applies; its route is marked ``opt={"nul_checked_by_handler": True}``.
 """
@@ -35,7 +36,14 @@ async def refuse_nul(request: Request[Any, Any, Any]) -> None:
         "nul_checked_by_handler"
     ):
         return
-    if request.content_type[0] != "application/json":
+    kind = request.content_type[0]
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # A form (the console's): its text fields; a file in it is kept as bytes.
+        form = await request.form()
+        if any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in form.multi_items()):
+            raise InvalidInput(_MESSAGE, code="text_with_nul")
+        return
+    if kind != "application/json":
         return  # uploads are files, kept as bytes
     if has_nul(await request.body()):
         raise InvalidInput(_MESSAGE, code="text_with_nul")

@@ -123,7 +123,8 @@ class Settings:
     within the window before ``429 rate_limited`` with a ``Retry-After``."""
 
     trust_forwarded_for: bool = False
-    """Take the client address from ``X-Forwarded-For`` (only behind a trusted load balancer)."""
+    """Take the client address from ``X-Forwarded-For``, its last hop (only behind one trusted load
+    balancer that appends the address it saw)."""
 
     max_body_bytes: int = 2_000_000
     """Largest JSON request body accepted; larger answers 413 with the limit."""

@@ -100,7 +100,7 @@ class AuditController(Controller):
 def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidInput(f"{name} must carry a zone (e.g. 2026-12-07T08:30:00+08:00).")
-    moment = moment.astimezone(UTC)
+    # Compared before converting: near the calendar's ends the conversion itself overflows.
     if not EARLIEST <= moment < LATEST:
         raise InvalidInput(f"{name} must lie between 2000 and 2100.")
-    return moment
+    return moment.astimezone(UTC)

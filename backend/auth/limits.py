@@ -21,11 +21,12 @@ __all__ = ("client_address", "count_request")
 
 
 def client_address(connection: ASGIConnection, ctx: AppContext) -> str:
-    """The caller's address: the peer, or the first ``X-Forwarded-For`` hop behind a trusted proxy."""
+    """The caller's address: the peer, or behind a trusted proxy the last ``X-Forwarded-For`` hop,
+    the one the proxy appended (what comes before it is whatever the client wrote)."""
     if ctx.settings.trust_forwarded_for:
         forwarded = connection.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        if forwarded and forwarded.split(",")[-1].strip():
+            return forwarded.split(",")[-1].strip()[:64]
     return (connection.client.host if connection.client else "unknown")[:64]
 
 

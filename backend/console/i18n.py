@@ -18,7 +18,7 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 __all__ = ("BABEL_LOCALES", "LOCALE_DIRS", "format_time", "gettext_callables", "translations")
 
@@ -58,7 +58,12 @@ def gettext_callables(locale: str) -> dict[str, Callable[..., Any]]:
         variables.setdefault("num", n)
         return Markup(table.ngettext(singular, plural, n)) % variables
 
-    return {"gettext": gettext, "ngettext": ngettext}
+    def message(text: str) -> str:
+        """A message known only when rendered (an error's): translated if the catalogue has it,
+        always escaped and never formatted, for it may carry what a request sent."""
+        return escape(table.gettext(text))
+
+    return {"gettext": gettext, "ngettext": ngettext, "message_text": message}
 
 
 def format_time(value: datetime | None, *, timezone: str, locale: str, format: str = "short") -> str:

@@ -21,6 +21,8 @@ __all__ = ("OFFICE_ROLES", "Scope", "heating_season", "own_team_id", "quick_peri
 
 OFFICE_ROLES = (Role.supervisor, Role.dispatcher, Role.admin)
 MAX_DAYS = 400
+# Dates a report may name: near the ends of the calendar the period's UTC edges cannot be computed.
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 DAILY_UP_TO_DAYS = 31
 
 
@@ -122,6 +124,12 @@ def resolve(
             "Your role may not do this.",
             detail={"role": principal.role.value, "allowed": sorted(r.value for r in OFFICE_ROLES)},
         )
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(
+                f"{name} must lie between {EARLIEST} and {LATEST}.",
+                detail={"field": name, "earliest": str(EARLIEST), "latest": str(LATEST)},
+            )
     company = session.get(Company, principal.company_id)
     assert company is not None
     zone = ZoneInfo(company.timezone)

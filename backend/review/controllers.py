@@ -1,6 +1,7 @@
 """HTTP layer of the review: thin, role-guarded. Supervisors and admins decide; dispatchers read."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get, post, put
@@ -11,6 +12,7 @@ from backend.auth.guards import require_roles
 from backend.auth.models import Role
 from backend.contract.answers import answers
 from backend.deps import Caller, Ctx
+from backend.errors import InvalidInput
 from backend.review import service
 from backend.review.rules import ReviewFlag
 from backend.review.schemas import (
@@ -26,7 +28,7 @@ from backend.review.schemas import (
 )
 from mobile_contract.errors import ErrorCode
 from mobile_contract.reference import WorkOrderKind
-from mobile_contract.types import AwareDateTime
+from mobile_contract.types import EARLIEST, LATEST, AwareDateTime
 
 __all__ = ("ReviewController",)
 
@@ -82,8 +84,8 @@ class ReviewController(Controller):
                 team_id=team,
                 kind=kind.value if kind else None,
                 flag=flag.value if flag else None,
-                since=since,
-                until=until,
+                since=_in_range(since, "since"),
+                until=_in_range(until, "until"),
                 after=after,
                 limit=limit,
             )
@@ -109,8 +111,8 @@ class ReviewController(Controller):
                 team_id=team,
                 kind=kind.value if kind else None,
                 flag=flag.value if flag else None,
-                since=since,
-                until=until,
+                since=_in_range(since, "since"),
+                until=_in_range(until, "until"),
             )
 
     @get("/items/{item_id:uuid}", guards=[READ], sync_to_thread=True)
@@ -165,3 +167,14 @@ class ReviewController(Controller):
                 due_at=data.due_at,
                 reason=data.reason,
             )
+
+
+def _in_range(moment: datetime | None, name: str) -> datetime | None:
+    """A query's instant within the contract's range (a body's is checked by its struct): near the
+    calendar's ends its conversion to UTC overflows."""
+    if moment is not None and not EARLIEST <= moment < LATEST:
+        raise InvalidInput(
+            f"{name} must lie between 2000 and 2100.",
+            detail={"field": name, "earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
+        )
+    return moment

@@ -70,7 +70,7 @@ class SyncController(Controller):
             parsed = pull_feed.decode_cursor(cursor)
             if (
                 parsed is not None
-                and hub.answers_empty(user_id=claims.user_id, cursor=parsed)
+                and hub.answers_empty(session_id=claims.session_id, user_id=claims.user_id, cursor=parsed)
                 and not hub.is_revoked(
                     session_id=claims.session_id, device_id=claims.device_id, user_id=claims.user_id
                 )
@@ -147,6 +147,7 @@ def _pull_from_database(
             stamp,
             company_id=principal.company_id,
             user_id=principal.user_id,
+            session_id=principal.session_id,
             epoch=learned.epoch,
             pruned_below=learned.pruned_below,
             bound=learned.bound,

@@ -3,7 +3,8 @@
 The stream carries positions, never data: at once the user's current head (``pull`` true when the
 phone's cursor or ``Last-Event-ID`` is behind it), then one ``head`` event per new position in the
 user's scope, comment lines as heartbeats, and a last ``end`` event (with the error code the next
-request would get) when the session, device or user is revoked or the token expires.
+request would get) when the session, device or user is revoked or the token expires. A user holds
+at most ``live.MAX_STREAMS_PER_USER`` streams on a worker: a new one closes their oldest.
 """
 
 import asyncio
@@ -108,6 +109,8 @@ async def stream(
             except TimeoutError:
                 woke = False
             sub.wake.clear()
+            if sub.evicted:  # a newer stream of this user took its place (the phone has that one)
+                return
             unknown = not hub.known  # notices may be lost: ask the database at every beat
             if sub.check_auth or (unknown and not woke):
                 sub.check_auth = False

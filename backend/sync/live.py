@@ -56,6 +56,8 @@ FEED_CHANNEL = "heatcrew_feed"
 AUTH_CHANNEL = "heatcrew_auth"
 # Position "after every row of this version" (as in backend.sync.pull).
 WHOLE_VERSION = 2**62
+# Streams one user may hold on one worker (a phone, a spare, one reconnecting over a half-open one).
+MAX_STREAMS_PER_USER = 3
 _NOTICES = "heatcrew.live_notices"
 
 
@@ -96,6 +98,7 @@ class Subscriber:
     recheck: bool = False  # reload the head from the database (notices may have been lost)
     force: bool = False  # tell the phone to pull even at the same position (a new epoch, pruning)
     check_auth: bool = False  # a revocation may concern it
+    evicted: bool = False  # a newer stream of its user took its place: it ends
 
     def poke(self) -> None:
         with contextlib.suppress(RuntimeError):  # its loop has closed: the stream is gone
@@ -117,6 +120,7 @@ class LiveHub:
         max_age: float = 300.0,
         revoked_ttl: float = 900.0,
         max_streams: int = 1000,
+        max_streams_per_user: int = MAX_STREAMS_PER_USER,
         in_process: bool = True,
         connect_timeout: int = 3,
     ) -> None:
@@ -127,6 +131,7 @@ class LiveHub:
         self.max_age = max_age
         self.revoked_ttl = revoked_ttl
         self.max_streams = max_streams
+        self.max_streams_per_user = max_streams_per_user
         # SQLite: the hub hears only its own worker's writes, so it knows only with one worker.
         self._in_process = in_process and not self.postgres
         self._sqlite_path = None if self.postgres else url.database
@@ -141,7 +146,10 @@ class LiveHub:
         self._heads: dict[uuid.UUID, _Head] = {}
         self._companies: dict[uuid.UUID, _Company] = {}
         self._revoked: dict[tuple[str, str], float] = {}
-        self._subscribers: set[Subscriber] = set()
+        # Sessions a database pull admitted since the listener (re)connected: a revocation of one
+        # of them is heard. One revoked before (a restart, an outage) never was.
+        self._admitted: dict[uuid.UUID, float] = {}
+        self._subscribers: dict[Subscriber, None] = {}  # in the order they came
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.listener_pid: int | None = None
@@ -222,6 +230,7 @@ class LiveHub:
             self._generation += 1
             self._heads.clear()
             self._companies.clear()
+            self._admitted.clear()
             self._known = True
             subscribers = list(self._subscribers)
         for sub in subscribers:  # what was sent while we were away is lost: read it again
@@ -237,6 +246,7 @@ class LiveHub:
             self._generation += 1
             self._heads.clear()
             self._companies.clear()
+            self._admitted.clear()
 
     # ------------------------------------------------------------------ notices
 
@@ -362,21 +372,29 @@ class LiveHub:
         *,
         company_id: uuid.UUID,
         user_id: uuid.UUID,
+        session_id: uuid.UUID,
         epoch: str,
         pruned_below: int,
         bound: int,
     ) -> None:
-        """A database read begun at ``stamp`` found no change for the user above ``bound``."""
+        """A database read begun at ``stamp``, by ``session_id`` (admitted), found no change for the
+        user above ``bound``."""
         now = time.monotonic()
         with self._lock:
             if not self._known or stamp.generation != self._generation:
                 return
+            if len(self._admitted) >= 100_000:
+                self._admitted = {k: t for k, t in self._admitted.items() if now - t <= self.max_age}
+            self._admitted[session_id] = now
             # Heard of since the read began: it may or may not have seen it, so learn nothing.
             if self._company_seq.get(company_id, 0) > stamp.seq or self._user_seq.get(user_id, 0) > stamp.seq:
                 return
             company = self._companies.get(company_id)
             if company is None or company.epoch != epoch or now - company.learned_at > self.max_age:
-                self._companies[company_id] = _Company(epoch, pruned_below, 0, now)
+                # Relearning a stale entry of the same epoch keeps the changes for everyone noticed
+                # since: other users' heads, still fresh, never saw them (they raise ``wide`` only).
+                wide = company.wide if company is not None and company.epoch == epoch else 0
+                self._companies[company_id] = _Company(epoch, pruned_below, wide, now)
             known = self._heads.get(user_id)
             if (
                 known is not None
@@ -386,8 +404,9 @@ class LiveHub:
                 bound = max(bound, known.bound)  # what notices raised it to stays: bounds only grow
             self._heads[user_id] = _Head(company_id, bound, now)
 
-    def answers_empty(self, *, user_id: uuid.UUID, cursor: Any) -> bool:
-        """Whether a delta pull from ``cursor`` (decoded) is known to find nothing committed."""
+    def answers_empty(self, *, session_id: uuid.UUID, user_id: uuid.UUID, cursor: Any) -> bool:
+        """Whether a delta pull from ``cursor`` (decoded) is known to find nothing committed, for a
+        session a database pull admitted since the listener connected."""
         if not self._known or cursor.user != user_id:
             return False
         if self._in_process:
@@ -400,6 +419,9 @@ class LiveHub:
         if company is None:
             return False
         now = time.monotonic()
+        admitted = self._admitted.get(session_id)
+        if admitted is None or now - admitted > self.max_age:
+            return False
         if now - head.learned_at > self.max_age or now - company.learned_at > self.max_age:
             return False
         if cursor.epoch != company.epoch:
@@ -426,14 +448,23 @@ class LiveHub:
             loop=asyncio.get_running_loop(),
         )
         with self._lock:
+            # One user (one stolen token, one phone reconnecting in a loop) never holds more than
+            # a few of the worker's streams: a new one ends their oldest (a half-open one, mostly).
+            own = [s for s in self._subscribers if s.user_id == user_id and not s.evicted]
+            evicted = own[: max(0, len(own) - self.max_streams_per_user + 1)]
+            for old in evicted:
+                old.evicted = True
+                self._subscribers.pop(old, None)
             if len(self._subscribers) >= self.max_streams:
                 raise TooManyStreams
-            self._subscribers.add(sub)
+            self._subscribers[sub] = None
+        for old in evicted:
+            old.poke()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
-            self._subscribers.discard(sub)
+            self._subscribers.pop(sub, None)
 
 
 def _keys(session_id: uuid.UUID, device_id: str, user_id: uuid.UUID) -> tuple[tuple[str, str], ...]:

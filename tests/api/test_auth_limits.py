@@ -211,3 +211,19 @@ def test_public_documents_are_limited_per_address(client: TestClient, clock: Man
     assert_error(other, 404, "not_found")
     clock.advance(seconds=60)
     assert_error(client.get(f"/api/v1/public/documents/{reference}"), 404, "not_found")
+
+
+@pytest.mark.parametrize("overrides", [{"trust_forwarded_for": True}])
+def test_a_forged_forwarded_for_hop_does_not_escape_the_per_address_limit(client: TestClient) -> None:
+    """A trusted proxy appends the address it saw; what the client wrote before it is the client's
+    own words. The first hop was taken: a new forged hop per request escaped every address limit."""
+    reference = f"{uuid.uuid4()}.{'0' * 24}"
+    for i in range(30):
+        forged = {"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.50"}
+        assert_error(client.get(f"/api/v1/public/documents/{reference}", headers=forged), 404, "not_found")
+    forged = {"X-Forwarded-For": "198.51.100.200, 203.0.113.50"}
+    limited = client.get(f"/api/v1/public/documents/{reference}", headers=forged)
+    assert assert_error(limited, 429, "rate_limited")["detail"]["scope"] == "address"
+    # The proxy's own view of another client is another address.
+    other = {"X-Forwarded-For": "198.51.100.200, 203.0.113.51"}
+    assert_error(client.get(f"/api/v1/public/documents/{reference}", headers=other), 404, "not_found")
