@@ -22,6 +22,9 @@ class ReviewItem(SQLModel, table=True):
     __table_args__ = (
         # A company's items of one status, oldest in the queue first.
         sa.Index("ix_review_item_queue", "company_id", "status", "queued_at", "id"),
+        # A kind or a team under one status: each capped count of the queue's options is a range.
+        sa.Index("ix_review_item_kind_status", "company_id", "kind", "status", "queued_at"),
+        sa.Index("ix_review_item_team_status", "company_id", "team_id", "status", "queued_at"),
         # The open queue (pending and redo_answered) in queue order, whole and by team or kind:
         # partial indexes, so a page is an index range however many items were decided.
         sa.Index(
