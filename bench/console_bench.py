@@ -484,13 +484,16 @@ def _time_get(client: object, url: str, n: int, **kwargs: object) -> tuple[float
     return statistics.median(times), times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
 
 
-def measure_review_pages(ctx: AppContext, *, requests: int = 40) -> dict[str, float] | None:
+def measure_review_pages(
+    ctx: AppContext, *, requests: int = 40, seeded: bool = False
+) -> dict[str, float] | None:
     """The review console's pages through the whole route in process (Litestar's TestClient: the
     session check, the service calls, the template), signed in as a supervisor, each timed
     ``requests`` times (median and p95), beside floors measured in the same run: the login page
     (a template, no session) and ``/console/`` (the session check and a redirect).
 
     Returns ``{"queue page": median s, "item page": median s, ...}`` (p95 as ``"<name> p95"``).
+    ``seeded``: the database was seeded by an earlier run (``--keep``); time the pages only.
     """
     from litestar.testing import TestClient
 
@@ -499,7 +502,17 @@ def measure_review_pages(ctx: AppContext, *, requests: int = 40) -> dict[str, fl
 
     app = create_app(ctx.settings, clock=ctx.clock)
     app_ctx = app.state.ctx
-    item_id = _seed_review(ctx, app_ctx)
+    if seeded:
+        with ctx.db.engine.connect() as conn:
+            item_id = conn.execute(
+                sa.text(
+                    "SELECT id FROM review_item WHERE company_id = :c AND status <> 'approved' "
+                    "ORDER BY entered_at DESC LIMIT 1"
+                ),
+                {"c": md5_uuid("company")},
+            ).scalar_one()
+    else:
+        item_id = _seed_review(ctx, app_ctx)
     team = md5_uuid("team3")
     pages = {
         "login page (floor)": ("/console/login", {}),
@@ -539,6 +552,11 @@ def main() -> None:
         "--database-url", default="", help="an empty PostgreSQL database (default: a new one)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database it made")
+    parser.add_argument(
+        "--review-only",
+        action="store_true",
+        help="with --database-url of a database kept by an earlier run: time the review pages only",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the export's allocations")
     args = parser.parse_args()
     made = None
@@ -556,6 +574,9 @@ def main() -> None:
     )
     try:
         upgrade(ctx.db.engine)
+        if args.review_only:
+            measure_review_pages(ctx, seeded=True)
+            return
         print(f"database: {ctx.db.dialect}   orders: {args.orders:,}   cpu: {os.cpu_count()}")
         started = time.perf_counter()
         seed(ctx, args.orders)
