@@ -53,8 +53,8 @@ REVIEW_ITEMS_SQL = [
                                        ELSE 'approved' END AS status) s
        WHERE o.company_id = :company AND o.completed_at IS NOT NULL
          AND NOT EXISTS (SELECT 1 FROM review_item r WHERE r.order_id = o.id)""",
-    """INSERT INTO review_item_flag (item_id, flag, company_id)
-       SELECT i.id, i.flags ->> 0, i.company_id FROM review_item i
+    """INSERT INTO review_item_flag (item_id, flag, company_id, status, team_id, kind, queued_at)
+       SELECT i.id, i.flags ->> 0, i.company_id, i.status, i.team_id, i.kind, i.queued_at FROM review_item i
        WHERE i.company_id = :company AND json_array_length(i.flags) > 0
          AND NOT EXISTS (SELECT 1 FROM review_item_flag f WHERE f.item_id = i.id)""",
 ]

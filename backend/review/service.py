@@ -24,7 +24,7 @@ from backend.evidence.models import Blob, Document, Measurement, Photo
 from backend.ids import new_id
 from backend.org.models import Company, Team
 from backend.review import redo as redo_module
-from backend.review.entry import DECIDED, policy_of
+from backend.review.entry import DECIDED, policy_of, sync_flags
 from backend.review.models import OPEN, RedoRequest, ReviewItem, ReviewItemFlag
 from backend.review.rules import ReviewFlag, ReviewPolicy
 from backend.review.schemas import (
@@ -196,6 +196,33 @@ def list_items(
     return ReviewQueue(items=[_read(r) for r in rows], next_after=_encode_after(rows[-1]) if more else None)
 
 
+def _flag_rows(
+    *,
+    company_id: uuid.UUID,
+    flag: str,
+    statuses: list[str],
+    team_id: uuid.UUID | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Any:
+    """The items with ``flag`` under the other filters, read from the flag rows' copies alone."""
+    query = sa.select(sa.literal(1)).where(
+        ReviewItemFlag.company_id == company_id,
+        ReviewItemFlag.flag == flag,
+        col(ReviewItemFlag.status).in_(statuses),
+    )
+    if team_id is not None:
+        query = query.where(ReviewItemFlag.team_id == team_id)
+    if kind is not None:
+        query = query.where(ReviewItemFlag.kind == kind)
+    if since is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) >= since)
+    if until is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) < until)
+    return query
+
+
 COUNT_CAP = 1000
 """Counts stop here: each is a ``LIMIT`` over an index range, so none reads more than this many items."""
 
@@ -224,9 +251,16 @@ def counts(
 
     def capped(**changes: Any) -> Any:
         null_team = changes.pop("null_team", False)
-        query = _filtered(sa.select(sa.literal(1)), **base, **{**current, **changes})
+        filters = {**current, **changes}
+        if filters["flag"] is not None:
+            # Under a flag the flag rows hold copies of everything filtered on: one index range.
+            query = _flag_rows(company_id=company_id, since=since, until=until, **filters)
+            table: Any = ReviewItemFlag
+        else:
+            query = _filtered(sa.select(sa.literal(1)), **base, **filters)
+            table = ReviewItem
         if null_team:
-            query = query.where(col(ReviewItem.team_id).is_(None))
+            query = query.where(col(table.team_id).is_(None))
         sub = query.limit(COUNT_CAP).subquery()
         return sa.select(sa.func.count()).select_from(sub).scalar_subquery()
 
@@ -483,6 +517,7 @@ def _decided(
             session.add(request)
             redo_module.touch(session, request)
     item.status = status
+    sync_flags(session, item.id, status=status)
     item.decided_at = now
     item.decided_by = actor.user_id
     item.decision_reason = reason
@@ -564,6 +599,7 @@ def request_redo(
     )
     session.add(request)
     item.status = "redo_requested"
+    sync_flags(session, item.id, status="redo_requested")
     item.decided_at = now
     item.decided_by = actor.user_id
     item.decision_reason = reason
