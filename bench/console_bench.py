@@ -14,8 +14,11 @@ measured in the same run on the same rows:
   chunk: wall time, rows/s, the added peak RSS (sampled every 5 ms) and, with ``--tracemalloc``, a
   second run's tracemalloc peak — floor: a raw server-side cursor fetching the same rows.
 
-Prints figures and asserts nothing on them. The review pages are not built yet: their timings go
-in :func:`measure_review_pages`, which says so instead of printing figures it does not have.
+- Review pages: :func:`measure_review_pages`, the console's queue and item pages through the whole
+  route (in-process TestClient, a signed-in supervisor) over review items for every completed
+  order (``bench.review_bench.seed_review_items``) — floor: the login page and the session check.
+
+Prints figures and asserts nothing on them.
 """
 
 import argparse
@@ -28,13 +31,13 @@ import threading
 import time
 import tracemalloc
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from backend.auth.models import Role
+from backend.auth.models import Role, User
 from backend.auth.principal import Principal
 from backend.clock import ManualClock
 from backend.context import AppContext, build_context
@@ -388,17 +391,180 @@ def measure_export(
     return out
 
 
-# ---------------------------------------------------------------- review pages (later)
+# ---------------------------------------------------------------- review pages
+
+REVIEW_PASSWORD = "bench-password"
 
 
-def measure_review_pages(ctx: AppContext) -> dict[str, float] | None:
-    """Hook for the review console's "queue page" and "item page" server times.
+def _seed_review(ctx: AppContext, app_ctx: AppContext) -> uuid.UUID:
+    """Review items for the bench company's orders, its supervisor, and one realistic item (the
+    demo company's repair with photos and a signed receipt, a redo request and ~15 events); its id."""
+    from sqlmodel import select
 
-    Those pages are not built yet; when they are, time their service functions here (the queue
-    page for a whole team, the item page of one order with its evidence) beside a floor, and
-    return ``{"queue page": seconds, "item page": seconds}``.
+    from backend.demo import seed_review_demo
+    from backend.org.models import Company
+    from backend.review import service
+    from backend.review.models import ReviewItem
+    from backend.review.schemas import RedoItem
+    from backend.sync.handlers import CATALOGUE, Applying
+    from backend.work_orders import timeline
+    from backend.work_orders.models import WorkOrder
+    from bench.review_bench import seed_review_items
+
+    company_id = md5_uuid("company")
+    with ctx.db.engine.begin() as conn:
+        # What the demo's review order needs in the bench company: tech2 (seeded), a dispatcher
+        # and the household 200203 in a building with a position, and the supervisor who signs in.
+        statements = [
+            "INSERT INTO app_user (id, company_id, username, full_name, role, team_id, password_hash, "
+            "is_active, is_demo, created_at, staff_number) VALUES "
+            "(:s, :c, 'supervisor', '督查员', 'supervisor', NULL, :h, true, false, now(), NULL), "
+            "(:d, :c, 'dispatcher1', '调度员 张', 'dispatcher', NULL, 'x', true, false, now(), NULL)",
+            "UPDATE app_user SET staff_number = 'T0002' WHERE username = 'tech2'",
+            "INSERT INTO building (id, company_id, address, lat, lon) "
+            "VALUES (:b, :c, '沈河区青年大街 1 号', 41.80, 123.43)",
+            "INSERT INTO household (id, company_id, building_id, account_number, unit, heated_area_m2, "
+            "resident_name, is_key_customer, created_at) VALUES (:hh, :c, :b, '200203', '2-3-302', 80, "
+            "'住户 王', false, now())",
+        ]
+        values = {
+            "s": md5_uuid("supervisor"),
+            "d": md5_uuid("dispatcher1"),
+            "c": company_id,
+            "h": app_ctx.passwords.hash(REVIEW_PASSWORD),
+            "b": md5_uuid("demo building"),
+            "hh": md5_uuid("demo household"),
+        }
+        for statement in statements:
+            conn.execute(sa.text(statement), values)
+    with app_ctx.db.session() as session:
+        company = session.get(Company, company_id)
+        assert company is not None
+        seed_review_demo(app_ctx, session, company)
+    started = time.perf_counter()
+    with ctx.db.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        items = seed_review_items(conn, company_id)
+    with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("SET statement_timeout = 0")
+        conn.exec_driver_sql("VACUUM ANALYZE review_item, review_item_flag")
+    print(f"  seeded {items:,} review items in {time.perf_counter() - started:.1f} s")
+    with app_ctx.db.session() as session:
+        item = session.exec(
+            select(ReviewItem)
+            .where(ReviewItem.company_id == company_id, ReviewItem.status == "pending")
+            .order_by(ReviewItem.entered_at.desc())  # type: ignore[attr-defined]
+        ).first()
+        assert item is not None
+        order = session.get(WorkOrder, item.order_id)
+        assert order is not None
+        supervisor = session.exec(
+            select(User).where(User.company_id == company_id, User.username == "supervisor")
+        ).one()
+        tech = session.get(User, order.assignee_id)
+        assert tech is not None
+        office = Principal(
+            user_id=supervisor.id,
+            company_id=company.id,
+            role=Role.supervisor,
+            username=supervisor.username,
+            full_name=supervisor.full_name,
+            device_id="bench",
+            session_id=uuid.uuid4(),
+        )
+        field = Principal(
+            user_id=tech.id,
+            company_id=company_id,
+            role=Role.technician,
+            username=tech.username,
+            full_name=tech.full_name,
+            device_id="bench",
+            session_id=uuid.uuid4(),
+        )
+        when = timeline.online(app_ctx.clock.now())
+        handler = CATALOGUE[("work_order.note", 1)]
+        for n in range(5):  # the demo's order has ten events: notes make it fifteen, the redo one more
+            payload = {"work_order_id": str(order.id), "text": f"备注 {n}"}
+            handler.apply(Applying(session, field, when, uuid.uuid4(), raw=payload), handler.decode(payload))
+        service.request_redo(
+            session,
+            actor=office,
+            item_id=item.id,
+            now=app_ctx.clock.now(),
+            items=[RedoItem(kind="photo", purpose="after", text="照片模糊")],
+            due_at=app_ctx.clock.now() + timedelta(days=2),
+            reason="照片不清楚",
+        )
+        return item.id
+
+
+def _time_get(client: object, url: str, n: int, **kwargs: object) -> tuple[float, float]:
+    times = []
+    for _ in range(n + 3):
+        started = time.perf_counter()
+        response = client.get(url, **kwargs)  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - started)
+        assert response.status_code in (200, 303), (url, response.status_code, response.text[:300])
+    times = sorted(times[3:])  # the first three warm caches and templates
+    return statistics.median(times), times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+
+
+def measure_review_pages(
+    ctx: AppContext, *, requests: int = 40, seeded: bool = False
+) -> dict[str, float] | None:
+    """The review console's pages through the whole route in process (Litestar's TestClient: the
+    session check, the service calls, the template), signed in as a supervisor, each timed
+    ``requests`` times (median and p95), beside floors measured in the same run: the login page
+    (a template, no session) and ``/console/`` (the session check and a redirect).
+
+    Returns ``{"queue page": median s, "item page": median s, ...}`` (p95 as ``"<name> p95"``).
+    ``seeded``: the database was seeded by an earlier run (``--keep``); time the pages only.
     """
-    return None
+    from litestar.testing import TestClient
+
+    from backend.app import create_app
+    from tests.fixtures.console import console_login
+
+    app = create_app(ctx.settings, clock=ctx.clock)
+    app_ctx = app.state.ctx
+    if seeded:
+        with ctx.db.engine.connect() as conn:
+            item_id = conn.execute(
+                sa.text(
+                    "SELECT id FROM review_item WHERE company_id = :c AND status <> 'approved' "
+                    "ORDER BY entered_at DESC LIMIT 1"
+                ),
+                {"c": md5_uuid("company")},
+            ).scalar_one()
+    else:
+        item_id = _seed_review(ctx, app_ctx)
+    team = md5_uuid("team3")
+    pages = {
+        "login page (floor)": ("/console/login", {}),
+        "session check + redirect (floor)": ("/console/", {"follow_redirects": False}),
+        "queue page": ("/console/review", {}),
+        "queue page, no period": ("/console/review?since=", {}),
+        "queue page, team + kind + flag": (
+            f"/console/review?team={team}&kind=leak&flag=clock_skew",
+            {},
+        ),
+        "queue page, decided, no period": ("/console/review?status=approved&since=", {}),
+        "rows fragment": ("/console/review/rows?kind=repair", {"headers": {"HX-Request": "true"}}),
+    }
+    figures: dict[str, float] = {}
+    print(f"\nReview pages, whole route in process, {requests} requests each (median, p95)")
+    with TestClient(app) as bench_client:
+        login = console_login(bench_client, "supervisor", password=REVIEW_PASSWORD)
+        assert login.status_code == 303, login.text[:300]
+        runs = [(name, bench_client, url, kw) for name, (url, kw) in pages.items()]
+        runs.append(("item page", bench_client, f"/console/review/{item_id}", {}))
+        for name, client, url, kwargs in runs:
+            median, p95 = _time_get(client, url, requests, **kwargs)
+            figures[name], figures[f"{name} p95"] = median, p95
+            target = "" if "floor" in name else "   (target ≤ 100 ms)"
+            print(f"  {name:<34} median {median * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms{target}")
+    app_ctx.db.dispose()
+    return figures
 
 
 def run(
@@ -408,6 +574,7 @@ def run(
     database_url: str = "",
     keep: bool = False,
     with_tracemalloc: bool = False,
+    review_only: bool = False,
 ) -> list[Figure]:
     """Seed ``orders`` on PostgreSQL (``database_url``: an empty database, else a new one) and measure."""
     made = None
@@ -426,6 +593,8 @@ def run(
     figures: list[Figure] = []
     try:
         upgrade(ctx.db.engine)
+        if review_only:
+            return _review_figures(measure_review_pages(ctx, seeded=True))
         print(f"database: {ctx.db.dialect}   orders: {orders:,}   cpu: {os.cpu_count()}")
         started = time.perf_counter()
         seed(ctx, orders)
@@ -434,8 +603,7 @@ def run(
         figures.append(Figure("console", f"seeding {orders:,} orders", seeded, "s"))
         figures += measure_kpis(ctx)
         figures += measure_export(ctx, orders, export_orders, with_tracemalloc=with_tracemalloc)
-        review = measure_review_pages(ctx)
-        print("\nReview pages: " + ("not built yet: no figures" if review is None else str(review)))
+        figures += _review_figures(measure_review_pages(ctx))
     finally:
         ctx.db.dispose()
         if made and not keep:
@@ -443,6 +611,26 @@ def run(
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
         admin.dispose()
     return figures
+
+
+def _review_figures(review: dict[str, float] | None) -> list[Figure]:
+    """The review pages' medians beside the login page's, the floor measured in the same run."""
+    if not review:
+        return []
+    floor = review.get("login page (floor)")
+    return [
+        Figure(
+            "console",
+            f"{name} (median; p95 {review.get(name + ' p95', float('nan')) * 1000:.0f} ms)",
+            seconds * 1000,
+            "ms",
+            None if floor is None else floor * 1000,
+            "the login page",
+            "<= 100 ms",
+        )
+        for name, seconds in review.items()
+        if not name.endswith(" p95") and "(floor)" not in name
+    ]
 
 
 def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
@@ -461,6 +649,11 @@ def main() -> None:
         "--database-url", default="", help="an empty PostgreSQL database (default: a new one)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database it made")
+    parser.add_argument(
+        "--review-only",
+        action="store_true",
+        help="with --database-url of a database kept by an earlier run: time the review pages only",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the export's allocations")
     args = parser.parse_args()
     found = run(
@@ -469,6 +662,7 @@ def main() -> None:
         database_url=args.database_url,
         keep=args.keep,
         with_tracemalloc=args.tracemalloc,
+        review_only=args.review_only,
     )
     print()
     print_table(found)

@@ -22,7 +22,7 @@ from backend.review.models import ReviewItem, ReviewItemFlag
 from backend.review.rules import ReviewPolicy, load_review_policy, reasons_to_enter
 from backend.work_orders.models import WorkOrder
 
-__all__ = ("DECIDED", "after_fact", "on_completed", "policy_of")
+__all__ = ("DECIDED", "after_fact", "on_completed", "policy_of", "sync_flags")
 
 ITEMS = ReviewItem.__table__
 ITEM_FLAGS = ReviewItemFlag.__table__
@@ -30,9 +30,15 @@ ITEM_FLAGS = ReviewItemFlag.__table__
 DECIDED = frozenset({"approved", "rejected"})
 LATE_STATES = frozenset({"completed", "closed", "cancelled", "revisit_due"})
 _POLICIES = "heatcrew.review_policies"
-_ITEM = sa.select(ITEMS.c.id, ITEMS.c.status, ITEMS.c.flags, ITEMS.c.reasons).where(
-    ITEMS.c.order_id == sa.bindparam("order_id")
-)
+_ITEM = sa.select(
+    ITEMS.c.id,
+    ITEMS.c.status,
+    ITEMS.c.flags,
+    ITEMS.c.reasons,
+    ITEMS.c.team_id,
+    ITEMS.c.kind,
+    ITEMS.c.queued_at,
+).where(ITEMS.c.order_id == sa.bindparam("order_id"))
 
 
 def policy_of(session: Session, company_id: uuid.UUID) -> ReviewPolicy:
@@ -91,9 +97,12 @@ def _enter(session: Session, order: Any, *, reasons: list[str], flags: list[str]
                 "version": 1,
             },
         )
+        copied = {"status": "pending", "team_id": order.team_id, "kind": order.kind, "queued_at": at}
         for flag in flags:
             buffer.add_row(
-                session, ITEM_FLAGS, {"item_id": item_id, "flag": flag, "company_id": order.company_id}
+                session,
+                ITEM_FLAGS,
+                {"item_id": item_id, "flag": flag, "company_id": order.company_id, **copied},
             )
         return
     new_flags = [f for f in flags if f not in current.flags]
@@ -104,11 +113,26 @@ def _enter(session: Session, order: Any, *, reasons: list[str], flags: list[str]
         "reasons": [*current.reasons, *(r for r in reasons if r not in current.reasons)],
         "version": ITEMS.c.version + 1,
     }
+    copied = {
+        "status": current.status,
+        "team_id": current.team_id,
+        "kind": current.kind,
+        "queued_at": current.queued_at,
+    }
     if current.status in DECIDED:
         # Decided before this evidence existed: it needs another look.
         values.update(status="pending", queued_at=at, decided_at=None, decided_by=None, decision_reason=None)
+        copied.update(status="pending", queued_at=at)
+        sync_flags(session, current.id, status="pending", queued_at=at)
     session.execute(sa.update(ITEMS).where(ITEMS.c.id == current.id).values(**values))
     for flag in new_flags:
         buffer.add_row(
-            session, ITEM_FLAGS, {"item_id": current.id, "flag": flag, "company_id": order.company_id}
+            session,
+            ITEM_FLAGS,
+            {"item_id": current.id, "flag": flag, "company_id": order.company_id, **copied},
         )
+
+
+def sync_flags(session: Session, item_id: uuid.UUID, **values: Any) -> None:
+    """Keep the copies on the item's flag rows in step with a change of its status (or queued_at)."""
+    session.execute(sa.update(ITEM_FLAGS).where(ITEM_FLAGS.c.item_id == item_id).values(**values))

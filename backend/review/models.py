@@ -22,6 +22,9 @@ class ReviewItem(SQLModel, table=True):
     __table_args__ = (
         # A company's items of one status, oldest in the queue first.
         sa.Index("ix_review_item_queue", "company_id", "status", "queued_at", "id"),
+        # A kind or a team under one status: each capped count of the queue's options is a range.
+        sa.Index("ix_review_item_kind_status", "company_id", "kind", "status", "queued_at"),
+        sa.Index("ix_review_item_team_status", "company_id", "team_id", "status", "queued_at"),
         # The open queue (pending and redo_answered) in queue order, whole and by team or kind:
         # partial indexes, so a page is an index range however many items were decided.
         sa.Index(
@@ -68,14 +71,26 @@ class ReviewItem(SQLModel, table=True):
 
 
 class ReviewItemFlag(SQLModel, table=True):
-    """An item's flags as rows, so the queue filters and counts by flag with an index."""
+    """An item's flags as rows, so the queue filters and counts by flag with an index.
+
+    The item's status, team, kind and ``queued_at`` are copied here (and kept in step by every
+    write of the item's status), so a count under a flag reads this table's index only."""
 
     __tablename__ = "review_item_flag"
-    __table_args__ = (sa.Index("ix_review_item_flag_company", "company_id", "flag", "item_id"),)
+    __table_args__ = (
+        sa.Index("ix_review_item_flag_company", "company_id", "flag", "item_id"),
+        sa.Index(
+            "ix_review_item_flag_counts", "company_id", "flag", "status", "queued_at", "team_id", "kind"
+        ),
+    )
 
     item_id: uuid.UUID = Field(foreign_key="review_item.id", primary_key=True)
     flag: str = Field(max_length=32, primary_key=True)
     company_id: uuid.UUID = Field(foreign_key="company.id")
+    status: str = Field(max_length=16, description="The item's status, copied.")
+    team_id: uuid.UUID | None = Field(default=None, description="The item's team, copied.")
+    kind: str = Field(max_length=32, description="The item's kind, copied.")
+    queued_at: datetime = Field(sa_type=UTCDateTime, description="The item's queued_at, copied.")
 
 
 class RedoRequest(SQLModel, table=True):

@@ -12,7 +12,7 @@ from backend.db import buffer
 from backend.errors import NotFound
 from backend.evidence.models import Document, Measurement, Photo
 from backend.ids import new_id
-from backend.review.models import RedoRequest, ReviewItem
+from backend.review.models import RedoRequest, ReviewItem, ReviewItemFlag
 from backend.sync import changes
 from backend.work_orders import locking, timeline
 from backend.work_orders.views import order_ref
@@ -24,6 +24,7 @@ __all__ = ("answer", "evidence_of", "open_for", "touch", "view")
 PHOTOS = Photo.__table__
 REQUESTS = RedoRequest.__table__
 ITEMS = ReviewItem.__table__
+ITEM_FLAGS = ReviewItemFlag.__table__
 
 
 def touch(session: Session, request: RedoRequest) -> None:
@@ -167,6 +168,14 @@ def answer(session: Session, *, applying: Any, payload: a.RedoResponseV1) -> Non
         sa.update(ITEMS)
         .where(ITEMS.c.id == request.review_item_id, ITEMS.c.status == "redo_requested")
         .values(status="redo_answered", queued_at=now, version=ITEMS.c.version + 1)
+    )
+    session.execute(
+        sa.update(ITEM_FLAGS)
+        .where(
+            ITEM_FLAGS.c.item_id == request.review_item_id,
+            ITEM_FLAGS.c.status == "redo_requested",
+        )
+        .values(status="redo_answered", queued_at=now)
     )
     touch(session, request)
 

@@ -67,6 +67,8 @@ class ReviewCounts(msgspec.Struct):
     by_team: dict[str, int]
     """Team id (``none`` for no team) -> count."""
     by_flag: dict[str, int]
+    cap: int = 1000
+    """Every count stops here (bounded work at any size): a count equal to ``cap`` means that many or more."""
 
 
 class OrderSummary(msgspec.Struct):

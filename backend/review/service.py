@@ -22,11 +22,11 @@ from backend.evidence import documents
 from backend.evidence.measurements import judge
 from backend.evidence.models import Blob, Document, Measurement, Photo
 from backend.ids import new_id
-from backend.org.models import Company
+from backend.org.models import Company, Team
 from backend.review import redo as redo_module
-from backend.review.entry import DECIDED, policy_of
+from backend.review.entry import DECIDED, policy_of, sync_flags
 from backend.review.models import OPEN, RedoRequest, ReviewItem, ReviewItemFlag
-from backend.review.rules import ReviewPolicy
+from backend.review.rules import ReviewFlag, ReviewPolicy
 from backend.review.schemas import (
     ArrivalProof,
     DocumentEvidence,
@@ -46,8 +46,10 @@ from backend.work_orders import locking, timeline
 from backend.work_orders.field import haversine_m
 from backend.work_orders.models import Arrival, WorkOrder, WorkOrderEvent
 from backend.work_orders.views import order_ref
+from mobile_contract.reference import WorkOrderKind
 
 __all__ = (
+    "COUNT_CAP",
     "OPEN_STATUSES",
     "approve",
     "counts",
@@ -194,6 +196,37 @@ def list_items(
     return ReviewQueue(items=[_read(r) for r in rows], next_after=_encode_after(rows[-1]) if more else None)
 
 
+def _flag_rows(
+    *,
+    company_id: uuid.UUID,
+    flag: str,
+    statuses: list[str],
+    team_id: uuid.UUID | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Any:
+    """The items with ``flag`` under the other filters, read from the flag rows' copies alone."""
+    query = sa.select(sa.literal(1)).where(
+        ReviewItemFlag.company_id == company_id,
+        ReviewItemFlag.flag == flag,
+        col(ReviewItemFlag.status).in_(statuses),
+    )
+    if team_id is not None:
+        query = query.where(ReviewItemFlag.team_id == team_id)
+    if kind is not None:
+        query = query.where(ReviewItemFlag.kind == kind)
+    if since is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) >= since)
+    if until is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) < until)
+    return query
+
+
+COUNT_CAP = 1000
+"""Counts stop here: each is a ``LIMIT`` over an index range, so none reads more than this many items."""
+
+
 def counts(
     session: Session,
     *,
@@ -205,34 +238,52 @@ def counts(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> ReviewCounts:
-    """Items per status, kind, team and flag; each dimension counted under the other filters."""
-    base = {"company_id": actor.company_id, "since": since, "until": until}
+    """Items per status, kind, team and flag, each dimension counted under the other filters.
+
+    Every count stops at :data:`COUNT_CAP` (``cap`` on the answer: a count equal to it means "that
+    many or more"), one ``LIMIT`` subquery per option, so the cost is bounded however many items
+    there are; options with no item are left out.
+    """
+    company_id = actor.company_id
+    base = {"company_id": company_id, "since": since, "until": until}
     chosen = statuses or list(OPEN_STATUSES)
+    current = {"statuses": chosen, "team_id": team_id, "kind": kind, "flag": flag}
 
-    def grouped(column: Any, **filters: Any) -> dict[str, int]:
-        query = _filtered(sa.select(column, sa.func.count()), **base, **filters).group_by(column)
-        return {("none" if key is None else str(key)): n for key, n in session.execute(query).all()}
+    def capped(**changes: Any) -> Any:
+        null_team = changes.pop("null_team", False)
+        filters = {**current, **changes}
+        if filters["flag"] is not None:
+            # Under a flag the flag rows hold copies of everything filtered on: one index range.
+            query = _flag_rows(company_id=company_id, since=since, until=until, **filters)
+            table: Any = ReviewItemFlag
+        else:
+            query = _filtered(sa.select(sa.literal(1)), **base, **filters)
+            table = ReviewItem
+        if null_team:
+            query = query.where(col(table.team_id).is_(None))
+        sub = query.limit(COUNT_CAP).subquery()
+        return sa.select(sa.func.count()).select_from(sub).scalar_subquery()
 
-    by_status = grouped(ReviewItem.status, statuses=None, team_id=team_id, kind=kind, flag=flag)
-    by_kind = grouped(ReviewItem.kind, statuses=chosen, team_id=team_id, kind=None, flag=flag)
-    by_team = grouped(ReviewItem.team_id, statuses=chosen, team_id=None, kind=kind, flag=flag)
-    flag_query = (
-        _filtered(
-            sa.select(ReviewItemFlag.flag, sa.func.count()).join(
-                ReviewItem, col(ReviewItem.id) == ReviewItemFlag.item_id
-            ),
-            **base,
-            statuses=chosen,
-            team_id=team_id,
-            kind=kind,
-            flag=None,
-        )
-        .where(ReviewItemFlag.company_id == actor.company_id)
-        .group_by(ReviewItemFlag.flag)
+    def dimension(options: dict[str, dict[str, Any]]) -> dict[str, int]:
+        if not options:
+            return {}
+        keys = list(options)
+        row = session.execute(
+            sa.select(*[capped(**options[k]).label(f"c{i}") for i, k in enumerate(keys)])
+        ).one()
+        return {k: n for k, n in zip(keys, row, strict=True) if n}
+
+    team_ids = session.execute(sa.select(Team.id).where(Team.company_id == company_id)).scalars()
+    teams: dict[str, dict[str, Any]] = {str(t): {"team_id": t} for t in team_ids}
+    teams["none"] = {"team_id": None, "null_team": True}
+    by_status = dimension({s: {"statuses": [s]} for s in ALL_STATUSES})
+    by_kind = dimension({k.value: {"kind": k.value} for k in WorkOrderKind})
+    by_team = dimension(teams)
+    by_flag = dimension({f.value: {"flag": f.value} for f in ReviewFlag})
+    (total,) = session.execute(sa.select(capped())).one()
+    return ReviewCounts(
+        total=total, by_status=by_status, by_kind=by_kind, by_team=by_team, by_flag=by_flag, cap=COUNT_CAP
     )
-    by_flag = {key: n for key, n in session.execute(flag_query).all()}
-    total = sum(n for s, n in by_status.items() if s in chosen)
-    return ReviewCounts(total=total, by_status=by_status, by_kind=by_kind, by_team=by_team, by_flag=by_flag)
 
 
 # ---------------------------------------------------------------- one item
@@ -466,6 +517,7 @@ def _decided(
             session.add(request)
             redo_module.touch(session, request)
     item.status = status
+    sync_flags(session, item.id, status=status)
     item.decided_at = now
     item.decided_by = actor.user_id
     item.decision_reason = reason
@@ -547,6 +599,7 @@ def request_redo(
     )
     session.add(request)
     item.status = "redo_requested"
+    sync_flags(session, item.id, status="redo_requested")
     item.decided_at = now
     item.decided_by = actor.user_id
     item.decision_reason = reason

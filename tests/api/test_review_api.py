@@ -325,6 +325,25 @@ def test_the_queue_is_oldest_first_with_filters_pages_and_counts(
     )  # kind counted without its filter
 
 
+def test_counts_under_a_flag_follow_the_items_status(client: TestClient, ctx: AppContext) -> None:
+    """Counts under a flag read the flag rows' copies of the item: a decision moves them too."""
+    set_policy(client, always_kinds=["repair"], flags=["location_not_verified"])
+    flagged = item_of(ctx, completed(ctx, at_door=FAR_AWAY).id)
+    assert flagged is not None
+    h = headers(client)
+    params = {"flag": "location_not_verified"}
+
+    def counted(**extra: str) -> dict[str, Any]:
+        return client.get("/api/v1/review/counts", params={**params, **extra}, headers=h).json()
+
+    assert counted()["total"] == 1 and counted()["by_status"]["pending"] == 1
+    assert client.post(f"/api/v1/review/items/{flagged.id}/approve", headers=h).status_code == 200
+    assert counted()["total"] == 0
+    decided = counted(status="approved")
+    assert decided["total"] == 1 and decided["by_status"] == {"approved": 1}
+    assert decided["by_kind"] == {"repair": 1} and decided["by_flag"]["location_not_verified"] == 1
+
+
 # ---------------------------------------------------------------- one item
 
 

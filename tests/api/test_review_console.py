@@ -192,6 +192,25 @@ def test_the_queue_shows_items_with_counts_and_filters(
     assert 'id="queue-empty"' in approved.text
 
 
+def test_counts_stop_at_the_cap_and_the_page_says_so(
+    client: TestClient,
+    demo_item: uuid.UUID,
+    measured_item: uuid.UUID,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each count is a LIMIT over an index range: at the cap the page shows "N+" and no total."""
+    from backend.review import service
+
+    monkeypatch.setattr(service, "COUNT_CAP", 2)
+    signed_in(client, "supervisor1")
+    text = client.get("/console/review").text
+    assert re.search(r'<option value="open" selected>[^<]*\(2\+\)</option>', text)  # two open: the cap
+    assert re.search(r'<option value="repair"[^>]*>报修 \(1\)</option>', text)  # under the cap: exact
+    assert "符合筛选条件的超过 1 项" in text and "计数最多显示到 2" in text
+    one = client.get("/console/review", params={"kind": "repair"}).text
+    assert "符合筛选条件的共 1 项" in one
+
+
 def test_the_queue_pages_by_keyset(client: TestClient, ctx: AppContext, clock: ManualClock) -> None:
     from backend.review import console
 

@@ -2653,6 +2653,8 @@ export interface components {
             by_team: {
                 [key: string]: number;
             };
+            /** @default 1000 */
+            cap?: number;
             total: number;
         };
         /**
