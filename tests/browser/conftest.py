@@ -109,8 +109,10 @@ def console_server(
             dropper()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module, not per session: Playwright's sync API runs an event loop on this thread while
+    # it lives, and the next test file in this process may need asyncio.run() or its own Playwright.
     _need_browser()
     from playwright.sync_api import sync_playwright
 

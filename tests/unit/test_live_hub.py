@@ -1,7 +1,10 @@
 """The hub's rules on their own: what it may answer from memory, and when it must not learn."""
 
 import asyncio
+import sqlite3
+import tempfile
 import uuid
+from pathlib import Path
 
 from backend.sync.live import FEED_CHANNEL, WHOLE_VERSION, LiveHub
 from backend.sync.pull import Cursor
@@ -11,7 +14,10 @@ SESSION, OTHER_SESSION = uuid.uuid4(), uuid.uuid4()
 
 
 def started() -> LiveHub:
-    hub = LiveHub(database_url="sqlite:///unused.db")
+    # The hub watches its SQLite file's data_version: give it a quiet file of its own.
+    path = Path(tempfile.mkdtemp(prefix="live-hub-")) / "quiet.db"
+    sqlite3.connect(path).close()
+    hub = LiveHub(database_url=f"sqlite:///{path}")
     asyncio.run(hub.start())
     assert hub.known
     return hub
@@ -166,3 +172,21 @@ def test_only_a_session_a_database_pull_admitted_since_the_listener_connected_is
     )  # fmt: skip
     assert hub.answers_empty(session_id=revoked_earlier, user_id=USER, cursor=at(10))
     assert not hub.answers_empty(session_id=SESSION, user_id=USER, cursor=at(10))  # not since
+
+
+def test_a_commit_by_another_connection_on_sqlite_drops_what_was_learned() -> None:
+    """On SQLite the hub hears its own worker; another process's commit (the command line's new
+    epoch, a revocation) moves the file's data_version, and the next cached answer is refused."""
+    hub = learned(started())
+    assert hub.answers_empty(session_id=SESSION, user_id=USER, cursor=at(10))
+    path = hub._sqlite_path
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("CREATE TABLE IF NOT EXISTS elsewhere (x)")
+        other.execute("INSERT INTO elsewhere VALUES (1)")
+    other.close()
+    assert not hub.answers_empty(session_id=SESSION, user_id=USER, cursor=at(10))
+    assert (
+        hub.answers_empty(session_id=SESSION, user_id=USER, cursor=at(10)) is False
+    )  # until a database pull relearns
+    assert learned(hub).answers_empty(session_id=SESSION, user_id=USER, cursor=at(10))
