@@ -159,6 +159,8 @@ def seed(ctx, orders: int, techs: int) -> tuple[list[Principal], dict[uuid.UUID,
                         {
                             "id": new_id(),
                             "order_id": order_id,
+                            "company_id": company_id,
+                            "order_kind": "repair",
                             "clock": clock,
                             "started_at": NOW,
                             "due_at": NOW + timedelta(minutes=minutes),
