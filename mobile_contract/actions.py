@@ -259,7 +259,7 @@ class RevisitOutcomeV1(Payload, kw_only=True):
     note: Text | None = None
 
 
-class RedoPhoto(msgspec.Struct, forbid_unknown_fields=False):
+class RedoPhoto(TimeChecked, forbid_unknown_fields=False):
     purpose: PhotoPurpose
     blob: Sha256Hex
     """Uploaded first, like the file of an ``evidence.photo``: until then the action waits."""

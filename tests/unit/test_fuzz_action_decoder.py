@@ -358,3 +358,14 @@ def test_fuzz_skew_is_stored_clamped() -> None:
     assert push._stored_skew(timedelta(days=365 * 100)) == 2**31 - 1
     assert push._stored_skew(-timedelta(days=365 * 100)) == -(2**31 - 1)
     assert push._stored_skew(timedelta(seconds=-90)) == -90
+
+
+def test_a_redo_photo_taken_outside_the_years_the_server_handles_is_an_invalid_payload() -> None:
+    """Found by the fuzz above: the photos inside a redo answer are range-checked like any time."""
+    from mobile_contract.actions import RedoResponseV1
+
+    photo = {"purpose": "after", "blob": "a" * 64, "taken_at": "9999-12-31T23:59:59Z"}
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"redo_request_id": str(uuid.uuid4()), "photos": [photo]}, RedoResponseV1)
+    photo["taken_at"] = "2026-12-07T09:00:00+08:00"
+    assert msgspec.convert({"redo_request_id": str(uuid.uuid4()), "photos": [photo]}, RedoResponseV1).photos
