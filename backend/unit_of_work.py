@@ -15,13 +15,15 @@ moment                 what runs
 each statement         pending bulk rows are written first (so the statement sees them)
 each flush             signed records are checked unchanged; the bulk rows go out around it
 an ORM photo is added  it counts for the batch's completion check
-commit                 the bulk rows, then the change log (one version per company), then the
+commit                 the orders noted for review are settled (their flags computed together),
+                       then the bulk rows, then the change log (one version per company), then the
                        audit events (each company's chain locked only from here), then COMMIT
 after commit           SQLite: the worker's live hub hears what the feed and revocations got
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
-                       scope in ``sync.push`` also restores the change-feed and audit notes)
+                       scope in ``sync.push`` also restores the change-feed, review and audit
+                       notes)
 end of transaction     everything that lived with the transaction's locks is forgotten, and
-                       audit events noted but not committed
+                       review and audit notes not committed
 =====================  ==================================================================
 
 Only sessions of this class (``Database.session`` in the service, see ``backend.context``) do
@@ -36,6 +38,7 @@ from sqlalchemy.orm import SessionTransaction
 from backend.audit import service as audit
 from backend.db import buffer
 from backend.evidence import documents
+from backend.review import entry as review_entry
 from backend.sync import changes, live
 from backend.work_orders import locking
 
@@ -61,6 +64,7 @@ def _added(session: UnitOfWork, instance: object) -> None:
 
 @event.listens_for(UnitOfWork, "before_commit")
 def _before_commit(session: UnitOfWork) -> None:
+    review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
     buffer.write_rows(session)
     changes.write_log(session)
     audit.write_pending(session)  # last: the chain's lock is held only for the commit
@@ -75,4 +79,5 @@ def _after_rollback(session: UnitOfWork) -> None:
 def _after_transaction_end(session: UnitOfWork, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         locking.end_batch(session)
+        review_entry.forget(session)
         audit.forget_pending(session)

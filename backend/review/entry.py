@@ -2,14 +2,17 @@
 
 ``work_orders.field.complete`` calls :func:`on_completed`; ``timeline.fact`` and the evidence
 handlers of ``sync.handlers`` call :func:`after_fact` for an order that is already completed,
-closed or cancelled. Both work in a push batch: a new item is a plain row written with the batch
-(``db.buffer``), an existing one is changed by one ``UPDATE``; a refused action's scope undoes
-either. No session listener is involved.
+closed or cancelled. Each call only notes the order. The notes are settled when the transaction
+commits (:func:`settle`, run by ``backend.unit_of_work``): the flags of every noted order are
+computed together, a few queries for a push batch of hundreds, and the orders enter or re-enter
+the queue. A new item is a plain row written with the batch (``db.buffer``), an existing one is
+changed by one ``UPDATE``. A refused action's scope in ``sync.push`` restores the notes as they
+were before it (:func:`mark`, :func:`restore`), so a refusal leaves no item behind.
 """
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -20,9 +23,21 @@ from backend.org.models import Company
 from backend.review import flags as review_flags
 from backend.review.models import ReviewItem, ReviewItemFlag
 from backend.review.rules import ReviewPolicy, load_review_policy, reasons_to_enter
+from backend.work_orders import locking
 from backend.work_orders.models import WorkOrder
 
-__all__ = ("DECIDED", "after_fact", "on_completed", "policy_of", "sync_flags")
+__all__ = (
+    "DECIDED",
+    "Mark",
+    "after_fact",
+    "forget",
+    "mark",
+    "on_completed",
+    "policy_of",
+    "restore",
+    "settle",
+    "sync_flags",
+)
 
 ITEMS = ReviewItem.__table__
 ITEM_FLAGS = ReviewItemFlag.__table__
@@ -30,7 +45,9 @@ ITEM_FLAGS = ReviewItemFlag.__table__
 DECIDED = frozenset({"approved", "rejected"})
 LATE_STATES = frozenset({"completed", "closed", "cancelled", "revisit_due"})
 _POLICIES = "heatcrew.review_policies"
-_ITEM = sa.select(
+_NOTED = "heatcrew.review_noted"
+_ITEMS = sa.select(
+    ITEMS.c.order_id,
     ITEMS.c.id,
     ITEMS.c.status,
     ITEMS.c.flags,
@@ -38,7 +55,18 @@ _ITEM = sa.select(
     ITEMS.c.team_id,
     ITEMS.c.kind,
     ITEMS.c.queued_at,
-).where(ITEMS.c.order_id == sa.bindparam("order_id"))
+).where(ITEMS.c.order_id.in_(sa.bindparam("order_ids", expanding=True)))
+
+
+class _Noted(NamedTuple):
+    """An order to settle: its company, when the news came, and whether it was its completion."""
+
+    company_id: uuid.UUID
+    at: datetime
+    completed: bool
+
+
+Mark = dict[uuid.UUID, _Noted]
 
 
 def policy_of(session: Session, company_id: uuid.UUID) -> ReviewPolicy:
@@ -53,28 +81,86 @@ def policy_of(session: Session, company_id: uuid.UUID) -> ReviewPolicy:
 
 
 def on_completed(session: Session, *, order: WorkOrder, at: datetime) -> None:
-    """A completed order enters review if its kind, its flags or the sample say so."""
-    policy = policy_of(session, order.company_id)
-    found = review_flags.compute(session, order)
-    reasons = reasons_to_enter(policy, order_id=order.id, kind=order.kind, flags=found)
-    if reasons:
-        _enter(session, order, reasons=reasons, flags=found, at=at)
+    """A completed order enters review if its kind, its flags or the sample say so (at commit)."""
+    _note(session, order, at=at, completed=True)
 
 
 def after_fact(session: Session, *, order: Any, at: datetime) -> None:
     """A fact arrived for an order that is already done: new flags bring it (back) into review."""
-    if order.state not in LATE_STATES:
+    if order.state in LATE_STATES:
+        _note(session, order, at=at, completed=False)
+
+
+def _note(session: Session, order: Any, *, at: datetime, completed: bool) -> None:
+    noted: Mark = session.info.setdefault(_NOTED, {})
+    before = noted.get(order.id)
+    noted[order.id] = _Noted(
+        order.company_id, before.at if before else at, completed or bool(before and before.completed)
+    )
+
+
+def mark(session: Session) -> Mark:
+    """The orders noted so far: :func:`restore` goes back to them when the work since is undone."""
+    return dict(session.info.get(_NOTED, {}))
+
+
+def restore(session: Session, noted: Mark) -> None:
+    session.info[_NOTED] = dict(noted)
+
+
+def forget(session: Session) -> None:
+    """The transaction ended: what it noted went with it."""
+    session.info.pop(_NOTED, None)
+
+
+def settle(session: Session) -> None:
+    """Just before the commit: every noted order enters, re-enters or stays out of the queue."""
+    noted: Mark | None = session.info.pop(_NOTED, None)
+    if not noted:
         return
-    policy = policy_of(session, order.company_id)
+    by_company: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for order_id, note in noted.items():
+        by_company.setdefault(note.company_id, []).append(order_id)
+    for company_id, order_ids in by_company.items():
+        orders = [locking.get_order_for_update(session, order_id=i, company_id=company_id) for i in order_ids]
+        _settle_company(session, company_id, orders, noted)
+
+
+def _settle_company(session: Session, company_id: uuid.UUID, orders: list[Any], noted: Mark) -> None:
+    policy = policy_of(session, company_id)
     wanted = {f.value for f in policy.flags}
-    found = review_flags.compute(session, order)
-    if not any(f in wanted for f in found):
+    found = review_flags.compute_many(session, orders, company_id)
+    entering: list[tuple[Any, list[str]]] = []
+    for order in orders:
+        flags = found[order.id]
+        if noted[order.id].completed:
+            reasons = reasons_to_enter(policy, order_id=order.id, kind=order.kind, flags=flags)
+        elif order.state in LATE_STATES:
+            reasons = [f"flag:{f}" for f in flags if f in wanted]
+        else:
+            reasons = []
+        if reasons:
+            entering.append((order, reasons))
+    if not entering:
         return
-    _enter(session, order, reasons=[f"flag:{f}" for f in found if f in wanted], flags=found, at=at)
+    current = {
+        row.order_id: row
+        for row in session.execute(_ITEMS, {"order_ids": [order.id for order, _ in entering]})
+    }
+    for order, reasons in entering:
+        _enter(
+            session,
+            order,
+            current.get(order.id),
+            reasons=reasons,
+            flags=found[order.id],
+            at=noted[order.id].at,
+        )
 
 
-def _enter(session: Session, order: Any, *, reasons: list[str], flags: list[str], at: datetime) -> None:
-    current = session.execute(_ITEM, {"order_id": order.id}).first()
+def _enter(
+    session: Session, order: Any, current: Any, *, reasons: list[str], flags: list[str], at: datetime
+) -> None:
     if current is None:
         item_id = new_id()
         buffer.add_row(

@@ -30,6 +30,7 @@ from backend.errors import Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
+from backend.review import entry as review_entry
 from backend.sync import changes, retirement
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncCounter, SyncDevice
@@ -577,11 +578,12 @@ def _field_time(batch: _Batch, occurred_at: datetime) -> FieldTime:
 @dataclass(slots=True)
 class _ActionScope:
     """One action's changes, kept or undone as a whole: a database savepoint, plus what the batch
-    holds in memory for the database (bulk rows, locked orders, the change-feed and audit notes)."""
+    holds in memory for the database (bulk rows, locked orders, the change-feed, review and audit notes)."""
 
     session: Session
     savepoint: Any
     feed: changes.Mark
+    review: review_entry.Mark
     audited: int
     company_id: uuid.UUID
     orders: list[uuid.UUID]
@@ -593,7 +595,13 @@ class _ActionScope:
         buffer.write_rows(session)
         orders = locking.locked_ids(session)
         return cls(
-            session, session.begin_nested(), changes.mark(session), audit.mark(session), company_id, orders
+            session,
+            session.begin_nested(),
+            changes.mark(session),
+            review_entry.mark(session),
+            audit.mark(session),
+            company_id,
+            orders,
         )
 
     def keep(self) -> None:
@@ -605,6 +613,7 @@ class _ActionScope:
         buffer.discard_rows(self.session)
         service.forget_locked(self.session)
         changes.restore(self.session, self.feed)
+        review_entry.restore(self.session, self.review)
         audit.restore(self.session, self.audited)
         # The rows are as the savepoint found them: read the batch's orders again, in one go.
         service.lock_orders(self.session, order_ids=self.orders, company_id=self.company_id)

@@ -179,6 +179,54 @@ def test_repeat_fault_within_30_days(client: TestClient, ctx: AppContext, clock:
     assert item_of(ctx, completed(ctx).id) is None
 
 
+def test_a_push_batch_settles_its_orders_together_and_a_refusal_in_it_leaves_no_item(
+    client: TestClient, ctx: AppContext
+) -> None:
+    # Two orders done without their photos while the policy asked nothing; then it asks.
+    set_policy(client)
+    first = completed(ctx, result="not_fixed", photos=("before",))
+    second = completed(ctx, result="not_fixed", photos=("before",))
+    assert item_of(ctx, first.id) is None and item_of(ctx, second.id) is None
+    set_policy(client, flags=["photo_missing"])
+    tokens = login(client, "tech1", device_id="review-batch")
+    now = ctx.clock.now()
+
+    def note(seq: int, order_id: Any) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "seq": seq,
+            "type": "work_order.note",
+            "v": 1,
+            "occurred_at": (now - timedelta(seconds=10 - seq)).isoformat(),
+            "payload": {"work_order_id": str(order_id), "text": "补拍照片"},
+        }
+
+    # The middle note names an order that does not exist: refused, and the batch runs again with
+    # it in a savepoint; the late facts on both real orders still bring each in once.
+    body = {
+        "device_id": "review-batch",
+        "sent_at": now.isoformat(),
+        "actions": [note(1, first.id), note(2, new_id()), note(3, second.id), note(4, first.id)],
+    }
+    response = client.post("/api/v1/sync/push", json=body, headers=auth(tokens))
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == ["applied", "rejected", "applied", "applied"]
+    with ctx.db.session(readonly=True) as session:
+        items = session.exec(select(ReviewItem).where(ReviewItem.order_id.in_([first.id, second.id]))).all()
+    assert sorted((i.order_id == first.id, i.reasons) for i in items) == [
+        (False, ["flag:photo_missing"]),
+        (True, ["flag:photo_missing"]),
+    ]
+    # The same batch again (its answer lost): replayed, nothing enters twice.
+    again = client.post("/api/v1/sync/push", json=body, headers=auth(tokens))
+    assert [r["status"] for r in again.json()["results"]] == ["duplicate"] * 4
+    with ctx.db.session(readonly=True) as session:
+        count = len(
+            session.exec(select(ReviewItem).where(ReviewItem.order_id.in_([first.id, second.id]))).all()
+        )
+    assert count == 2
+
+
 def test_measurement_failed(client: TestClient, ctx: AppContext) -> None:
     set_policy(client, flags=["measurement_failed"])
     tech = principal(ctx, "tech1")
