@@ -176,13 +176,12 @@ def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str
     """One run of the batch in one transaction: the pipeline, step by step."""
     batch.results = []
     with ctx.db.session() as session:
-        last, epoch = _device_and_epoch(session, batch)
+        last, epoch = _lock_device_and_epoch(session, batch)
         if batch.envelopes and batch.envelopes[-1].seq <= last:
             # Only actions applied before (their answer was lost): every answer is stored and final,
-            # so nothing is locked or written.
+            # so nothing is written.
             batch.results = _replayed(session, batch, batch.envelopes)
             return last, epoch
-        last = _lock_device(session, batch)
         run = _Run.start(session, batch, last=last, scopes=scopes)
         for envelope in batch.envelopes:
             batch.results.append(run.answer(envelope))
@@ -284,6 +283,15 @@ _DEVICE_AND_EPOCH = (
     .outerjoin(DEVICES, DEVICES.c.device_id == sa.bindparam("device_id"))
     .where(COUNTERS.c.company_id == sa.bindparam("company_id"))
 )
+# A known device of a company with a feed (every push but a device's first): its row locked and
+# the epoch read in one statement. Two pushes from one device take turns: each sees the other's seq.
+_LOCK_DEVICE_AND_EPOCH = (
+    sa.select(COUNTERS.c.epoch, DEVICES.c.last_applied_seq, DEVICES.c.answers_pruned_below)
+    .select_from(DEVICES)
+    .join(COUNTERS, COUNTERS.c.company_id == sa.bindparam("company_id"))
+    .where(DEVICES.c.device_id == sa.bindparam("device_id"))
+    .with_for_update(of=DEVICES)
+)
 _LOCK_DEVICE = (
     sa.select(DEVICES.c.last_applied_seq)
     .where(DEVICES.c.device_id == sa.bindparam("device_id"))
@@ -347,16 +355,20 @@ _DEVICE_DONE = (
 )
 
 
-def _device_and_epoch(session: Session, batch: _Batch) -> tuple[int, str]:
-    """The device's last applied seq as committed (not locked yet) and the company's feed epoch."""
+def _lock_device_and_epoch(session: Session, batch: _Batch) -> tuple[int, str]:
+    """The device's last applied seq, its row locked, and the company's feed epoch."""
     company_id = batch.actor.company_id
     params = {"device_id": batch.device_id, "company_id": company_id}
-    row = session.execute(_DEVICE_AND_EPOCH, params).first()
-    if row is None:  # the company's first change
-        changes.ensure_counter(session, company_id)
-        row = session.execute(_DEVICE_AND_EPOCH, params).one()
+    row = session.execute(_LOCK_DEVICE_AND_EPOCH, params).first()
+    if row is None:  # the device's first push, or the company's first change
+        row = session.execute(_DEVICE_AND_EPOCH, params).first()
+        if row is None:
+            changes.ensure_counter(session, company_id)
+            row = session.execute(_DEVICE_AND_EPOCH, params).one()
+        batch.answers_pruned_below = row.answers_pruned_below or 0
+        return _lock_device(session, batch), row.epoch
     batch.answers_pruned_below = row.answers_pruned_below or 0
-    return row.last_applied_seq or 0, row.epoch
+    return row.last_applied_seq, row.epoch
 
 
 def _lock_device(session: Session, batch: _Batch) -> int:

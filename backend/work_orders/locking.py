@@ -2,8 +2,10 @@
 
 Outside a batch an order is an ORM row locked with ``SELECT … FOR UPDATE``. Inside one
 (:func:`lock_orders`) it is a :class:`LockedOrder`, a plain object whose changed columns
-``db.buffer`` writes back; the batch also reads each order's household, clocks and photo purposes
-once, and the company's policy. The caches live in ``session.info`` and end with the transaction.
+``db.buffer`` writes back; the batch reads each order's household with it, and the clocks and
+photo purposes of all its orders together the first time an action needs any (a batch of notes
+never does), and the company's policy once. The caches live in ``session.info`` and end with the
+transaction.
 """
 
 import uuid
@@ -43,6 +45,7 @@ _LOCKED = "heatcrew.locked_orders"
 _COMPANIES = "heatcrew.companies"
 _HOUSEHOLDS = "heatcrew.households"
 _PHOTOS = "heatcrew.photo_purposes"
+_PHOTOS_DEFERRED = "heatcrew.photo_purposes_deferred"
 
 
 class LockedOrder:
@@ -81,10 +84,9 @@ def get_order_for_update(session: Session, *, order_id: uuid.UUID, company_id: u
 
 def lock_orders(session: Session, *, order_ids: list[uuid.UUID], company_id: uuid.UUID) -> None:
     """Start a push batch: lock its orders at once, in id order (one order for every writer: no
-    deadlocks), and read their clocks, households and the company's policy once."""
+    deadlocks), with their households; their clocks and photos are read once, when first needed."""
     locked = session.info.setdefault(_LOCKED, {})
     if order_ids:
-        policy(session, company_id)
         _lock(session, locked, order_ids, company_id)
 
 
@@ -120,37 +122,50 @@ def forget_locked(session: Session) -> None:
         session.info[_LOCKED] = {}
     session.info.pop(_HOUSEHOLDS, None)
     session.info.pop(_PHOTOS, None)
+    session.info.pop(_PHOTOS_DEFERRED, None)
     sla.forget_preloaded(session)
 
 
 def end_batch(session: OrmSession) -> None:
     """The transaction ended: the row locks went with it, and so does the batch."""
-    for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _COMPANIES):
+    for key in (_LOCKED, _HOUSEHOLDS, _PHOTOS, _PHOTOS_DEFERRED, _COMPANIES):
         session.info.pop(key, None)
     sla.forget_preloaded(session)  # type: ignore[arg-type]
 
 
 def _preload_photo_purposes(session: Session, order_ids: list[uuid.UUID]) -> None:
-    # Complete for a locked order: a photo is added only by someone holding the order's lock.
-    cache: dict[uuid.UUID, set[str]] = session.info.setdefault(_PHOTOS, {})
-    if not order_ids:
-        return
-    for order_id in order_ids:
-        cache[order_id] = set()
-    for order_id, purpose in session.execute(_PHOTO_PURPOSES, {"ids": order_ids}):
-        cache[order_id].add(purpose)
+    # Read for all of them when the batch first asks for one (a completion): a batch of notes reads
+    # none. Complete for a locked order: a photo is added only by someone holding the order's lock.
+    session.info.setdefault(_PHOTOS, {})
+    session.info.setdefault(_PHOTOS_DEFERRED, set()).update(order_ids)
+
+
+def _batch_photo_purposes(session: Session, order_id: uuid.UUID) -> set[str] | None:
+    deferred: set[uuid.UUID] | None = session.info.get(_PHOTOS_DEFERRED)
+    cache: dict[uuid.UUID, set[str]] | None = session.info.get(_PHOTOS)
+    if cache is None:
+        return None
+    if deferred and order_id in deferred:
+        wanted = sorted(deferred)
+        deferred.clear()
+        session.flush()  # a photo added as an ORM object is read with the others
+        for wanted_id in wanted:
+            cache[wanted_id] = set()
+        for found_id, purpose in session.execute(_PHOTO_PURPOSES, {"ids": wanted}):
+            cache[found_id].add(purpose)
+    return cache.get(order_id)
 
 
 def photo_added(session: OrmSession, instance: object) -> None:
     """A photo added as an ORM object counts for completing within the batch."""
     if isinstance(instance, Photo):
-        cache = session.info.get(_PHOTOS)
-        if cache is not None and instance.order_id in cache:
-            cache[instance.order_id].add(instance.purpose)
+        note_photo(session, order_id=instance.order_id, purpose=instance.purpose)  # type: ignore[arg-type]
 
 
-def note_photo(session: Session, *, order_id: uuid.UUID, purpose: str) -> None:
-    """A photo written in bulk (not as an ORM object) counts for completing within the batch."""
+def note_photo(session: Session | OrmSession, *, order_id: uuid.UUID, purpose: str) -> None:
+    """A photo written in bulk (not as an ORM object) counts for completing within the batch.
+
+    An order whose photos the batch has not read yet needs nothing: the read will find it."""
     cache = session.info.get(_PHOTOS)
     if cache is not None and order_id in cache:
         cache[order_id].add(purpose)
@@ -158,9 +173,9 @@ def note_photo(session: Session, *, order_id: uuid.UUID, purpose: str) -> None:
 
 def photo_purposes(session: Session, order: WorkOrder) -> set[str]:
     """What the order's photos show; within a push batch, read with its orders and kept up to date."""
-    cache = session.info.get(_PHOTOS)
-    if cache is not None and order.id in cache:
-        return cache[order.id]
+    batch = _batch_photo_purposes(session, order.id)
+    if batch is not None:
+        return batch
     return set(session.exec(select(Photo.purpose).where(Photo.order_id == order.id).distinct()))
 
 

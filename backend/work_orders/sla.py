@@ -26,6 +26,7 @@ __all__ = (
 
 # Within one push, the clocks of the batch's orders are read once and kept here (session.info).
 _CLOCKS = "heatcrew.sla_clocks"
+_DEFERRED = "heatcrew.sla_clocks_deferred"
 CLOCKS = SlaClock.__table__
 _PRELOAD = sa.select(CLOCKS).where(CLOCKS.c.order_id.in_(sa.bindparam("ids", expanding=True)))
 
@@ -47,25 +48,45 @@ def load_policy(company: Company) -> SlaPolicy:
 
 
 def preload_clocks(session: Session, order_ids: list[uuid.UUID]) -> None:
-    """Read the clocks of many orders at once, so that meeting them later costs no query."""
+    """The clocks of these orders are read together, once, when the batch first needs one of them:
+    meeting them costs no query of its own, and a batch that meets none (notes) reads none."""
     cache: dict[uuid.UUID, list[SlaClock]] = session.info.setdefault(_CLOCKS, {})
-    wanted = [i for i in order_ids if i not in cache]
-    if not wanted:
-        return
-    for order_id in wanted:
-        cache[order_id] = []
-    # Plain rows, not ORM objects: a batch meets dozens of clocks and the unit of work costs more.
-    clocks = [BatchClock(row) for row in session.execute(_PRELOAD, {"ids": wanted})]
-    for clock in clocks:
-        cache[clock.order_id].append(clock)
-    buffer.track(session, CLOCKS, clocks)
+    deferred: set[uuid.UUID] = session.info.setdefault(_DEFERRED, set())
+    deferred.update(i for i in order_ids if i not in cache)
+
+
+def _batch_clocks(session: Session, order_id: uuid.UUID) -> list[SlaClock] | None:
+    """The batch's clocks of the order (read now with every other deferred order's), or None
+    outside a batch."""
+    deferred: set[uuid.UUID] | None = session.info.get(_DEFERRED)
+    if deferred and order_id in deferred:
+        wanted = sorted(deferred)
+        deferred.clear()
+        cache: dict[uuid.UUID, list[SlaClock]] = session.info[_CLOCKS]
+        session.flush()  # a clock added as an ORM object is read with the others
+        for wanted_id in wanted:
+            cache[wanted_id] = []
+        # Plain rows, not ORM objects: a batch meets dozens of clocks and the unit of work costs more.
+        clocks = [BatchClock(row) for row in session.execute(_PRELOAD, {"ids": wanted})]
+        for clock in clocks:
+            cache[clock.order_id].append(clock)
+        buffer.track(session, CLOCKS, clocks)
+    cache = session.info.get(_CLOCKS)
+    if cache is not None and order_id in cache:
+        return cache[order_id]
+    return None
 
 
 def forget_preloaded(session: Session) -> None:
     session.info.pop(_CLOCKS, None)
+    session.info.pop(_DEFERRED, None)
 
 
 def _remember(session: Session, clock: SlaClock) -> None:
+    deferred = session.info.get(_DEFERRED)
+    if deferred and clock.order_id in deferred:
+        # Added (and so flushed) before the batch reads its clocks: that read finds this one.
+        return
     cache = session.info.get(_CLOCKS)
     if cache is not None and clock.order_id in cache:
         cache[clock.order_id].append(clock)
@@ -122,8 +143,8 @@ def start_clocks(session: Session, *, order: WorkOrder, policy: SlaPolicy, zone:
 
 def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime, minutes: int) -> SlaClock:
     assert order.completed_at is not None
-    cache = session.info.get(_CLOCKS)
-    if cache is not None and order.id in cache:  # a push batch: a plain row, written in bulk
+    batch = _batch_clocks(session, order.id)
+    if batch is not None:  # a push batch: a plain row, written in bulk
         row = {
             "id": new_id(),
             "order_id": order.id,
@@ -139,7 +160,7 @@ def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime,
         buffer.add_row(session, CLOCKS, row)
         batch_clock = BatchClock(row[name] for name in BatchClock.__slots__)
         buffer.track(session, CLOCKS, [batch_clock])  # met later in the batch: updated after its insert
-        cache[order.id].append(batch_clock)
+        batch.append(batch_clock)
         return batch_clock  # type: ignore[return-value]
     clock = SlaClock(
         id=new_id(),
@@ -159,11 +180,12 @@ def start_revisit_clock(session: Session, *, order: WorkOrder, due_at: datetime,
 def meet_clock(session: Session, *, order_id: uuid.UUID, clocks: tuple[ClockName, ...], at: datetime) -> None:
     """Stop the named clocks at ``at`` (the corrected field time); a clock is met once, first time wins."""
     names = {c.value for c in clocks}
-    cache = session.info.get(_CLOCKS)
-    if cache is not None and order_id in cache:
-        rows: list[SlaClock] = cache[order_id]
-    else:
-        rows = list(session.exec(select(SlaClock).where(SlaClock.order_id == order_id)))
+    batch = _batch_clocks(session, order_id)
+    rows = (
+        batch
+        if batch is not None
+        else list(session.exec(select(SlaClock).where(SlaClock.order_id == order_id)))
+    )
     for clock in rows:
         if clock.clock in names and clock.met_at is None:
             clock.met_at = at
