@@ -87,18 +87,22 @@ class QueueFilters:
     since_is_default: bool = False
     after: str | None = None
 
-    @property
-    def statuses(self) -> list[str] | None:
-        return None if self.status == "open" else [self.status]
-
-    def bounds(self, timezone: str) -> tuple[datetime | None, datetime | None]:
-        """``since`` 00:00 and the day after ``until`` 00:00, local, as UTC (both days included)."""
+    def where(self, timezone: str) -> service.QueueFilter:
+        """These filters as the service reads them: ``since`` 00:00 and the day after ``until``
+        00:00, local, as UTC (both days included)."""
         zone = ZoneInfo(timezone)
 
         def start(day: date | None) -> datetime | None:
             return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC) if day else None
 
-        return start(self.since), start(self.until + timedelta(days=1) if self.until else None)
+        return service.QueueFilter(
+            statuses=None if self.status == "open" else (self.status,),
+            team_id=self.team_id,
+            kind=self.kind,
+            flag=self.flag,
+            since=start(self.since),
+            until=start(self.until + timedelta(days=1) if self.until else None),
+        )
 
     def query(self, **changes: Any) -> str:
         """The query string of these filters (``after`` dropped unless given): a shareable URL."""
@@ -170,21 +174,13 @@ def _today(ctx: Ctx, viewer: Viewer) -> date:
 
 def queue_context(ctx: Ctx, viewer: Viewer, filters: QueueFilters) -> dict[str, Any]:
     """One page of the queue, the counts behind every filter option, and the names the rows show."""
-    since, until = filters.bounds(viewer.timezone)
-    chosen = {
-        "statuses": filters.statuses,
-        "team_id": filters.team_id,
-        "kind": filters.kind,
-        "flag": filters.flag,
-        "since": since,
-        "until": until,
-    }
+    where = filters.where(viewer.timezone)
     company_id = viewer.principal.company_id
     with ctx.db.session(readonly=True) as session:
         queue = service.list_items(
-            session, actor=viewer.principal, **chosen, after=filters.after, limit=PAGE_SIZE
+            session, actor=viewer.principal, where=where, after=filters.after, limit=PAGE_SIZE
         )
-        counts = service.counts(session, actor=viewer.principal, **chosen)
+        counts = service.counts(session, actor=viewer.principal, where=where)
         teams = lookups.teams(session, company_id=company_id)
         names = lookups.people_names(session, company_id=company_id)
         assignees = lookups.order_assignees(
