@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Stream, Template
@@ -143,18 +144,19 @@ def _day(value: str, field: str) -> date | None:
 
 
 def parse_filters(
-    *,
-    today: date,
-    status: str | None,
-    team: str | None,
-    kind: str | None,
-    flag: str | None,
-    since: str | None,
-    until: str | None,
-    after: str | None,
+    ctx: Ctx,
+    viewer: Viewer,
+    status: FromQuery[str | None] = None,
+    team: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    flag: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
 ) -> QueueFilters:
-    """The query's filters; ``since`` absent (not empty) is the default period, the last 30 days."""
-    default_day = today - timedelta(days=DEFAULT_PERIOD_DAYS)
+    """The query's filters, for the queue page and its rows alike (a dependency of both);
+    ``since`` absent (not empty) is the default period, the last 30 days."""
+    default_day = _today(ctx, viewer) - timedelta(days=DEFAULT_PERIOD_DAYS)
     start = default_day if since is None else _day(since, "since")
     return QueueFilters(
         status=_choice(status, STATUS_CHOICES, "status") or "open",
@@ -166,6 +168,10 @@ def parse_filters(
         since_is_default=start == default_day,
         after=after or None,
     )
+
+
+Filters: TypeAlias = NamedDependency[QueueFilters]
+"""The queue's filters from the request's query (:func:`parse_filters`)."""
 
 
 def _today(ctx: Ctx, viewer: Viewer) -> date:
@@ -322,58 +328,15 @@ def due_at(value: object, timezone: str) -> datetime:
 
 class ReviewController(Controller):
     path = "/review"
+    dependencies = {"filters": Provide(parse_filters, sync_to_thread=False)}
 
     @get("/", sync_to_thread=True)
-    def queue(
-        self,
-        request: Request,
-        ctx: Ctx,
-        viewer: Viewer,
-        status: FromQuery[str | None] = None,
-        team: FromQuery[str | None] = None,
-        kind: FromQuery[str | None] = None,
-        flag: FromQuery[str | None] = None,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        after: FromQuery[str | None] = None,
-    ) -> Template:
-        filters = parse_filters(
-            today=_today(ctx, viewer),
-            status=status,
-            team=team,
-            kind=kind,
-            flag=flag,
-            since=since,
-            until=until,
-            after=after,
-        )
+    def queue(self, request: Request, ctx: Ctx, viewer: Viewer, filters: Filters) -> Template:
         return render(request, "review/queue.html", **queue_context(ctx, viewer, filters))
 
     @get("/rows", sync_to_thread=True)
-    def rows(
-        self,
-        request: Request,
-        ctx: Ctx,
-        viewer: Viewer,
-        status: FromQuery[str | None] = None,
-        team: FromQuery[str | None] = None,
-        kind: FromQuery[str | None] = None,
-        flag: FromQuery[str | None] = None,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        after: FromQuery[str | None] = None,
-    ) -> Template:
+    def rows(self, request: Request, ctx: Ctx, viewer: Viewer, filters: Filters) -> Template:
         """The filters and the table (htmx); the address bar gets the page's shareable URL."""
-        filters = parse_filters(
-            today=_today(ctx, viewer),
-            status=status,
-            team=team,
-            kind=kind,
-            flag=flag,
-            since=since,
-            until=until,
-            after=after,
-        )
         url = "/console/review?" + filters.query(after=filters.after)
         return render(
             request, "review/_queue.html", headers={"HX-Push-Url": url}, **queue_context(ctx, viewer, filters)
