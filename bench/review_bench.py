@@ -21,6 +21,7 @@ from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.db.migrate import upgrade
 from backend.review import service
+from backend.review.service import QueueFilter
 from bench.report import Figure
 
 FILL = """
@@ -117,10 +118,12 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     calls = {
         "queue, first page of 50": lambda s: service.list_items(s, actor=actor),
         "queue, page 100 (keyset)": None,
-        "queue, kind=leak": lambda s: service.list_items(s, actor=actor, kind="leak"),
-        "queue, flag=clock_skew": lambda s: service.list_items(s, actor=actor, flag="clock_skew"),
+        "queue, kind=leak": lambda s: service.list_items(s, actor=actor, where=QueueFilter(kind="leak")),
+        "queue, flag=clock_skew": lambda s: service.list_items(
+            s, actor=actor, where=QueueFilter(flag="clock_skew")
+        ),
         "queue, last day": lambda s: service.list_items(
-            s, actor=actor, since=datetime.now(UTC).replace(hour=0, minute=0, second=0)
+            s, actor=actor, where=QueueFilter(since=datetime.now(UTC).replace(hour=0, minute=0, second=0))
         ),
         "counts, open queue": lambda s: service.counts(s, actor=actor),
     }

@@ -24,7 +24,9 @@ Erasure is idempotent (a second call changes nothing and says so) and recorded o
 
 import json
 import uuid
+from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -52,6 +54,8 @@ from backend.sync.models import SyncAction
 from backend.work_orders.models import Appointment, Revisit, WorkOrder, WorkOrderEvent
 
 __all__ = ("ERASED", "audit_erasure", "erase", "export", "get_household")
+
+_Record = TypeVar("_Record", bound=msgspec.Struct)
 
 ERASED = "[erased]"
 """What a blanked free-text field says, so that a reader sees why it is empty."""
@@ -199,21 +203,7 @@ def export(
             for o in orders
         ],
         appointments=appointments,
-        measurements=[
-            MeasurementRecord(
-                id=m.id,
-                order_id=m.order_id,
-                instrument_id=m.instrument_id,
-                rooms=m.rooms,
-                outdoor_c=m.outdoor_c,
-                closed_minutes=m.closed_minutes,
-                measured_at=m.measured_at,
-                note=m.note,
-                result=m.result,
-                received_at=m.received_at,
-            )
-            for m in measurements
-        ],
+        measurements=[_record(MeasurementRecord, m) for m in measurements],
         documents=[
             DocumentRecord(
                 id=d.id,
@@ -227,21 +217,7 @@ def export(
             )
             for d in documents
         ],
-        signatures=[
-            SignatureRecord(
-                id=s.id,
-                document_id=s.document_id,
-                signer_name=s.signer_name,
-                signer_role=s.signer_role,
-                content_sha256=s.content_sha256,
-                blob_sha256=s.blob_sha256,
-                refused_reason=s.refused_reason,
-                signed_at=s.corrected_at,
-                lat=s.lat,
-                lon=s.lon,
-            )
-            for s in signatures
-        ],
+        signatures=[_record(SignatureRecord, s, signed_at=s.corrected_at) for s in signatures],
         photos=[
             PhotoRecord(
                 id=p.id,
@@ -272,6 +248,15 @@ def export(
             for r in revisits
         ],
     )
+
+
+def _record(record: type[_Record], row: object, **named_otherwise: Any) -> _Record:
+    """``row`` as its export record, each field copied from the row's attribute of the same name;
+    ``named_otherwise`` gives the fields the table calls differently. The values pass as they are,
+    as the record's constructor takes them (``msgspec.convert`` would check them again, and
+    cannot rename)."""
+    fields = {f: getattr(row, f) for f in record.__struct_fields__ if f not in named_otherwise}
+    return record(**fields, **named_otherwise)
 
 
 def _documents(session: Session, household_id: uuid.UUID, order_ids: list[uuid.UUID]) -> list[Document]:

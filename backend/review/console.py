@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Stream, Template
@@ -87,18 +88,22 @@ class QueueFilters:
     since_is_default: bool = False
     after: str | None = None
 
-    @property
-    def statuses(self) -> list[str] | None:
-        return None if self.status == "open" else [self.status]
-
-    def bounds(self, timezone: str) -> tuple[datetime | None, datetime | None]:
-        """``since`` 00:00 and the day after ``until`` 00:00, local, as UTC (both days included)."""
+    def where(self, timezone: str) -> service.QueueFilter:
+        """These filters as the service reads them: ``since`` 00:00 and the day after ``until``
+        00:00, local, as UTC (both days included)."""
         zone = ZoneInfo(timezone)
 
         def start(day: date | None) -> datetime | None:
             return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC) if day else None
 
-        return start(self.since), start(self.until + timedelta(days=1) if self.until else None)
+        return service.QueueFilter(
+            statuses=None if self.status == "open" else (self.status,),
+            team_id=self.team_id,
+            kind=self.kind,
+            flag=self.flag,
+            since=start(self.since),
+            until=start(self.until + timedelta(days=1) if self.until else None),
+        )
 
     def query(self, **changes: Any) -> str:
         """The query string of these filters (``after`` dropped unless given): a shareable URL."""
@@ -139,18 +144,19 @@ def _day(value: str, field: str) -> date | None:
 
 
 def parse_filters(
-    *,
-    today: date,
-    status: str | None,
-    team: str | None,
-    kind: str | None,
-    flag: str | None,
-    since: str | None,
-    until: str | None,
-    after: str | None,
+    ctx: Ctx,
+    viewer: Viewer,
+    status: FromQuery[str | None] = None,
+    team: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    flag: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
 ) -> QueueFilters:
-    """The query's filters; ``since`` absent (not empty) is the default period, the last 30 days."""
-    default_day = today - timedelta(days=DEFAULT_PERIOD_DAYS)
+    """The query's filters, for the queue page and its rows alike (a dependency of both);
+    ``since`` absent (not empty) is the default period, the last 30 days."""
+    default_day = _today(ctx, viewer) - timedelta(days=DEFAULT_PERIOD_DAYS)
     start = default_day if since is None else _day(since, "since")
     return QueueFilters(
         status=_choice(status, STATUS_CHOICES, "status") or "open",
@@ -164,27 +170,23 @@ def parse_filters(
     )
 
 
+Filters: TypeAlias = NamedDependency[QueueFilters]
+"""The queue's filters from the request's query (:func:`parse_filters`)."""
+
+
 def _today(ctx: Ctx, viewer: Viewer) -> date:
     return ctx.clock.now().astimezone(ZoneInfo(viewer.timezone)).date()
 
 
 def queue_context(ctx: Ctx, viewer: Viewer, filters: QueueFilters) -> dict[str, Any]:
     """One page of the queue, the counts behind every filter option, and the names the rows show."""
-    since, until = filters.bounds(viewer.timezone)
-    chosen = {
-        "statuses": filters.statuses,
-        "team_id": filters.team_id,
-        "kind": filters.kind,
-        "flag": filters.flag,
-        "since": since,
-        "until": until,
-    }
+    where = filters.where(viewer.timezone)
     company_id = viewer.principal.company_id
     with ctx.db.session(readonly=True) as session:
         queue = service.list_items(
-            session, actor=viewer.principal, **chosen, after=filters.after, limit=PAGE_SIZE
+            session, actor=viewer.principal, where=where, after=filters.after, limit=PAGE_SIZE
         )
-        counts = service.counts(session, actor=viewer.principal, **chosen)
+        counts = service.counts(session, actor=viewer.principal, where=where)
         teams = lookups.teams(session, company_id=company_id)
         names = lookups.people_names(session, company_id=company_id)
         assignees = lookups.order_assignees(
@@ -326,58 +328,15 @@ def due_at(value: object, timezone: str) -> datetime:
 
 class ReviewController(Controller):
     path = "/review"
+    dependencies = {"filters": Provide(parse_filters, sync_to_thread=False)}
 
     @get("/", sync_to_thread=True)
-    def queue(
-        self,
-        request: Request,
-        ctx: Ctx,
-        viewer: Viewer,
-        status: FromQuery[str | None] = None,
-        team: FromQuery[str | None] = None,
-        kind: FromQuery[str | None] = None,
-        flag: FromQuery[str | None] = None,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        after: FromQuery[str | None] = None,
-    ) -> Template:
-        filters = parse_filters(
-            today=_today(ctx, viewer),
-            status=status,
-            team=team,
-            kind=kind,
-            flag=flag,
-            since=since,
-            until=until,
-            after=after,
-        )
+    def queue(self, request: Request, ctx: Ctx, viewer: Viewer, filters: Filters) -> Template:
         return render(request, "review/queue.html", **queue_context(ctx, viewer, filters))
 
     @get("/rows", sync_to_thread=True)
-    def rows(
-        self,
-        request: Request,
-        ctx: Ctx,
-        viewer: Viewer,
-        status: FromQuery[str | None] = None,
-        team: FromQuery[str | None] = None,
-        kind: FromQuery[str | None] = None,
-        flag: FromQuery[str | None] = None,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        after: FromQuery[str | None] = None,
-    ) -> Template:
+    def rows(self, request: Request, ctx: Ctx, viewer: Viewer, filters: Filters) -> Template:
         """The filters and the table (htmx); the address bar gets the page's shareable URL."""
-        filters = parse_filters(
-            today=_today(ctx, viewer),
-            status=status,
-            team=team,
-            kind=kind,
-            flag=flag,
-            since=since,
-            until=until,
-            after=after,
-        )
         url = "/console/review?" + filters.query(after=filters.after)
         return render(
             request, "review/_queue.html", headers={"HX-Push-Url": url}, **queue_context(ctx, viewer, filters)

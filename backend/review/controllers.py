@@ -2,9 +2,10 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 from litestar import Controller, get, post, put
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -43,11 +44,44 @@ REDO = {
 }
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 After = Annotated[str | None, QueryParameter(max_length=200)]
+Where: TypeAlias = NamedDependency[service.QueueFilter]
+"""The queue's filters from the query (:func:`_queue_filter`)."""
+
+
+def _queue_filter(
+    statuses: Annotated[list[Status] | None, QueryParameter(name="status")] = None,
+    team: FromQuery[uuid.UUID | None] = None,
+    kind: FromQuery[WorkOrderKind | None] = None,
+    flag: FromQuery[ReviewFlag | None] = None,
+    since: FromQuery[AwareDateTime | None] = None,
+    until: FromQuery[AwareDateTime | None] = None,
+) -> service.QueueFilter:
+    """The query's filters, as the queue and its counts both read them (a dependency of both)."""
+    return service.QueueFilter(
+        statuses=tuple(statuses) if statuses else None,
+        team_id=team,
+        kind=kind.value if kind else None,
+        flag=flag.value if flag else None,
+        since=_in_range(since, "since"),
+        until=_in_range(until, "until"),
+    )
+
+
+def _in_range(moment: datetime | None, name: str) -> datetime | None:
+    """A query's instant within the contract's range (a body's is checked by its struct): near the
+    calendar's ends its conversion to UTC overflows."""
+    if moment is not None and not EARLIEST <= moment < LATEST:
+        raise InvalidInput(
+            f"{name} must lie between 2000 and 2100.",
+            detail={"field": name, "earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
+        )
+    return moment
 
 
 class ReviewController(Controller):
     path = "/api/v1/review"
     tags = ["review"]
+    dependencies = {"where": Provide(_queue_filter, sync_to_thread=False)}
 
     @get("/policy", guards=[READ], sync_to_thread=True)
     def get_policy(self, ctx: Ctx, principal: Caller) -> ReviewPolicy:
@@ -66,54 +100,24 @@ class ReviewController(Controller):
         self,
         ctx: Ctx,
         principal: Caller,
-        statuses: Annotated[list[Status] | None, QueryParameter(name="status")] = None,
-        team: FromQuery[uuid.UUID | None] = None,
-        kind: FromQuery[WorkOrderKind | None] = None,
-        flag: FromQuery[ReviewFlag | None] = None,
-        since: FromQuery[AwareDateTime | None] = None,
-        until: FromQuery[AwareDateTime | None] = None,
+        where: Where,
         after: After = None,
         limit: Limit = 50,
     ) -> ReviewQueue:
         """The queue, oldest first (default status: `pending` and `redo_answered`); page with `after`."""
         with ctx.db.session(readonly=True) as session:
-            return service.list_items(
-                session,
-                actor=principal,
-                statuses=list(statuses) if statuses else None,
-                team_id=team,
-                kind=kind.value if kind else None,
-                flag=flag.value if flag else None,
-                since=_in_range(since, "since"),
-                until=_in_range(until, "until"),
-                after=after,
-                limit=limit,
-            )
+            return service.list_items(session, actor=principal, where=where, after=after, limit=limit)
 
     @get("/counts", guards=[READ], sync_to_thread=True)
     def counts(
         self,
         ctx: Ctx,
         principal: Caller,
-        statuses: Annotated[list[Status] | None, QueryParameter(name="status")] = None,
-        team: FromQuery[uuid.UUID | None] = None,
-        kind: FromQuery[WorkOrderKind | None] = None,
-        flag: FromQuery[ReviewFlag | None] = None,
-        since: FromQuery[AwareDateTime | None] = None,
-        until: FromQuery[AwareDateTime | None] = None,
+        where: Where,
     ) -> ReviewCounts:
         """Items per status, kind, team and flag, each under the other filters."""
         with ctx.db.session(readonly=True) as session:
-            return service.counts(
-                session,
-                actor=principal,
-                statuses=list(statuses) if statuses else None,
-                team_id=team,
-                kind=kind.value if kind else None,
-                flag=flag.value if flag else None,
-                since=_in_range(since, "since"),
-                until=_in_range(until, "until"),
-            )
+            return service.counts(session, actor=principal, where=where)
 
     @get("/items/{item_id:uuid}", guards=[READ], sync_to_thread=True)
     def get_item(self, ctx: Ctx, principal: Caller, item_id: FromPath[uuid.UUID]) -> ReviewItemDetail:
@@ -167,14 +171,3 @@ class ReviewController(Controller):
                 due_at=data.due_at,
                 reason=data.reason,
             )
-
-
-def _in_range(moment: datetime | None, name: str) -> datetime | None:
-    """A query's instant within the contract's range (a body's is checked by its struct): near the
-    calendar's ends its conversion to UTC overflows."""
-    if moment is not None and not EARLIEST <= moment < LATEST:
-        raise InvalidInput(
-            f"{name} must lie between 2000 and 2100.",
-            detail={"field": name, "earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
-        )
-    return moment

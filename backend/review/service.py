@@ -51,6 +51,7 @@ from mobile_contract.reference import WorkOrderKind
 __all__ = (
     "COUNT_CAP",
     "OPEN_STATUSES",
+    "QueueFilter",
     "approve",
     "counts",
     "get_policy",
@@ -122,38 +123,43 @@ def _decode_after(after: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidInput("This `after` is not one the queue handed out.", code="invalid_input") from exc
 
 
-def _filtered(
-    query: Any,
-    *,
-    company_id: uuid.UUID,
-    statuses: list[str] | None,
-    team_id: uuid.UUID | None,
-    kind: str | None,
-    flag: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> Any:
+class QueueFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which items the queue lists and its counts count; a field left ``None`` does not filter."""
+
+    statuses: tuple[str, ...] | None = None
+    """``None`` (or empty): the open queue, :data:`OPEN_STATUSES`."""
+    team_id: uuid.UUID | None = None
+    kind: str | None = None
+    flag: str | None = None
+    since: datetime | None = None
+    """Queued at or after."""
+    until: datetime | None = None
+    """Queued before."""
+
+
+def _filtered(query: Any, *, company_id: uuid.UUID, where: QueueFilter) -> Any:
+    statuses = where.statuses or OPEN_STATUSES
     query = query.where(ReviewItem.company_id == company_id)
-    if statuses and sorted(statuses) == sorted(OPEN_STATUSES):
+    if sorted(statuses) == sorted(OPEN_STATUSES):
         query = query.where(OPEN)  # as the partial indexes say it: the planner then picks them
-    elif statuses:
+    else:
         query = query.where(col(ReviewItem.status).in_(statuses))
-    if team_id is not None:
-        query = query.where(ReviewItem.team_id == team_id)
-    if kind is not None:
-        query = query.where(ReviewItem.kind == kind)
-    if flag is not None:
+    if where.team_id is not None:
+        query = query.where(ReviewItem.team_id == where.team_id)
+    if where.kind is not None:
+        query = query.where(ReviewItem.kind == where.kind)
+    if where.flag is not None:
         query = query.where(
             sa.exists().where(
                 ReviewItemFlag.company_id == company_id,
-                ReviewItemFlag.flag == flag,
+                ReviewItemFlag.flag == where.flag,
                 ReviewItemFlag.item_id == ReviewItem.id,
             )
         )
-    if since is not None:
-        query = query.where(col(ReviewItem.queued_at) >= since)
-    if until is not None:
-        query = query.where(col(ReviewItem.queued_at) < until)
+    if where.since is not None:
+        query = query.where(col(ReviewItem.queued_at) >= where.since)
+    if where.until is not None:
+        query = query.where(col(ReviewItem.queued_at) < where.until)
     return query
 
 
@@ -161,26 +167,12 @@ def list_items(
     session: Session,
     *,
     actor: Principal,
-    statuses: list[str] | None = None,
-    team_id: uuid.UUID | None = None,
-    kind: str | None = None,
-    flag: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    where: QueueFilter = QueueFilter(),
     after: str | None = None,
     limit: int = 50,
 ) -> ReviewQueue:
     """The queue, oldest in the queue first; keyset pages on ``(queued_at, id)``."""
-    query = _filtered(
-        sa.select(ReviewItem),
-        company_id=actor.company_id,
-        statuses=statuses or list(OPEN_STATUSES),
-        team_id=team_id,
-        kind=kind,
-        flag=flag,
-        since=since,
-        until=until,
-    )
+    query = _filtered(sa.select(ReviewItem), company_id=actor.company_id, where=where)
     if after:
         at, item_id = _decode_after(after)
         query = query.where(
@@ -196,30 +188,21 @@ def list_items(
     return ReviewQueue(items=[_read(r) for r in rows], next_after=_encode_after(rows[-1]) if more else None)
 
 
-def _flag_rows(
-    *,
-    company_id: uuid.UUID,
-    flag: str,
-    statuses: list[str],
-    team_id: uuid.UUID | None,
-    kind: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> Any:
-    """The items with ``flag`` under the other filters, read from the flag rows' copies alone."""
+def _flag_rows(*, company_id: uuid.UUID, where: QueueFilter) -> Any:
+    """The items with ``where.flag`` under the other filters, read from the flag rows' copies alone."""
     query = sa.select(sa.literal(1)).where(
         ReviewItemFlag.company_id == company_id,
-        ReviewItemFlag.flag == flag,
-        col(ReviewItemFlag.status).in_(statuses),
+        ReviewItemFlag.flag == where.flag,
+        col(ReviewItemFlag.status).in_(where.statuses or OPEN_STATUSES),
     )
-    if team_id is not None:
-        query = query.where(ReviewItemFlag.team_id == team_id)
-    if kind is not None:
-        query = query.where(ReviewItemFlag.kind == kind)
-    if since is not None:
-        query = query.where(col(ReviewItemFlag.queued_at) >= since)
-    if until is not None:
-        query = query.where(col(ReviewItemFlag.queued_at) < until)
+    if where.team_id is not None:
+        query = query.where(ReviewItemFlag.team_id == where.team_id)
+    if where.kind is not None:
+        query = query.where(ReviewItemFlag.kind == where.kind)
+    if where.since is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) >= where.since)
+    if where.until is not None:
+        query = query.where(col(ReviewItemFlag.queued_at) < where.until)
     return query
 
 
@@ -227,17 +210,7 @@ COUNT_CAP = 1000
 """Counts stop here: each is a ``LIMIT`` over an index range, so none reads more than this many items."""
 
 
-def counts(
-    session: Session,
-    *,
-    actor: Principal,
-    statuses: list[str] | None = None,
-    team_id: uuid.UUID | None = None,
-    kind: str | None = None,
-    flag: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> ReviewCounts:
+def counts(session: Session, *, actor: Principal, where: QueueFilter = QueueFilter()) -> ReviewCounts:
     """Items per status, kind, team and flag, each dimension counted under the other filters.
 
     Every count stops at :data:`COUNT_CAP` (``cap`` on the answer: a count equal to it means "that
@@ -245,19 +218,15 @@ def counts(
     there are; options with no item are left out.
     """
     company_id = actor.company_id
-    base = {"company_id": company_id, "since": since, "until": until}
-    chosen = statuses or list(OPEN_STATUSES)
-    current = {"statuses": chosen, "team_id": team_id, "kind": kind, "flag": flag}
 
-    def capped(**changes: Any) -> Any:
-        null_team = changes.pop("null_team", False)
-        filters = {**current, **changes}
-        if filters["flag"] is not None:
+    def capped(*, null_team: bool = False, **changes: Any) -> Any:
+        option = msgspec.structs.replace(where, **changes)
+        if option.flag is not None:
             # Under a flag the flag rows hold copies of everything filtered on: one index range.
-            query = _flag_rows(company_id=company_id, since=since, until=until, **filters)
+            query = _flag_rows(company_id=company_id, where=option)
             table: Any = ReviewItemFlag
         else:
-            query = _filtered(sa.select(sa.literal(1)), **base, **filters)
+            query = _filtered(sa.select(sa.literal(1)), company_id=company_id, where=option)
             table = ReviewItem
         if null_team:
             query = query.where(col(table.team_id).is_(None))
@@ -276,7 +245,7 @@ def counts(
     team_ids = session.execute(sa.select(Team.id).where(Team.company_id == company_id)).scalars()
     teams: dict[str, dict[str, Any]] = {str(t): {"team_id": t} for t in team_ids}
     teams["none"] = {"team_id": None, "null_team": True}
-    by_status = dimension({s: {"statuses": [s]} for s in ALL_STATUSES})
+    by_status = dimension({s: {"statuses": (s,)} for s in ALL_STATUSES})
     by_kind = dimension({k.value: {"kind": k.value} for k in WorkOrderKind})
     by_team = dimension(teams)
     by_flag = dimension({f.value: {"flag": f.value} for f in ReviewFlag})
