@@ -69,7 +69,12 @@ def _queue_filter(
 
 def _in_range(moment: datetime | None, name: str) -> datetime | None:
     """A query's instant within the contract's range (a body's is checked by its struct): near the
-    calendar's ends its conversion to UTC overflows."""
+    calendar's ends its conversion to UTC overflows. Litestar does not hold a query's value to the
+    zone ``AwareDateTime`` asks for, so a time without one is refused here."""
+    if moment is not None and moment.utcoffset() is None:
+        raise InvalidInput(
+            f"{name} must carry a zone, e.g. 2026-12-01T08:00:00+08:00.", detail={"field": name}
+        )
     if moment is not None and not EARLIEST <= moment < LATEST:
         raise InvalidInput(
             f"{name} must lie between 2000 and 2100.",

@@ -551,3 +551,14 @@ def test_who_may_see_and_decide(client: TestClient, ctx: AppContext, north_super
         client.post(f"/api/v1/review/items/{other.id}/approve", headers=headers(client, "admin")).status_code
         == 200
     )  # type: ignore[union-attr]
+
+
+def test_a_queue_period_without_a_zone_is_a_400(client: TestClient) -> None:
+    """Found by review: a naive time in the query was compared with aware ones, a 500."""
+    for path in ("/api/v1/review/items", "/api/v1/review/counts"):
+        for name in ("since", "until"):
+            response = client.get(f"{path}?{name}=2026-01-01T00:00:00", headers=headers(client))
+            body = assert_error(response, 400, "invalid_input")
+            assert name in body["message"]
+        zoned = client.get(f"{path}?since=2026-01-01T00:00:00%2B08:00", headers=headers(client))
+        assert zoned.status_code == 200, zoned.text
