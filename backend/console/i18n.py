@@ -20,6 +20,8 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from markupsafe import Markup, escape
 
+from backend.console.messages import BY_CODE
+
 __all__ = ("BABEL_LOCALES", "LOCALE_DIRS", "format_time", "gettext_callables", "translations")
 
 LOCALE_DIRS: list[Path] = [Path(__file__).parent / "locale"]
@@ -63,7 +65,15 @@ def gettext_callables(locale: str) -> dict[str, Callable[..., Any]]:
         always escaped and never formatted, for it may carry what a request sent."""
         return escape(table.gettext(text))
 
-    return {"gettext": gettext, "ngettext": ngettext, "message_text": message}
+    def error_text(code: str, text: str) -> str:
+        """An error's message in the reader's language: its own translation, else (not in English)
+        the translation for its code, else as it came (``backend.console.messages``)."""
+        translated = table.gettext(text)
+        if translated == text and locale != "en" and code in BY_CODE:
+            translated = table.gettext(BY_CODE[code])
+        return escape(translated)
+
+    return {"gettext": gettext, "ngettext": ngettext, "message_text": message, "error_text": error_text}
 
 
 def format_time(value: datetime | None, *, timezone: str, locale: str, format: str = "short") -> str:

@@ -366,6 +366,13 @@ def test_dispatcher_approves_or_refuses_a_pending_return(client: TestClient, ctx
     again = client.post(f"/console/orders/{first.id}/return/approve", data={"csrf_token": token})
     assert again.status_code == 409
     assert 'data-code="illegal_transition"' in again.text
+    # Its message names the state, so no catalogue entry matches it: in Chinese (the default) the
+    # page says what the code means; in English the service's own message stands.
+    assert "工单当前状态不允许此操作" in again.text and "cannot approve return" not in again.text
+    client.post("/console/locale", data={"locale": "en", "next": "/console/board", "csrf_token": token})
+    in_english = client.post(f"/console/orders/{first.id}/return/approve", data={"csrf_token": token})
+    assert in_english.status_code == 409
+    assert "A work order that is returned cannot approve return." in in_english.text
 
 
 def test_the_board_filters_by_team_and_its_fragment_refreshes_alone(
