@@ -10,9 +10,11 @@ uploads are seeded); the rest of the orders are past winters' closed ones, up to
 with their two photos. The tables are analysed after seeding, as a restored or bulk-loaded database
 would be before it serves.
 
-Half the technicians push one after another through one worker; the other half at once through
-``--workers`` processes (default 2), as a deployment on PostgreSQL runs them. Every push is timed
-in the process that runs it; throughput is actions applied over the wall time of the run.
+The technicians are split into equal groups with the same kind of day: the first pushes one batch
+after another through one worker; each next group pushes at once through more worker processes
+(``--workers``, default 2 and 4), as a deployment on PostgreSQL runs them, all in one company, so
+the rows show whether one company's pushes scale with workers. Every push is timed in the process
+that runs it; throughput is actions applied over the wall time of the run.
 """
 
 import argparse
@@ -46,7 +48,7 @@ from backend.sync import changes
 from backend.sync.pull import pull
 from backend.sync.push import push
 from backend.work_orders.models import SlaClock, WorkOrder
-from bench.report import Figure
+from bench.report import Figure, fresh_postgres
 from mobile_contract.sync import ActionEnvelope, PushRequest
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
@@ -379,7 +381,7 @@ def _push_in_parallel(
 
 
 def figures(*, quick: bool = False, database_url: str | None = None) -> list[Figure]:
-    """For ``python -m bench``: 10,000 orders and 50 technicians, or 1,000 and 6 when quick."""
+    """For ``python -m bench``: 10,000 orders and 48 technicians, or 1,000 and 6 when quick."""
     sizes = ["--orders", "1000", "--techs", "6", "--pulls", "30"] if quick else []
     return main([*sizes, *(["--database-url", database_url] if database_url else [])])
 
@@ -389,17 +391,25 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--techs", type=int, default=50, help="technicians pushing a day of 40 orders each")
+    parser.add_argument("--techs", type=int, default=48, help="technicians pushing a day of 40 orders each")
     parser.add_argument(
-        "--workers", type=int, default=2, help="worker processes pushing at once in the second push run"
+        "--workers",
+        default="2,4",
+        help="worker processes pushing at once in the runs after the one-worker run (comma-separated)",
     )
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="default: a fresh SQLite file; a PostgreSQL database is recreated",
+    )
     parser.add_argument("--pulls", type=int, default=200)
     args = parser.parse_args(argv)
     found: list[Figure] = []
 
     tmp = Path(tempfile.mkdtemp(prefix="heatcrew-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    if url.startswith("postgresql"):
+        fresh_postgres(url)
     clock = ManualClock(NOW)
     ctx = build_context(Settings(var_dir=tmp, database_url=url, secret_key="bench" * 8), clock=clock)
     upgrade(ctx.db.engine)
@@ -459,8 +469,10 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             request.device_id = principal.device_id
             plans.append((principal, request))
             seq += len(batch)
-    half = len(techs) // 2
-    serial = [(p, r) for p, r in plans if techs.index(p) < half]
+    counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
+    group = len(techs) // (1 + len(counts))
+    groups = [techs[i * group : (i + 1) * group] for i in range(1 + len(counts))]
+    serial = [(p, r) for p, r in plans if p in groups[0]]
     gc.collect()
     latencies, applied, started = [], 0, time.perf_counter()
     for principal, request in serial:
@@ -471,26 +483,37 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     elapsed = time.perf_counter() - started
     total = sum(len(r.actions) for _, r in serial)
     assert applied == total, f"only {applied} of {total} applied"
-    found.append(Figure("sync", "push, one worker", applied / elapsed, "actions/s"))
+    one_worker = applied / elapsed
+    found.append(Figure("sync", "push, one worker", one_worker, "actions/s"))
     found.append(Figure("sync", "push batch of 200, one worker, p95", percentile(latencies, 0.95), "ms"))
     print(
-        f"push, one worker, {len(serial)} batches of 200: {applied / elapsed:,.0f} actions/s applied   "
+        f"push, one worker, {len(serial)} batches of 200: {one_worker:,.0f} actions/s applied   "
         f"batch p50 {statistics.median(latencies):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
         f"p99 {percentile(latencies, 0.99):.1f} ms"
     )
-    if args.workers > 1:
+    for workers, members in zip(counts, groups[1:], strict=True):
         shares = [
-            [(p, r) for p, r in plans if techs.index(p) >= half and techs.index(p) % args.workers == w]
-            for w in range(args.workers)
+            [(p, r) for p, r in plans if p in members and members.index(p) % workers == w]
+            for w in range(workers)
         ]
         ctx.db.dispose()  # the workers open their own connections
         applied, elapsed, latencies = _push_in_parallel(ctx.settings, shares)
         total = sum(len(r.actions) for share in shares for _, r in share)
         assert applied == total, f"only {applied} of {total} applied"
-        found.append(Figure("sync", f"push, {args.workers} workers at once", applied / elapsed, "actions/s"))
+        found.append(
+            Figure(
+                "sync",
+                f"push, {workers} workers at once (one company)",
+                applied / elapsed,
+                "actions/s",
+                floor=one_worker,
+                floor_is="one worker, same run",
+            )
+        )
         print(
-            f"push, {args.workers} workers at once, {sum(map(len, shares))} batches of 200: "
-            f"{applied / elapsed:,.0f} actions/s applied   batch p50 {statistics.median(latencies):.1f} ms  "
+            f"push, {workers} workers at once, {sum(map(len, shares))} batches of 200: "
+            f"{applied / elapsed:,.0f} actions/s applied ({applied / elapsed / one_worker:.2f}x one worker)   "
+            f"batch p50 {statistics.median(latencies):.1f} ms  "
             f"p95 {percentile(latencies, 0.95):.1f} ms  p99 {percentile(latencies, 0.99):.1f} ms"
         )
 
