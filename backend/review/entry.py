@@ -59,11 +59,14 @@ _ITEMS = sa.select(
 
 
 class _Noted(NamedTuple):
-    """An order to settle: its company, when the news came, and whether it was its completion."""
+    """An order to settle: its company, when the news came, whether it was its completion, and
+    whether a required photo was missing at a note (its photos may come later in the same batch:
+    the flag is what the order lacked when it was completed, as if each action were pushed alone)."""
 
     company_id: uuid.UUID
     at: datetime
     completed: bool
+    photo_missing: bool
 
 
 Mark = dict[uuid.UUID, _Noted]
@@ -94,8 +97,14 @@ def after_fact(session: Session, *, order: Any, at: datetime) -> None:
 def _note(session: Session, order: Any, *, at: datetime, completed: bool) -> None:
     noted: Mark = session.info.setdefault(_NOTED, {})
     before = noted.get(order.id)
+    # The one flag that can stop holding later in a transaction (a photo arrives): taken now. A push
+    # batch reads its orders' photos once, so this costs no query of its own per order.
+    missing = review_flags.photo_missing(session, order)
     noted[order.id] = _Noted(
-        order.company_id, before.at if before else at, completed or bool(before and before.completed)
+        order.company_id,
+        before.at if before else at,
+        completed or bool(before and before.completed),
+        missing or bool(before and before.photo_missing),
     )
 
 
@@ -133,6 +142,8 @@ def _settle_company(session: Session, company_id: uuid.UUID, orders: list[Any], 
     entering: list[tuple[Any, list[str]]] = []
     for order in orders:
         flags = found[order.id]
+        if noted[order.id].photo_missing and "photo_missing" not in flags:
+            flags = found[order.id] = [f for f in review_flags.FLAGS if f in {*flags, "photo_missing"}]
         if noted[order.id].completed:
             reasons = reasons_to_enter(policy, order_id=order.id, kind=order.kind, flags=flags)
         elif order.state in LATE_STATES:

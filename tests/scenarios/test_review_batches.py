@@ -1,0 +1,88 @@
+"""Review entry settled at commit: a batch of actions puts an order in the queue exactly as the same
+actions pushed one by one do, whatever else the batch holds."""
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from litestar.testing import TestClient
+
+from backend.context import AppContext
+from tests.api.helpers import auth, login
+from tests.fixtures.pushing import Phone
+from tests.scenarios.test_action_catalogue import started
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+QUIET = {"always_kinds": [], "flags": [], "sample_percent": 0, "own_team_only": False}
+
+
+def set_policy(client: TestClient, **changes: Any) -> None:
+    response = client.put(
+        "/api/v1/review/policy", json={**QUIET, **changes}, headers=auth(login(client, "supervisor1"))
+    )
+    assert response.status_code == 200, response.text
+
+
+def push(client: TestClient, ctx: AppContext, phone: Phone, actions: list[tuple[str, int, dict]]) -> list:
+    """One push of these actions, the phone's next seqs; the answers' (status, code)."""
+    now = ctx.clock.now()
+    envelopes = []
+    for type_, v, payload in actions:
+        phone.seq += 1
+        envelopes.append(
+            {
+                "id": str(uuid.uuid4()),
+                "seq": phone.seq,
+                "type": type_,
+                "v": v,
+                "occurred_at": now.isoformat(),
+                "payload": payload,
+            }
+        )
+    batch = {"device_id": phone.device, "sent_at": now.isoformat(), "actions": envelopes}
+    response = client.post("/api/v1/sync/push", json=batch, headers=auth(phone.tokens))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["last_applied_seq"] == phone.seq, body
+    return [(r["status"], r.get("code")) for r in body["results"]]
+
+
+def queue_entry(ctx: AppContext, order_id: str) -> list[tuple[str, list[str], list[str]]]:
+    """The order's review items: status, flags, and the flags' own rows."""
+    with ctx.db.engine.connect() as conn:
+        items = conn.execute(
+            sa.text("SELECT id, status, flags FROM review_item WHERE order_id = :o"),
+            {"o": uuid.UUID(order_id) if ctx.db.dialect == "postgresql" else uuid.UUID(order_id).hex},
+        ).all()
+        found = []
+        for item_id, status, flags in items:
+            rows = conn.execute(
+                sa.text("SELECT flag FROM review_item_flag WHERE item_id = :i ORDER BY flag"), {"i": item_id}
+            ).scalars()
+            found.append((status, json.loads(flags) if isinstance(flags, str) else flags, list(rows)))
+        return found
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "one-batch"])
+def test_photos_taken_after_a_completion_do_not_undo_its_photo_missing(
+    client: TestClient, ctx: AppContext, batched: bool
+) -> None:
+    """Completed "not fixed" without the repair's photos, which the phone sends after: the order
+    enters review as photo_missing, pushed in one batch as when each action went alone."""
+    set_policy(client, flags=["photo_missing"])
+    phone = Phone(client, ctx, "tech1")
+    order_id = started(ctx)
+    actions = [
+        ("work_order.complete", 2, {"work_order_id": order_id, "result": "not_fixed", "satisfaction": 4}),
+        ("evidence.photo", 1, {"work_order_id": order_id, "blob": phone.upload_photo(), "purpose": "before"}),
+        ("evidence.photo", 1, {"work_order_id": order_id, "blob": phone.upload_photo(), "purpose": "after"}),
+    ]
+    if batched:
+        assert push(client, ctx, phone, actions) == [("applied", None)] * 3
+    else:
+        for action in actions:
+            assert push(client, ctx, phone, [action]) == [("applied", None)]
+    assert queue_entry(ctx, order_id) == [("pending", ["photo_missing"], ["photo_missing"])]
