@@ -15,7 +15,8 @@ moment                 what runs
 each statement         pending bulk rows are written first (so the statement sees them)
 each flush             signed records are checked unchanged; the bulk rows go out around it
 an ORM photo is added  it counts for the batch's completion check
-commit                 the orders noted for review are settled (their flags computed together),
+commit                 (a savepoint's release is no commit: all of this waits for the real one)
+                       the orders noted for review are settled (their flags computed together),
                        then the bulk rows, then the change log (one version per company), then the
                        audit events (each company's chain locked only from here), then COMMIT
 after commit           SQLite: the worker's live hub hears what the feed and revocations got
@@ -64,6 +65,10 @@ def _added(session: UnitOfWork, instance: object) -> None:
 
 @event.listens_for(UnitOfWork, "before_commit")
 def _before_commit(session: UnitOfWork) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy calls this at a savepoint's release too (a kept action scope of a push): the
+        # notes wait for the real commit, so the audit chain's lock is taken only there.
+        return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
     buffer.write_rows(session)
     changes.write_log(session)
