@@ -109,22 +109,45 @@ def _history(obj: Any, name: str) -> list[Any]:
     return [v for v in sa.inspect(obj).attrs[name].history.deleted if v is not None]
 
 
+# The columns the KPIs read: a change elsewhere (a note's version and updated_at) is not noted.
+_COUNTED = {
+    O: frozenset(
+        {"company_id", "team_id", "kind", "source", "state", "received_at", "completed_at", "closed_at"}
+        | {"satisfaction", "repeat_of_id"}
+    ),
+    C: frozenset({"order_id", "company_id", "clock", "due_at", "met_at", "order_kind"}),
+    R: frozenset({"order_id", "company_id", "due_at", "state", "satisfaction"}),
+    M: frozenset({"order_id", "company_id", "measured_at", "result", "user_id"}),
+    D: frozenset({"superseded_by_id"}),
+    U: frozenset({"team_id"}),
+}
+_CLASSES = {WorkOrder: O, SlaClock: C, Revisit: R, Measurement: M, Document: D, User: U}
+
+
+def _changed(obj: Any, table: sa.Table) -> bool:
+    attrs = sa.inspect(obj).attrs
+    return any(attrs[name].history.has_changes() for name in _COUNTED[table])
+
+
 def observe_flush(session: OrmSession) -> None:
-    """Before a flush: note the entities of every ORM object of the KPI tables about to be written."""
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        kind = type(obj)
-        if kind is WorkOrder:
+    """Before a flush: note the entities of every ORM object of the KPI tables about to be written
+    (new, deleted, or changed in a column a KPI reads)."""
+    dirty = [(obj, False) for obj in session.dirty]
+    for obj, fresh in (*((o, True) for o in session.new), *((o, True) for o in session.deleted), *dirty):
+        table = _CLASSES.get(type(obj))
+        if table is None or not (fresh or _changed(obj, table)):
+            continue
+        if table is O:
             # The order itself, and the orders it names (or named) as the repair it repeats.
             note_orders(session, (obj.id, obj.repeat_of_id, *_history(obj, "repeat_of_id")))
-        elif kind is SlaClock or kind is Revisit:
+        elif table is C or table is R:
             note_orders(session, (obj.order_id, *_history(obj, "order_id")))
-        elif kind is Measurement:
+        elif table is M:
             note_measurements(session, (obj.id,))
             note_orders(session, (obj.order_id, *_history(obj, "order_id")))
-        elif kind is Document:  # a correction supersedes a measurement (same id as its document)
+        elif table is D:  # a correction supersedes a measurement (same id as its document)
             note_measurements(session, (obj.id,))
-        elif kind is User and _history(obj, "team_id") + ([obj.team_id] if obj in session.dirty else []):
-            # Measurements count for their order's team, else the inspector's.
+        elif not fresh:  # a user's team: their measurements count for it when their order has none
             session.info.setdefault(_USERS, set()).add(obj.id)
 
 
@@ -132,27 +155,44 @@ def _value(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
+def _counted_changes(table: sa.Table, rows: list[Any], old: list[dict[str, Any]]) -> list[Any]:
+    """Inserted rows, or updated ones whose counted columns changed."""
+    if not old:
+        return rows
+    names = _COUNTED[table]
+    return [r for r, before in zip(rows, old, strict=True) if any(getattr(r, n) != before[n] for n in names)]
+
+
 def _watch_orders(session: OrmSession, rows: list[Any], old: list[dict[str, Any]]) -> None:
+    rows = _counted_changes(O, rows, old)
     note_orders(session, (_value(r, "id") for r in rows))
     note_orders(session, (_value(r, "repeat_of_id") for r in rows))
     note_orders(session, (o.get("repeat_of_id") for o in old))
 
 
-def _watch_order_rows(session: OrmSession, rows: list[Any], old: list[dict[str, Any]]) -> None:
-    note_orders(session, (_value(r, "order_id") for r in rows))
-    note_orders(session, (o.get("order_id") for o in old))
+def _watch_order_rows(table: sa.Table) -> buffer.Watcher:
+    def watcher(session: OrmSession, rows: list[Any], old: list[dict[str, Any]]) -> None:
+        rows = _counted_changes(table, rows, old)
+        note_orders(session, (_value(r, "order_id") for r in rows))
+        note_orders(session, (o.get("order_id") for o in old))
+
+    return watcher
 
 
-def _watch_measurements(session: OrmSession, rows: list[Any], old: list[dict[str, Any]]) -> None:
-    note_measurements(session, (_value(r, "id") for r in rows))
-    note_orders(session, (o.get("order_id") for o in old))
+def _watch_measurements(table: sa.Table) -> buffer.Watcher:
+    def watcher(session: OrmSession, rows: list[Any], old: list[dict[str, Any]]) -> None:
+        rows = _counted_changes(table, rows, old)
+        note_measurements(session, (_value(r, "id") for r in rows))
+        note_orders(session, (o.get("order_id") for o in old))
+
+    return watcher
 
 
 buffer.watch(O, _watch_orders)
-buffer.watch(C, _watch_order_rows)
-buffer.watch(R, _watch_order_rows)
-buffer.watch(M, _watch_measurements)
-buffer.watch(D, _watch_measurements)
+buffer.watch(C, _watch_order_rows(C))
+buffer.watch(R, _watch_order_rows(R))
+buffer.watch(M, _watch_measurements(M))
+buffer.watch(D, _watch_measurements(D))
 
 
 # ---------------------------------------------------------------- local days
@@ -389,10 +429,11 @@ def _delta_rows(deltas: dict[tuple[uuid.UUID, str | None, str, int], list[int]])
 
 def settle(session: OrmSession) -> None:
     """Just before the commit: every noted entity's change becomes delta rows (buffered)."""
+    buffer.write_rows(session)  # their watchers note what the bulk rows touch
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # and the ORM's (the commit's own flush comes after this)
     if not (session.info.get(_ORDERS) or session.info.get(_MEASUREMENTS) or session.info.get(_USERS)):
         return
-    buffer.write_rows(session)  # their watchers note what the bulk rows touch
-    session.flush()  # and the ORM's
     orders: set[uuid.UUID] = session.info.pop(_ORDERS, set())
     measurements: set[uuid.UUID] = session.info.pop(_MEASUREMENTS, set())
     users: set[uuid.UUID] = session.info.pop(_USERS, set())
@@ -441,7 +482,6 @@ def settle(session: OrmSession) -> None:
         )
     for row in _delta_rows(deltas):
         buffer.add_row(session, DELTAS, row)
-    buffer.write_rows(session)
 
 
 def _lock(
@@ -451,29 +491,19 @@ def _lock(
     found: dict[uuid.UUID, tuple[uuid.UUID | None, Parts]] = {}
     for start in range(0, len(entities), CHUNK):
         chunk = entities[start : start + CHUNK]
-        if dialect == "postgresql":
-            # The upsert locks every row, the existing ones too, and returns its latest parts: a
-            # second transaction settling the same entity waits here, then reads the first's.
-            rows = session.execute(
-                sa.text(
-                    "INSERT INTO kpi_settled (entity_id, parts) "
-                    "SELECT e, NULL FROM unnest(CAST(:ids AS uuid[])) AS e "
-                    "ORDER BY e ON CONFLICT (entity_id) DO UPDATE SET entity_id = EXCLUDED.entity_id "
-                    "RETURNING entity_id, parts"
-                ).bindparams(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))),
-                {"ids": chunk},
-            )
-            for entity, parts in rows:
-                found[entity] = _decode(parts)
-        else:  # SQLite: one writer at a time
-            session.execute(
-                sqlite.insert(SETTLED).on_conflict_do_nothing(),
-                [{"entity_id": e, "parts": None} for e in chunk],
-            )
-            for entity, parts in session.execute(
-                sa.select(SETTLED.c.entity_id, SETTLED.c.parts).where(SETTLED.c.entity_id.in_(chunk))
-            ):
-                found[entity] = _decode(parts)
+        locked = (
+            sa.select(SETTLED.c.entity_id, SETTLED.c.parts).order_by(SETTLED.c.entity_id).with_for_update()
+        )
+        for entity, parts in session.execute(locked.where(_in(SETTLED.c.entity_id, chunk, dialect))):
+            found[entity] = _decode(parts)
+        missing = [e for e in chunk if e not in found]
+        if not missing:
+            continue
+        # New entities: their rows are made (one writer wins; the other waits for it), then locked.
+        insert = postgresql.insert(SETTLED) if dialect == "postgresql" else sqlite.insert(SETTLED)
+        session.execute(insert.on_conflict_do_nothing(), [{"entity_id": e, "parts": None} for e in missing])
+        for entity, parts in session.execute(locked.where(_in(SETTLED.c.entity_id, missing, dialect))):
+            found[entity] = _decode(parts)
     return found
 
 
