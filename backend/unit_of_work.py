@@ -13,10 +13,13 @@ run, in this order:
 moment                 what runs
 =====================  ==================================================================
 each statement         pending bulk rows are written first (so the statement sees them)
-each flush             signed records are checked unchanged; the bulk rows go out around it
+each flush             signed records are checked unchanged; the entities of the KPI rollup that
+                       the flush writes are noted; the bulk rows go out around it (their rows of
+                       the KPI tables are noted as they are sent)
 an ORM photo is added  it counts for the batch's completion check
 commit                 (a savepoint's release is no commit: all of this waits for the real one)
                        the orders noted for review are settled (their flags computed together),
+                       then the entities noted for the KPI rollup (their deltas, buffered),
                        then the bulk rows, then the change log (one version per company), then the
                        audit events (each company's chain locked only from here), then COMMIT
 after commit           SQLite: the worker's live hub hears what the feed and revocations got
@@ -24,7 +27,7 @@ rollback               pending rows and the batch's copies are dropped (a savepo
                        scope in ``sync.push`` also restores the change-feed, review and audit
                        notes)
 end of transaction     everything that lived with the transaction's locks is forgotten, and
-                       review and audit notes not committed
+                       review, rollup and audit notes not committed
 =====================  ==================================================================
 
 Only sessions of this class (``Database.session`` in the service, see ``backend.context``) do
@@ -39,6 +42,7 @@ from sqlalchemy.orm import SessionTransaction
 from backend.audit import service as audit
 from backend.db import buffer
 from backend.evidence import documents
+from backend.reports import rollup
 from backend.review import entry as review_entry
 from backend.sync import changes, live
 from backend.work_orders import locking
@@ -56,6 +60,7 @@ live.install(UnitOfWork)  # after commit: the worker's hub hears what the feed g
 @event.listens_for(UnitOfWork, "before_flush")
 def _before_flush(session: UnitOfWork, _context: Any, _instances: Any) -> None:
     documents.refuse_edits(session)
+    rollup.observe_flush(session)
 
 
 @event.listens_for(UnitOfWork, "transient_to_pending")
@@ -70,6 +75,7 @@ def _before_commit(session: UnitOfWork) -> None:
         # notes wait for the real commit, so the audit chain's lock is taken only there.
         return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
+    rollup.settle(session)  # after every other change of orders: it reads them as they end
     buffer.write_rows(session)
     changes.write_log(session)
     audit.write_pending(session)  # last: the chain's lock is held only for the commit
@@ -85,4 +91,5 @@ def _after_transaction_end(session: UnitOfWork, transaction: SessionTransaction)
     if transaction.parent is None:
         locking.end_batch(session)
         review_entry.forget(session)
+        rollup.forget(session)
         audit.forget_pending(session)

@@ -42,7 +42,7 @@ from backend.auth.principal import Principal
 from backend.clock import ManualClock
 from backend.context import AppContext, build_context
 from backend.db.migrate import upgrade
-from backend.reports import exports, kpis, scope
+from backend.reports import exports, kpis, rollup, scope
 from backend.settings import Settings
 from bench.report import Figure, print_table
 
@@ -177,8 +177,17 @@ def seed(ctx: AppContext, orders: int) -> None:
     with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("SET statement_timeout = 0")
         conn.exec_driver_sql("VACUUM ANALYZE")
+    # The rows went in behind the service's back (as a restore or a bulk load would): the rollup is
+    # built from them as migration 0018's backfill builds it.
+    started = time.perf_counter()
+    with ctx.db.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        entities = rollup.rebuild(conn)
+    with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE kpi_delta, kpi_settled")
+    print(f"  rollup rebuilt ({entities:,} entities) in {time.perf_counter() - started:6.1f} s")
     with ctx.db.engine.connect() as conn:
-        for table in ("work_order", "sla_clock", "revisit", "measurement"):
+        for table in ("work_order", "sla_clock", "revisit", "measurement", "kpi_delta"):
             print(
                 f"  {table:<12} {conn.exec_driver_sql(f'SELECT count(*) FROM {table}').scalar_one():>10,} rows"
             )
@@ -221,11 +230,19 @@ def measure_kpis(ctx: AppContext) -> list[Figure]:
         with ctx.db.session(readonly=True) as session:
             return kpis.compute(session, scope=where)
 
+    def raw_page() -> object:
+        with ctx.db.session(readonly=True) as session:
+            return kpis.compute(session, scope=where, use_rollup=False)
+
     best, median, report = timed(page)
     print(f"\nKPI page, whole season ({where.since} – {where.until}, {len(where.buckets())} weeks)")
     print(
-        f"  kpis.compute            best {best * 1000:7.0f} ms   median {median * 1000:7.0f} ms   (target ≤ 1000 ms)"
+        f"  kpis.compute (rollup)   best {best * 1000:7.0f} ms   median {median * 1000:7.0f} ms   (target ≤ 1000 ms)"
     )
+    raw_best, raw_median, raw_report = timed(raw_page)
+    print(f"  kpis.compute (raw rows) best {raw_best * 1000:7.0f} ms   median {raw_median * 1000:7.0f} ms")
+    same = raw_report == report
+    print(f"  the two reports are {'the same' if same else 'DIFFERENT'}")
     for group, query in kpis._GROUPS:
 
         def one(query=query) -> object:
@@ -234,6 +251,7 @@ def measure_kpis(ctx: AppContext) -> list[Figure]:
                     session,
                     where,
                     "postgresql",
+                    (where.start, where.end),
                     kpis.load_policy(session.get(kpis.Company, where.company_id)),
                 )
 
@@ -267,13 +285,21 @@ def measure_kpis(ctx: AppContext) -> list[Figure]:
     return [
         Figure(
             "console",
+            "KPI page, whole season, raw rows only (best of 3)",
+            raw_best * 1000,
+            "ms",
+            fb * 1000,
+            "count(*) of the rows each KPI reads",
+        ),
+        Figure(
+            "console",
             "KPI page, whole season (best of 3)",
             best * 1000,
             "ms",
             fb * 1000,
             "count(*) of the rows each KPI reads",
             "<= 1000 ms",
-        )
+        ),
     ]
 
 

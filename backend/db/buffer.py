@@ -35,12 +35,24 @@ __all__ = (
     "insert_now",
     "send_rows",
     "track",
+    "watch",
     "write_rows",
 )
 
 _ROWS = "heatcrew.rows"
 _TRACKED = "heatcrew.tracked"
 _OPEN = "heatcrew.pipeline"
+
+
+Watcher = Callable[[OrmSession, list[Any], list[dict[str, Any]]], None]
+_WATCHERS: dict[sa.Table, Watcher] = {}
+
+
+def watch(table: sa.Table, watcher: Watcher) -> None:
+    """Call ``watcher(session, rows, old)`` whenever rows of ``table`` are written from here: the
+    inserted row dicts (``old`` empty), or the tracked rows that changed (objects) with their
+    values before as dicts. It runs as the rows are sent and must not run statements."""
+    _WATCHERS[table] = watcher
 
 
 def add_row(session: OrmSession, table: sa.Table, row: dict[str, Any]) -> None:
@@ -120,14 +132,23 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
                 _insert_rows(connection, table, columns, same)
+            watcher = _WATCHERS.get(table)
+            if watcher is not None:
+                watcher(session, inserts, [])
         for table, rows in (tracked or {}).items():
             shape = _shape(table)
             # Only the columns that changed: whatever else wrote to the row in this transaction stays.
             changes: dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]] = {}
+            watcher = _WATCHERS.get(table)
+            seen: list[Any] = []
+            old: list[dict[str, Any]] = []
             for key, (row, before) in rows.items():
                 now = _snapshot(row, shape)
                 if now != before:
                     rows[key] = (row, now)
+                    if watcher is not None:
+                        seen.append(row)
+                        old.append(dict(zip(shape.columns, before, strict=True)))
                     changed = {c: v for c, v, b in zip(shape.columns, now, before, strict=True) if v != b}
                     changes.setdefault(tuple(changed), []).append((changed, key))
             for columns, same in changes.items():
@@ -140,6 +161,8 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                 else:
                     params = [{**changed, **shape.key_params(key)} for changed, key in same]
                     _executemany(connection, _update(dialect, table, columns), params)
+            if seen:
+                watcher(session, seen, old)  # type: ignore[misc]
 
 
 def _insert_rows(

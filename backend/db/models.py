@@ -7,6 +7,7 @@ from backend.auth import models as auth_models
 from backend.console import models as console_models
 from backend.evidence import models as evidence_models
 from backend.org import models as org_models
+from backend.reports import models as report_models
 from backend.review import models as review_models
 from backend.sync import models as sync_models
 from backend.work_orders import models as work_order_models
@@ -18,6 +19,7 @@ __all__ = (
     "evidence_models",
     "metadata",
     "org_models",
+    "report_models",
     "review_models",
     "sync_models",
     "work_order_models",

@@ -8,6 +8,7 @@ in docs/ARCHITECTURE.md ("Reports") and in each KPI's ``definition``.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -18,6 +19,7 @@ from sqlmodel import Session
 from backend.console import N_
 from backend.evidence.models import Document, Measurement
 from backend.org.models import Company
+from backend.reports import rollup
 from backend.reports.schemas import Kpi, KpiReport, SeriesPoint
 from backend.reports.scope import Scope
 from backend.work_orders.models import Revisit, SlaClock, WorkOrder
@@ -184,6 +186,11 @@ class _Series:
         self.buckets = scope.buckets()
         self.tallies = [_Tally() for _ in self.buckets]
 
+    def merge(self, other: "_Series") -> None:
+        for mine, theirs in zip(self.tallies, other.tallies, strict=True):
+            mine.numerator += theirs.numerator
+            mine.denominator += theirs.denominator
+
     def add(self, bucket: int, numerator: int, denominator: int) -> None:
         tally = self.tallies[min(max(int(bucket), 1), len(self.tallies)) - 1]
         tally.numerator += int(numerator)
@@ -234,17 +241,23 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 # ---------------------------------------------------------------- the queries
 
 
+_Window = tuple[datetime, datetime]
+"""The UTC instants [from, to) a raw query counts: the period, or the days the rollup leaves."""
+
+
 def _team(scope: Scope, column: Any) -> list[Any]:
     return [column == scope.team_id] if scope.team_id is not None else []
 
 
-def _clock_kpis(session: Session, scope: Scope, dialect: str, policy: Any) -> list[Kpi]:
+def _clock_kpis(
+    session: Session, scope: Scope, dialect: str, window: _Window, policy: Any
+) -> dict[str, _Series]:
     """One statement: the clocks counted from ``sla_clock`` alone (its copy of the order's company
     and kind; on PostgreSQL an index-only scan), less the unmet ones of orders cancelled before
     they ran out (few: found from the cancelled orders)."""
     bucket = _bucket(C.c.due_at, scope, dialect).label("b")
     complaint = (C.c.order_kind == WorkOrderKind.complaint.value).label("complaint")
-    in_period = [C.c.company_id == scope.company_id, C.c.due_at >= scope.start, C.c.due_at < scope.end]
+    in_period = [C.c.company_id == scope.company_id, C.c.due_at >= window[0], C.c.due_at < window[1]]
     counted = (
         sa.select(
             C.c.clock,
@@ -284,12 +297,12 @@ def _clock_kpis(session: Session, scope: Scope, dialect: str, policy: Any) -> li
             series[f"on_time_{clock}"].add(b, on_time, n)
         if is_complaint and clock == ClockName.answer.value:
             series["complaints_answered"].add(b, on_time, n)
-    kpis = [series[name].kpi(name, target=policy.on_time_target) for name in CLOCK_KPIS]
-    kpis.append(series["complaints_answered"].kpi("complaints_answered", target=COMPLAINTS_TARGET))
-    return kpis
+    return series
 
 
-def _temperature(session: Session, scope: Scope, dialect: str, policy: Any) -> list[Kpi]:
+def _temperature(
+    session: Session, scope: Scope, dialect: str, window: _Window, policy: Any
+) -> dict[str, _Series]:
     bucket = _bucket(M.c.measured_at, scope, dialect).label("b")
     source = M.join(D, D.c.id == M.c.id, isouter=True)
     team = []
@@ -304,8 +317,8 @@ def _temperature(session: Session, scope: Scope, dialect: str, policy: Any) -> l
         .select_from(source)
         .where(
             M.c.company_id == scope.company_id,
-            M.c.measured_at >= scope.start,
-            M.c.measured_at < scope.end,
+            M.c.measured_at >= window[0],
+            M.c.measured_at < window[1],
             M.c.result.in_(("pass", "fail")),
             D.c.superseded_by_id.is_(None),
             *team,
@@ -315,10 +328,12 @@ def _temperature(session: Session, scope: Scope, dialect: str, policy: Any) -> l
     series = _Series(scope)
     for b, passed, counted in session.execute(query):
         series.add(b, passed, counted)
-    return [series.kpi("temperature_pass", target=policy.temperature_pass_target)]
+    return {"temperature_pass": series}
 
 
-def _revisits(session: Session, scope: Scope, dialect: str, policy: Any) -> list[Kpi]:
+def _revisits(
+    session: Session, scope: Scope, dialect: str, window: _Window, policy: Any
+) -> dict[str, _Series]:
     bucket = _bucket(R.c.due_at, scope, dialect).label("b")
     done = R.c.state == "done"
     source: Any = R
@@ -336,8 +351,8 @@ def _revisits(session: Session, scope: Scope, dialect: str, policy: Any) -> list
         .select_from(source)
         .where(
             R.c.company_id == scope.company_id,
-            R.c.due_at >= scope.start,
-            R.c.due_at < scope.end,
+            R.c.due_at >= window[0],
+            R.c.due_at < window[1],
             sa.or_(done, R.c.due_at < scope.now),
             *_team(scope, O.c.team_id),
         )
@@ -347,13 +362,12 @@ def _revisits(session: Session, scope: Scope, dialect: str, policy: Any) -> list
     for b, n_done, counted, score_sum, n_scored in session.execute(query):
         completion.add(b, n_done, counted)
         satisfaction.add(b, score_sum, n_scored)
-    return [
-        completion.kpi("revisit_completion", target=REVISIT_COMPLETION_TARGET),
-        satisfaction.kpi("revisit_satisfaction", target=SATISFACTION_TARGET, unit="score"),
-    ]
+    return {"revisit_completion": completion, "revisit_satisfaction": satisfaction}
 
 
-def _repeats(session: Session, scope: Scope, dialect: str, policy: Any) -> list[Kpi]:
+def _repeats(
+    session: Session, scope: Scope, dialect: str, window: _Window, policy: Any
+) -> dict[str, _Series]:
     later = O.alias("later")
     repeated = (
         sa.select(later.c.repeat_of_id.label("first_id"))
@@ -367,8 +381,8 @@ def _repeats(session: Session, scope: Scope, dialect: str, policy: Any) -> list[
         .select_from(O.join(repeated, repeated.c.first_id == O.c.id, isouter=True))
         .where(
             O.c.company_id == scope.company_id,
-            O.c.completed_at >= scope.start,
-            O.c.completed_at < scope.end,
+            O.c.completed_at >= window[0],
+            O.c.completed_at < window[1],
             O.c.kind.in_([k.value for k in policy.revisit_kinds]),
             *_team(scope, O.c.team_id),
         )
@@ -377,10 +391,12 @@ def _repeats(session: Session, scope: Scope, dialect: str, policy: Any) -> list[
     series = _Series(scope)
     for b, repeats, counted in session.execute(query):
         series.add(b, repeats, counted)
-    return [series.kpi("repeat_repairs", target=REPEAT_TARGET, better="lower")]
+    return {"repeat_repairs": series}
 
 
-def _hotline(session: Session, scope: Scope, dialect: str, policy: Any) -> list[Kpi]:
+def _hotline(
+    session: Session, scope: Scope, dialect: str, window: _Window, policy: Any
+) -> dict[str, _Series]:
     answered = (
         sa.select(sa.literal(1))
         .select_from(C)
@@ -407,8 +423,8 @@ def _hotline(session: Session, scope: Scope, dialect: str, policy: Any) -> list[
         .where(
             O.c.company_id == scope.company_id,
             O.c.source == Source.mayor_hotline.value,
-            O.c.received_at >= scope.start,
-            O.c.received_at < scope.end,
+            O.c.received_at >= window[0],
+            O.c.received_at < window[1],
             O.c.state != State.cancelled.value,
             *_team(scope, O.c.team_id),
         )
@@ -419,14 +435,10 @@ def _hotline(session: Session, scope: Scope, dialect: str, policy: Any) -> list[
         feedback.add(b, n_fed, counted)
         closure.add(b, n_closed, counted)
         satisfied.add(b, n_satisfied, n_scored)
-    return [
-        feedback.kpi("hotline_feedback", target=HOTLINE_TARGETS["hotline_feedback"]),
-        closure.kpi("hotline_closure", target=HOTLINE_TARGETS["hotline_closure"]),
-        satisfied.kpi("hotline_satisfaction", target=HOTLINE_TARGETS["hotline_satisfaction"]),
-    ]
+    return {"hotline_feedback": feedback, "hotline_closure": closure, "hotline_satisfaction": satisfied}
 
 
-_Query = Callable[[Session, Scope, str, Any], list[Kpi]]
+_Query = Callable[[Session, Scope, str, _Window, Any], dict[str, _Series]]
 _GROUPS: tuple[tuple[tuple[str, ...], _Query], ...] = (
     ((*CLOCK_KPIS, "complaints_answered"), _clock_kpis),
     (("temperature_pass",), _temperature),
@@ -436,22 +448,83 @@ _GROUPS: tuple[tuple[tuple[str, ...], _Query], ...] = (
 )
 
 
-def compute(session: Session, *, scope: Scope, names: Iterable[str] | None = None) -> KpiReport:
-    """Every KPI (or only ``names``: just the queries they need) for the scope's period and team."""
+def _kpi(name: str, series: _Series, policy: Any) -> Kpi:
+    """The KPI of its summed series, with its target and sense."""
+    if name in CLOCK_KPIS:
+        return series.kpi(name, target=policy.on_time_target)
+    if name == "complaints_answered":
+        return series.kpi(name, target=COMPLAINTS_TARGET)
+    if name == "temperature_pass":
+        return series.kpi(name, target=policy.temperature_pass_target)
+    if name == "revisit_completion":
+        return series.kpi(name, target=REVISIT_COMPLETION_TARGET)
+    if name == "revisit_satisfaction":
+        return series.kpi(name, target=SATISFACTION_TARGET, unit="score")
+    if name == "repeat_repairs":
+        return series.kpi(name, target=REPEAT_TARGET, better="lower")
+    return series.kpi(name, target=HOTLINE_TARGETS[name])
+
+
+def rollup_days(scope: Scope) -> tuple[date, date] | None:
+    """The period's days the rollup answers: whole local days that have ended by ``scope.now``
+    (every clock and revisit due in them has run out), or None. The scope's filters (company, a
+    team, local days) are all carried by the rollup; a filter it did not carry would return None
+    here, and the raw queries would answer for the whole period."""
+    today = scope.now.astimezone(scope.zone).date()
+    last = today - timedelta(days=1)
+    while scope.instant(last + timedelta(days=1)) > scope.now:  # zones whose midnight is odd
+        last -= timedelta(days=1)
+    last = min(last, scope.until)
+    return (scope.since, last) if last >= scope.since else None
+
+
+def _from_rollup(
+    session: Session, scope: Scope, days: tuple[date, date], policy: Any, wanted: set[str]
+) -> dict[str, _Series]:
+    """The series of the rollup's days: one grouped read of ``kpi_delta`` for every KPI."""
+    series = {name: _Series(scope) for name in wanted}
+    step = 1 if scope.bucket == "day" else 7
+    repeat_kinds = {rollup.REPEAT_PREFIX + k.value for k in policy.revisit_kinds}
+    for ingredient, day, numerator, denominator in rollup.read(
+        session, company_id=scope.company_id, team_id=scope.team_id, first=days[0], last=days[1]
+    ):
+        name = "repeat_repairs" if ingredient in repeat_kinds else ingredient
+        if name in series:
+            series[name].add((day - scope.since).days // step + 1, numerator, denominator)
+    return series
+
+
+def compute(
+    session: Session, *, scope: Scope, names: Iterable[str] | None = None, use_rollup: bool = True
+) -> KpiReport:
+    """Every KPI (or only ``names``: just the queries they need) for the scope's period and team.
+
+    Whole past days come from the rollup (``reports.rollup``), today and later days from the raw
+    rows (the queries below, restricted to those days); ``use_rollup=False`` reads every day raw.
+    """
     wanted = set(KPI_NAMES if names is None else names)
     company = session.get(Company, scope.company_id)
     assert company is not None
     policy = load_policy(company)
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # These aggregates read up to millions of rows at a cost far above jit_above_cost: JIT
-        # compilation (inlining, optimisation) took longer than the scans it was meant to speed up.
-        session.execute(sa.text("SET LOCAL jit = off"))
-    found: dict[str, Kpi] = {}
-    for group, query in _GROUPS:
-        if wanted & set(group):
-            for kpi in query(session, scope, dialect, policy):
-                found[kpi.name] = kpi
+    days = rollup_days(scope) if use_rollup else None
+    window = (scope.start, scope.end)
+    found: dict[str, _Series] = {}
+    if days is not None:
+        found = _from_rollup(session, scope, days, policy, wanted)
+        window = (scope.instant(days[1] + timedelta(days=1)), scope.end)
+    if window[0] < window[1]:
+        if dialect == "postgresql":
+            # These aggregates read up to millions of rows at a cost far above jit_above_cost: JIT
+            # compilation (inlining, optimisation) took longer than the scans it was meant to speed up.
+            session.execute(sa.text("SET LOCAL jit = off"))
+        for group, query in _GROUPS:
+            if wanted & set(group):
+                for name, raw in query(session, scope, dialect, window, policy).items():
+                    if name in found:
+                        found[name].merge(raw)
+                    else:
+                        found[name] = raw
     return KpiReport(
         company_id=scope.company_id,
         team_id=scope.team_id,
@@ -460,5 +533,5 @@ def compute(session: Session, *, scope: Scope, names: Iterable[str] | None = Non
         timezone=scope.timezone,
         bucket="day" if scope.bucket == "day" else "week",
         generated_at=scope.now,
-        kpis=[found[name] for name in KPI_NAMES if name in wanted],
+        kpis=[_kpi(name, found[name], policy) for name in KPI_NAMES if name in wanted],
     )

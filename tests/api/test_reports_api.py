@@ -50,7 +50,9 @@ ADMITTED = [{"method": "knock", "at": "2026-12-07T00:40:00Z"}]
 
 def _clear_demo_orders(ctx: AppContext) -> None:
     with ctx.db.session() as session:
-        for table in ("change_log", "sla_clock", "work_order_event", "work_order"):
+        # The KPI rollup is derived from these rows: it goes with them.
+        tables = ("change_log", "sla_clock", "work_order_event", "work_order", "kpi_delta", "kpi_settled")
+        for table in tables:
             session.execute(sa.text(f"DELETE FROM {table}"))
 
 
