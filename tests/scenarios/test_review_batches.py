@@ -86,3 +86,36 @@ def test_photos_taken_after_a_completion_do_not_undo_its_photo_missing(
         for action in actions:
             assert push(client, ctx, phone, [action]) == [("applied", None)]
     assert queue_entry(ctx, order_id) == [("pending", ["photo_missing"], ["photo_missing"])]
+
+
+def test_kept_action_scopes_leave_the_commit_work_to_the_commit(client: TestClient, ctx: AppContext) -> None:
+    """Three refusals put every later action of the batch in its own savepoint. A savepoint kept is
+    not a commit: the change log is written once, at the real commit, and the completion among the
+    kept actions still enters review once."""
+    set_policy(client, flags=["photo_missing"])
+    phone = Phone(client, ctx, "tech1")
+    order_id = started(ctx)
+    missing = str(uuid.uuid4())
+    refused = ("work_order.note", 1, {"work_order_id": missing, "text": "没有这张工单"})
+    actions = [
+        refused,
+        ("work_order.note", 1, {"work_order_id": order_id, "text": "到场"}),
+        refused,
+        ("work_order.complete", 2, {"work_order_id": order_id, "result": "not_fixed", "satisfaction": 4}),
+        refused,
+        ("work_order.note", 1, {"work_order_id": order_id, "text": "已完工"}),
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(ctx.db.engine, "before_cursor_execute", seen)
+    try:
+        answers = push(client, ctx, phone, actions)
+    finally:
+        sa.event.remove(ctx.db.engine, "before_cursor_execute", seen)
+    assert answers == [("rejected", "not_found"), ("applied", None)] * 3
+    change_log_writes = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO CHANGE_LOG")]
+    assert len(change_log_writes) == 1, change_log_writes
+    assert queue_entry(ctx, order_id) == [("pending", ["photo_missing"], ["photo_missing"])]
