@@ -72,7 +72,10 @@ def _added(session: UnitOfWork, instance: object) -> None:
 def _before_commit(session: UnitOfWork) -> None:
     if session.in_nested_transaction():
         # SQLAlchemy calls this at a savepoint's release too (a kept action scope of a push): the
-        # notes wait for the real commit, so the audit chain's lock is taken only there.
+        # notes wait for the real commit, so the audit chain's lock is taken only there. The bulk
+        # rows still go out here (BufferedSession's own listener, and the scope's keep). Settled
+        # once for the whole batch, review adds flag rows of items it updates and of items it
+        # opens in one go: db.buffer sends every table after the tables it refers to.
         return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
     rollup.settle(session)  # after every other change of orders: it reads them as they end
