@@ -17,7 +17,8 @@ each flush             signed records are checked unchanged; the entities of the
                        the flush writes are noted; the bulk rows go out around it (their rows of
                        the KPI tables are noted as they are sent)
 an ORM photo is added  it counts for the batch's completion check
-commit                 the orders noted for review are settled (their flags computed together),
+commit                 (a savepoint's release is no commit: all of this waits for the real one)
+                       the orders noted for review are settled (their flags computed together),
                        then the entities noted for the KPI rollup (their deltas, buffered),
                        then the bulk rows, then the change log (one version per company), then the
                        audit events (each company's chain locked only from here), then COMMIT
@@ -69,6 +70,13 @@ def _added(session: UnitOfWork, instance: object) -> None:
 
 @event.listens_for(UnitOfWork, "before_commit")
 def _before_commit(session: UnitOfWork) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy calls this at a savepoint's release too (a kept action scope of a push): the
+        # notes wait for the real commit, so the audit chain's lock is taken only there. The bulk
+        # rows still go out here (BufferedSession's own listener, and the scope's keep). Settled
+        # once for the whole batch, review adds flag rows of items it updates and of items it
+        # opens in one go: db.buffer sends every table after the tables it refers to.
+        return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
     rollup.settle(session)  # after every other change of orders: it reads them as they end
     buffer.write_rows(session)

@@ -3,7 +3,8 @@
 ``add_row`` keeps a plain dict to insert; ``track`` keeps a plain object standing for a row that is
 already in the database (an order locked for a push batch) with a copy of its values, so that
 whatever changes in it is written back as an UPDATE. Both reach the database in one ``executemany``
-per table (inserts first) before the session runs its next statement (``Session.execute``; not a
+per table (inserts first, a table's before those whose foreign keys refer to it, whatever order
+the rows were added in) before the session runs its next statement (``Session.execute``; not a
 statement run on ``session.connection()`` directly), at its next flush, and before it commits, so
 queries and the commit see them. Building an ORM object per action costs more than the insert.
 Any rollback, a savepoint's too, drops what is pending and the copies: read the rows again.
@@ -125,8 +126,12 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
         pipeline.__enter__()
         info[_OPEN] = (pipeline, connection)
     with _pipelined(connection) if _OPEN not in info else nullcontext():
-        # Inserts first: a row added and tracked in one batch is updated after it exists.
-        for table, inserts in pending.items():
+        # Inserts first: a row added and tracked in one batch is updated after it exists. Tables in
+        # the order of their foreign keys, not of their first row: a statement run between two
+        # add_row calls sends what came before it, so a child's table can open the next write
+        # (a review item's new flag) ahead of its parent's (another order's new item).
+        for table in sorted(pending, key=_rank) if len(pending) > 1 else pending:
+            inserts = pending[table]
             by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in inserts:
                 by_columns.setdefault(tuple(row), []).append(row)
@@ -163,6 +168,18 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                     _executemany(connection, _update(dialect, table, columns), params)
             if seen:
                 watcher(session, seen, old)  # type: ignore[misc]
+
+
+_RANKS: dict[sa.Table, int] = {}
+
+
+def _rank(table: sa.Table) -> int:
+    """The table's place in its metadata's foreign-key order: every table it refers to comes first."""
+    rank = _RANKS.get(table)
+    if rank is None:
+        _RANKS.update({t: i for i, t in enumerate(table.metadata.sorted_tables)})
+        rank = _RANKS[table]
+    return rank
 
 
 def _insert_rows(

@@ -356,6 +356,67 @@ def test_a_supersede_is_recorded_and_a_refused_one_leaves_no_event(
     assert_nothing_personal(ctx, "重测", "客厅")
 
 
+def test_a_supersede_among_kept_action_scopes_joins_the_chain_once_at_the_commit(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """Three refusals put every later action of the batch in its own savepoint; the savepoints kept
+    after the supersede are no commit: its event is written once, the chain's lock is taken only
+    after the last of them, and the chain still verifies."""
+    order = new_order(ctx, kind="temperature_complaint", account="100103", assignee="inspector1")
+    inspector = Phone(client, ctx, "inspector1")
+    original = {
+        "measurement_id": str(uuid.uuid4()),
+        "household_id": str(order.household_id),
+        "work_order_id": None,
+        "instrument_id": "TH-0042",
+        "rooms": [{"name": "客厅", "kind": "living_room", "readings_c": [17.1, 17.2, 17.1], "height_m": 1.3}],
+        "outdoor_c": -9.0,
+        "closed_minutes": 40,
+    }
+    assert inspector.push("measurement.record", 1, original)["status"] == "applied"
+    correction = {
+        **original,
+        "measurement_id": str(uuid.uuid4()),
+        "supersedes": original["measurement_id"],
+        "supersede_reason": "重测",
+    }
+    refused = ("work_order.note", 1, {"work_order_id": str(uuid.uuid4()), "text": "没有这张工单"})
+    note = ("work_order.note", 1, {"work_order_id": str(order.id), "text": "复测完成"})
+    actions = [refused, ("measurement.record", 1, correction), refused, note, refused, note]
+    now = ctx.clock.now()
+    envelopes = [
+        {"id": str(uuid.uuid4()), "seq": inspector.seq + n, "type": type_, "v": v, "payload": payload}
+        | {"occurred_at": now.isoformat()}
+        for n, (type_, v, payload) in enumerate(actions, start=1)
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    sa.event.listen(ctx.db.engine, "before_cursor_execute", seen)
+    try:
+        response = client.post(
+            "/api/v1/sync/push",
+            json={"device_id": inspector.device, "sent_at": now.isoformat(), "actions": envelopes},
+            headers=auth(inspector.tokens),
+        )
+    finally:
+        sa.event.remove(ctx.db.engine, "before_cursor_execute", seen)
+    assert response.status_code == 200, response.text
+    answers = [(r["status"], r.get("code")) for r in response.json()["results"]]
+    assert answers == [("rejected", "not_found"), ("applied", None)] * 3
+    (event,) = rows(ctx, "document.superseded")
+    assert event.target_id == original["measurement_id"]
+    assert event.detail == {"type": "measurement", "superseded_by": correction["measurement_id"]}
+    released = [i for i, s in enumerate(statements) if s.startswith("RELEASE SAVEPOINT")]
+    chained = [i for i, s in enumerate(statements) if "AUDIT_EVENT" in s or "PG_ADVISORY_XACT_LOCK" in s]
+    assert len(released) == 3 and chained and min(chained) > max(released), (released, chained)
+    verified = client.get("/api/v1/audit/verify", headers=auth(login(client, "admin")))
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True
+
+
 # ---------------------------------------------------------------- verify
 
 

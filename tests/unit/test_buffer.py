@@ -33,6 +33,13 @@ PROBE = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False, default="visit"),
 )
+# A row of this table refers to one of buffer_probe: the probe's row must be written first.
+CHILD = sa.Table(
+    "buffer_probe_child",
+    probe_metadata,
+    sa.Column("probe_id", sa.Uuid, sa.ForeignKey("buffer_probe.id"), primary_key=True),
+    sa.Column("flag", sa.String(16), primary_key=True),
+)
 
 
 @pytest.fixture
@@ -121,3 +128,15 @@ def test_a_rollback_drops_what_was_pending(db: Database) -> None:
     with db.session() as session:
         buffer.add_row(session, PROBE, row(2))
     assert [r.count for r in read_all(db)] == [2]
+
+
+def test_rows_go_out_parents_first_whatever_order_they_were_added_in(db: Database) -> None:
+    """A child's row may be added before its parent's (another parent's child opened the pending
+    rows of its table first): the parent's table is still written first, so the key holds."""
+    parent = row(1)
+    with db.session() as session:
+        buffer.add_row(session, CHILD, {"probe_id": parent["id"], "flag": "late"})
+        buffer.add_row(session, PROBE, parent)
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(CHILD.c.probe_id, CHILD.c.flag)).all() == [(parent["id"], "late")]
+    assert [r.id for r in read_all(db)] == [parent["id"]]
