@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from openapi_ui_bundles import swagger_ui
 
+from backend import slim  # noqa: F401  # first: PyJWT and structlog without their extras
 from backend.app_version import require_supported_app
 from backend.audit.controllers import AuditController
 from backend.auth.controllers import AuthController, DeviceController, MeController, UserController
@@ -32,7 +33,7 @@ from backend.evidence.controllers import (
     MeasurementController,
     PublicDocumentController,
 )
-from backend.evidence.pdf import warm_font
+from backend.evidence.pdf import check_font
 from backend.health import HealthController
 from backend.logs import configure_logging
 from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
@@ -128,7 +129,7 @@ def create_app(
         state=State({"ctx": ctx, "console_default_locale": "zh"}),
         template_config=template_config(),
         # The live hub's listener (PostgreSQL) lives on the worker's event loop.
-        on_startup=[warm_font, ctx.live.start],
+        on_startup=[check_font, ctx.live.start],
         on_shutdown=[ctx.live.stop, ctx.db.dispose, mark_worker_gone],
         # Logging is configured once per process by backend.logs, not by each app.
         logging_config=None,

@@ -11,6 +11,7 @@ import click
 import msgspec
 from sqlmodel import col, select
 
+from backend import slim  # noqa: F401  # first: PyJWT and structlog without their extras (a worker imports this module)
 from backend.auth import service as auth_service
 from backend.auth.models import Device, Role, User
 from backend.context import AppContext, build_context

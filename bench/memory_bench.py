@@ -7,7 +7,9 @@ workers: nothing is shared with the parent after a fork), and reads ``/proc/self
 
 - ``import``: ``import backend.app``;
 - ``create_app``: the application built from settings (routes, templates, catalogues, pool);
-- ``startup``: and its start hooks' work, the PDF font parsed and registered (``warm_font``);
+- ``startup``: and its start hooks' work (the PDF font looked for, ``check_font``);
+- ``printing``: after a worker's first signed document: ReportLab imported, the CJK font parsed
+  (a worker that prints none never pays this);
 - the floor: ``bench/bare_app.py`` imported (Litestar, msgspec, the contract's structs).
 
 RSS is the figure reported: it is what a container limit and ``ps`` count. PSS and USS are printed
@@ -37,9 +39,13 @@ else:
     if stage != "import":
         from backend.settings import Settings
         app = backend.app.create_app(Settings.from_env())
-    if stage == "startup":
-        from backend.evidence.pdf import warm_font
-        assert warm_font(), "no PDF font"
+    if stage in ("startup", "printing"):
+        from backend.evidence.pdf import check_font
+        assert check_font(), "no PDF font"
+    if stage == "printing":
+        from backend.evidence import pdf_layout
+        from backend.evidence.pdf import find_font
+        pdf_layout._register(find_font().regular)
 import gc
 gc.collect()
 sizes = {}
@@ -51,7 +57,7 @@ sizes["USS"] = sizes["Private_Clean"] + sizes["Private_Dirty"]
 print(json.dumps({k: sizes[k] for k in ("Rss", "Pss", "USS")}))
 """
 
-STAGES = ("import", "create_app", "startup")
+STAGES = ("import", "create_app", "startup", "printing")
 
 
 def probe(stage: str, env: dict[str, str]) -> dict[str, float]:

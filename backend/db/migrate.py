@@ -1,12 +1,15 @@
 """Schema migrations through Alembic, driven from code (``heatcrew db upgrade``, ``serve``)."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (with Mako, ~12 MiB) is imported in each function: ``heatcrew serve`` migrates before it
+# starts its workers, and a worker, which imports the command line's module, never needs it.
 
 __all__ = ("alembic_config", "current_revision", "head_revision", "upgrade")
 
@@ -15,7 +18,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 PG_LOCK_KEY = 4_815_162_342
 
 
-def alembic_config() -> Config:
+def alembic_config() -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -23,6 +28,8 @@ def alembic_config() -> Config:
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; on PostgreSQL, workers starting together take turns."""
+    from alembic import command
+
     config = alembic_config()
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
@@ -42,9 +49,13 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

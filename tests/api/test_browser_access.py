@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from backend.evidence import pdf
+from backend.evidence import pdf, pdf_layout
 from tests.api.helpers import auth, login
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -70,20 +70,32 @@ def test_any_other_origin_gets_no_cors_answer(make_client: Callable[..., TestCli
         assert "access-control-allow-origin" not in answer.headers
 
 
-def test_the_pdf_font_is_loaded_when_the_app_starts(
+def test_the_pdf_font_waits_for_a_workers_first_document(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pdf, "_REGISTERED", {})
+    # Parsed, the CJK font costs every worker ~19 MiB: only one that prints a document holds it.
+    monkeypatch.setattr(pdf_layout, "_REGISTERED", {})
     make_client()
-    assert pdf.find_font().regular.resolve() in pdf._REGISTERED
+    assert pdf_layout._REGISTERED == {}
+    document = pdf.PdfDocument(
+        title="入户测温记录",
+        company="Test Heat",
+        reference="WO-1/测温-1",
+        fields=[("住户", "张三")],
+        content_sha256="0" * 64,
+        verify_hint="heatcrew verify",
+        issued_at="2026-12-02 08:00",
+    )
+    assert pdf.render_pdf(document).startswith(b"%PDF")
+    assert pdf.find_font().regular.resolve() in pdf_layout._REGISTERED
 
 
 def test_a_missing_font_does_not_stop_the_start(
-    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch, tmp_path
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch, tmp_path, caplog
 ) -> None:
-    monkeypatch.setattr(pdf, "_REGISTERED", {})
     monkeypatch.setenv(pdf.FONT_ENV_VAR, str(tmp_path / "no-such-font.ttf"))
-    client = make_client()
+    with caplog.at_level("WARNING", logger="heatcrew.pdf"):
+        client = make_client()
     assert client.get("/health").status_code == 200
-    assert pdf._REGISTERED == {}
-    assert pdf.warm_font() is False
+    assert pdf.check_font() is False
+    assert "no font for PDFs" in caplog.text
