@@ -20,8 +20,9 @@ an ORM photo is added  it counts for the batch's completion check
 commit                 (a savepoint's release is no commit: all of this waits for the real one)
                        the orders noted for review are settled (their flags computed together),
                        then the entities noted for the KPI rollup (their deltas, buffered),
-                       then the bulk rows, then the change log (one version per company), then the
-                       audit events (each company's chain locked only from here), then COMMIT
+                       then the change log (one version per company; buffered on PostgreSQL),
+                       then the bulk rows, then the audit events (each company's chain locked
+                       only from here), then COMMIT
 after commit           SQLite: the worker's live hub hears what the feed and revocations got
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
                        scope in ``sync.push`` also restores the change-feed, review and audit
@@ -79,8 +80,8 @@ def _before_commit(session: UnitOfWork) -> None:
         return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
     rollup.settle(session)  # after every other change of orders: it reads them as they end
-    buffer.write_rows(session)
-    changes.write_log(session)
+    changes.write_log(session)  # PostgreSQL: buffered, so it goes out with the bulk rows
+    buffer.write_rows(session)  # every pending write in one round trip (PostgreSQL: a pipeline)
     audit.write_pending(session)  # last: the chain's lock is held only for the commit
 
 

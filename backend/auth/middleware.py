@@ -1,9 +1,10 @@
 """Authentication for every route except those that opt out with ``opt={"exclude_from_auth": True}``.
 
 Every route finds the token's checked claims in ``request.auth`` and the admitted caller in
-``request.user``. A route with ``opt={"token_only": True}`` (the delta pull) gets the claims only,
-``request.user`` left ``None``: it may answer what reveals and changes nothing (an empty page,
-from memory) on them, and calls ``service.admit`` itself before anything else.
+``request.user``. A route with ``opt={"token_only": True}`` gets the claims only, ``request.user``
+left ``None``, and admits the caller itself before anything that could return or change data: the
+delta pull answers an empty page from memory on them (it reveals and changes nothing) and calls
+``service.admit`` for any other; the push admits in its transaction's first statement.
 """
 
 from litestar.connection import ASGIConnection

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -34,9 +35,12 @@ from backend.sync import live
 from mobile_contract.auth import DeviceInfo, LoginRequest, RefreshRequest, TokenPair, UserSummary
 
 __all__ = (
+    "ADMIT",
+    "ADMIT_COLUMNS",
     "LoginStart",
     "abandon_login",
     "admit",
+    "admitted",
     "authenticate",
     "create_user",
     "disable_user",
@@ -46,6 +50,7 @@ __all__ = (
     "login_gated",
     "logout",
     "read_token",
+    "record_seen",
     "refresh",
     "revoke_device",
     "start_login",
@@ -280,7 +285,7 @@ def authenticate(ctx: AppContext, *, authorization: str | None, device_header: s
 
 # Session, device and user in one small statement of plain SQL (no ORM objects); psycopg prepares
 # it on a connection that has run it a few times.
-_ADMIT = (
+ADMIT = (
     sa.text(
         "SELECT u.company_id, u.role, u.username, u.full_name, u.is_active, d.revoked_at, s.revoked_at, "
         "d.last_seen_at "
@@ -305,23 +310,37 @@ _ADMIT = (
 def admit(ctx: AppContext, claims: AccessClaims) -> Principal:
     """Whether the session, device and user the token names may still come in: one query."""
     row = ctx.db.fetch_one(
-        _ADMIT,
+        ADMIT,
         {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id},
     )
     if row is None:
         raise AuthError("The access token is not valid.", code="invalid_token")
-    company_id, role, username, full_name, is_active, device_revoked_at, session_revoked_at, last_seen = row
+    principal, seen_due = admitted(ctx.clock.now(), claims, tuple(row))
+    if seen_due:
+        with ctx.db.session() as session:
+            record_seen(session, claims.device_id, ctx.clock.now())
+    return principal
+
+
+ADMIT_COLUMNS = 8
+"""The columns of an admission, first in any statement that admits a caller (``sync.push`` locks
+the device's counter in the same statement): company, role, username, full name, user active,
+device revoked, session revoked, device last seen."""
+
+
+def admitted(now: datetime, claims: AccessClaims, row: tuple[Any, ...]) -> tuple[Principal, bool]:
+    """The caller of an admission row (its first ``ADMIT_COLUMNS``), or the refusal; and whether the
+    device's last-seen time is due a write (:func:`record_seen`)."""
+    company_id, role, username, full_name, is_active, device_revoked_at, session_revoked_at, last_seen = row[
+        :ADMIT_COLUMNS
+    ]
     if device_revoked_at is not None:
         raise AuthError("This device has been revoked.", code="device_revoked")
     if not is_active:
         raise AuthError("This account is disabled.", code="user_disabled")
     if session_revoked_at is not None:
         raise AuthError("This session has ended; log in again.", code="session_revoked")
-    now = ctx.clock.now()
-    if now - last_seen > LAST_SEEN_RESOLUTION:
-        with ctx.db.session() as session:
-            session.exec(sa.update(Device).where(col(Device.id) == claims.device_id).values(last_seen_at=now))
-    return Principal(
+    principal = Principal(
         user_id=claims.user_id,
         company_id=company_id,
         role=Role(role),
@@ -330,6 +349,12 @@ def admit(ctx: AppContext, claims: AccessClaims) -> Principal:
         device_id=claims.device_id,
         session_id=claims.session_id,
     )
+    return principal, now - last_seen > LAST_SEEN_RESOLUTION
+
+
+def record_seen(session: Session, device_id: str, now: datetime) -> None:
+    """The device was seen now (written at most once per ``LAST_SEEN_RESOLUTION``)."""
+    session.exec(sa.update(Device).where(col(Device.id) == device_id).values(last_seen_at=now))
 
 
 def create_user(

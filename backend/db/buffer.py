@@ -118,7 +118,12 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
     tracked = info.get(_TRACKED)
     if _ROWS not in info and not tracked:
         return
+    # What changed in the tracked rows is found first: before most statements nothing has, and then
+    # the connection is not touched at all (no pipeline opened and closed for nothing).
+    updates = _tracked_changes(tracked) if tracked else []
     pending: dict[sa.Table, list[dict[str, Any]]] = info.pop(_ROWS, {})
+    if not pending and not updates:
+        return
     connection = session.connection()
     dialect = connection.dialect
     if keep_open and _OPEN not in info:
@@ -140,22 +145,8 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
             watcher = _WATCHERS.get(table)
             if watcher is not None:
                 watcher(session, inserts, [])
-        for table, rows in (tracked or {}).items():
+        for table, changes, seen, old in updates:
             shape = _shape(table)
-            # Only the columns that changed: whatever else wrote to the row in this transaction stays.
-            changes: dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]] = {}
-            watcher = _WATCHERS.get(table)
-            seen: list[Any] = []
-            old: list[dict[str, Any]] = []
-            for key, (row, before) in rows.items():
-                now = _snapshot(row, shape)
-                if now != before:
-                    rows[key] = (row, now)
-                    if watcher is not None:
-                        seen.append(row)
-                        old.append(dict(zip(shape.columns, before, strict=True)))
-                    changed = {c: v for c, v, b in zip(shape.columns, now, before, strict=True) if v != b}
-                    changes.setdefault(tuple(changed), []).append((changed, key))
             for columns, same in changes.items():
                 recordset = _recordset_update(dialect, table, columns)
                 if recordset is not None:
@@ -167,7 +158,37 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                     params = [{**changed, **shape.key_params(key)} for changed, key in same]
                     _executemany(connection, _update(dialect, table, columns), params)
             if seen:
-                watcher(session, seen, old)  # type: ignore[misc]
+                _WATCHERS[table](session, seen, old)
+
+
+_Changes = dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]
+
+
+def _tracked_changes(
+    tracked: dict[sa.Table, dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]]],
+) -> list[tuple[sa.Table, _Changes, list[Any], list[dict[str, Any]]]]:
+    """Per table, the tracked rows that changed since last written, by the columns that changed
+    (only those are written: whatever else wrote to the row in this transaction stays), with the
+    rows and their old values for the table's watcher. Each one found is taken as written."""
+    found = []
+    for table, rows in tracked.items():
+        shape = _shape(table)
+        watched = table in _WATCHERS
+        changes: _Changes = {}
+        seen: list[Any] = []
+        old: list[dict[str, Any]] = []
+        for key, (row, before) in rows.items():
+            now = _snapshot(row, shape)
+            if now != before:
+                rows[key] = (row, now)
+                if watched:
+                    seen.append(row)
+                    old.append(dict(zip(shape.columns, before, strict=True)))
+                changed = {c: v for c, v, b in zip(shape.columns, now, before, strict=True) if v != b}
+                changes.setdefault(tuple(changed), []).append((changed, key))
+        if changes:
+            found.append((table, changes, seen, old))
+    return found
 
 
 _RANKS: dict[sa.Table, int] = {}

@@ -125,22 +125,25 @@ def write_log(session: OrmSession) -> None:
         live.notify_after_commit(
             session, ("f", company_id, version, None if None in users else sorted(users, key=str))
         )
-        # Plain rows in one statement: the ORM's bulk path costs more than the insert.
-        buffer.insert_now(
-            session,
-            CHANGES,
-            [
-                {
-                    "company_id": company_id,
-                    "version": version,
-                    "user_id": user,
-                    "entity": entity,
-                    "entity_id": entity_id,
-                    "at": at,
-                }
-                for user, entity, entity_id in sorted(by_company[company_id], key=str)
-            ],
-        )
+        rows = [
+            {
+                "company_id": company_id,
+                "version": version,
+                "user_id": user,
+                "entity": entity,
+                "entity_id": entity_id,
+                "at": at,
+            }
+            for user, entity, entity_id in sorted(by_company[company_id], key=str)
+        ]
+        if postgres:
+            # With the transaction's other bulk rows, in their round trip (the unit of work writes
+            # them next); the trigger gives the rows their position wherever they go.
+            for row in rows:
+                buffer.add_row(session, CHANGES, row)
+        else:
+            # Plain rows in one statement: the ORM's bulk path costs more than the insert.
+            buffer.insert_now(session, CHANGES, rows)
 
 
 def _bump(session: OrmSession, company_id: uuid.UUID) -> int:

@@ -32,22 +32,23 @@ class SyncController(Controller):
     path = "/api/v1/sync"
     tags = ["sync"]
 
-    # A NUL in one action rejects that action only (push.py), not the batch.
+    # A NUL in one action rejects that action only (push.py), not the batch. The token is checked in
+    # memory only: the batch's first statement admits the caller (session, device, user) as it
+    # locks the device's counter, so a push costs no statement of its own for that.
     @post(
         "/push",
         status_code=HTTP_200_OK,
         sync_to_thread=True,
         opt={
+            "token_only": True,
             "nul_checked_by_handler": True,
             "answers": answers((403, ErrorCode.device_mismatch), ErrorCode.batch_too_large),
         },
         response_headers=retirement.DOCUMENTED_HEADERS,
     )
-    def push(
-        self, ctx: Ctx, principal: Caller, data: JSONBody[PushRequest], request: Request
-    ) -> Response[PushResponse]:
+    def push(self, ctx: Ctx, data: JSONBody[PushRequest], request: Request) -> Response[PushResponse]:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
-        answer = push_batch.push(ctx, principal=principal, request=data, outdated_app=is_outdated(request))
+        answer = push_batch.push(ctx, claims=request.auth, request=data, outdated_app=is_outdated(request))
         metrics.observe_push(data, answer)
         headers = retirement.announcement(data.actions, docs_url=ctx.settings.deprecation_docs_url)
         return Response(answer, headers=headers)

@@ -21,12 +21,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from backend.audit import service as audit
-from backend.auth.models import Role
+from backend.auth import service as auth
+from backend.auth.models import AuthSession, Device, Role, User
 from backend.auth.principal import Principal
+from backend.auth.tokens import AccessClaims
 from backend.context import AppContext
 from backend.db import buffer
 from backend.db.failures import is_unavailable
-from backend.errors import Conflict, HeatCrewError, NotFound
+from backend.errors import AuthError, Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
@@ -89,6 +91,8 @@ class _Decoded:
 class _Batch:
     device_id: str
     actor: Principal
+    """Who pushes: given, or admitted by the batch's first statement (``claims``)."""
+    claims: AccessClaims | None
     received_at: datetime
     skew: timedelta
     envelopes: list[ActionEnvelope]
@@ -101,9 +105,24 @@ class _Batch:
 
 
 def push(
-    ctx: AppContext, *, principal: Principal, request: PushRequest, outdated_app: bool = False
+    ctx: AppContext,
+    *,
+    request: PushRequest,
+    claims: AccessClaims | None = None,
+    principal: Principal | None = None,
+    outdated_app: bool = False,
 ) -> PushResponse:
-    if request.device_id != principal.device_id:
+    """Apply a batch for the caller: ``claims``, a checked access token (HTTP), whose session,
+    device and user the batch's first statement admits as it locks the device's counter; or a
+    ``principal`` admitted already (tools and tests)."""
+    if principal is not None:
+        device_id = principal.device_id
+    elif claims is not None:
+        device_id = claims.device_id
+    else:
+        raise TypeError("push needs the caller's claims or principal")
+    # Neither refusal reveals or changes anything: they come before the caller is admitted.
+    if request.device_id != device_id:
         raise Conflict(
             "This batch names another device than the one logged in.",
             code="device_mismatch",
@@ -117,7 +136,8 @@ def push(
     received_at = ctx.clock.now()
     batch = _Batch(
         device_id=request.device_id,
-        actor=principal,
+        actor=principal,  # type: ignore[arg-type]  # None until admitted (claims)
+        claims=None if principal is not None else claims,
         received_at=received_at,
         # Cursors and ordering never use phone clocks; this only corrects the times the phone reports.
         skew=received_at - request.sent_at,
@@ -176,7 +196,7 @@ def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str
     """One run of the batch in one transaction: the pipeline, step by step."""
     batch.results = []
     with ctx.db.session() as session:
-        last, epoch = _lock_device_and_epoch(session, batch)
+        last, epoch = _lock_device_and_epoch(session, batch, ctx.clock.now())
         if batch.envelopes and batch.envelopes[-1].seq <= last:
             # Only actions applied before (their answer was lost): every answer is stored and final,
             # so nothing is written.
@@ -185,10 +205,25 @@ def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str
         run = _Run.start(session, batch, last=last, scopes=scopes)
         for envelope in batch.envelopes:
             batch.results.append(run.answer(envelope))
-        session.execute(
-            _DEVICE_DONE, {"device": batch.device_id, "last": run.expected - 1, "at": batch.received_at}
-        )
+        # The counter goes with the batch's other writes, in their round trip at the commit (it is
+        # tracked only now: an action scope's rollback before this drops what the buffer tracks).
+        device = _DeviceRow(batch.device_id, last, None, batch.answers_pruned_below)  # updated_at: unread
+        buffer.track(session, DEVICES, [device])
+        device.last_applied_seq = run.expected - 1
+        device.updated_at = batch.received_at
     return run.expected - 1, epoch
+
+
+class _DeviceRow:
+    """The device's counter row (locked by the batch's first statement), written back at the commit."""
+
+    __slots__ = ("answers_pruned_below", "device_id", "last_applied_seq", "updated_at")
+
+    def __init__(self, device_id: str, last: int, updated_at: datetime | None, pruned_below: int) -> None:
+        self.device_id = device_id
+        self.last_applied_seq = last
+        self.updated_at = updated_at
+        self.answers_pruned_below = pruned_below
 
 
 @dataclass(slots=True)
@@ -292,6 +327,35 @@ _LOCK_DEVICE_AND_EPOCH = (
     .where(DEVICES.c.device_id == sa.bindparam("device_id"))
     .with_for_update(of=DEVICES)
 )
+# The same for a caller known by its token only: session, device and user admitted in it too
+# (backend.auth.service.admitted reads the first columns).
+_SESSIONS, _PHONES, _USERS = AuthSession.__table__, Device.__table__, User.__table__
+_ADMIT_LOCK_DEVICE_AND_EPOCH = (
+    sa.select(
+        _USERS.c.company_id,
+        _USERS.c.role,
+        _USERS.c.username,
+        _USERS.c.full_name,
+        _USERS.c.is_active,
+        _PHONES.c.revoked_at,
+        _SESSIONS.c.revoked_at,
+        _PHONES.c.last_seen_at,
+        COUNTERS.c.epoch,
+        DEVICES.c.last_applied_seq,
+        DEVICES.c.answers_pruned_below,
+    )
+    .select_from(_SESSIONS)
+    .join(_PHONES, _PHONES.c.id == _SESSIONS.c.device_id)
+    .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+    .join(DEVICES, DEVICES.c.device_id == _SESSIONS.c.device_id)
+    .join(COUNTERS, COUNTERS.c.company_id == _USERS.c.company_id)
+    .where(
+        _SESSIONS.c.id == sa.bindparam("session_id"),
+        _SESSIONS.c.user_id == sa.bindparam("user_id"),
+        _SESSIONS.c.device_id == sa.bindparam("device_id"),
+    )
+    .with_for_update(of=DEVICES)
+)
 _LOCK_DEVICE = (
     sa.select(DEVICES.c.last_applied_seq)
     .where(DEVICES.c.device_id == sa.bindparam("device_id"))
@@ -348,15 +412,26 @@ _ANY_UPLOAD = sa.select(Blob.sha256, Blob.refused).where(
 _PRUNED_BELOW = sa.select(DEVICES.c.answers_pruned_below).where(
     DEVICES.c.device_id == sa.bindparam("device_id")
 )
-_DEVICE_DONE = (
-    sa.update(DEVICES)
-    .where(DEVICES.c.device_id == sa.bindparam("device"))
-    .values(last_applied_seq=sa.bindparam("last"), updated_at=sa.bindparam("at"))
-)
 
 
-def _lock_device_and_epoch(session: Session, batch: _Batch) -> tuple[int, str]:
-    """The device's last applied seq, its row locked, and the company's feed epoch."""
+def _lock_device_and_epoch(session: Session, batch: _Batch, now: datetime) -> tuple[int, str]:
+    """The device's last applied seq, its row locked, and the company's feed epoch; a caller known
+    by its token only is admitted first (``batch.actor``), in the same statement when it can be."""
+    if batch.claims is not None:
+        claims = batch.claims
+        params = {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id}
+        row = session.execute(_ADMIT_LOCK_DEVICE_AND_EPOCH, params).first()
+        if row is None:  # the device's first push, the company's first change, or not admitted
+            row = session.execute(auth.ADMIT, params).first()
+            if row is None:
+                raise AuthError("The access token is not valid.", code="invalid_token")
+        batch.actor, seen_due = auth.admitted(now, claims, tuple(row))
+        if seen_due:
+            auth.record_seen(session, claims.device_id, now)
+        if len(row) > auth.ADMIT_COLUMNS:
+            epoch, last, pruned_below = row[auth.ADMIT_COLUMNS :]
+            batch.answers_pruned_below = pruned_below or 0
+            return last, epoch
     company_id = batch.actor.company_id
     params = {"device_id": batch.device_id, "company_id": company_id}
     row = session.execute(_LOCK_DEVICE_AND_EPOCH, params).first()

@@ -227,6 +227,7 @@ def _batch(request: PushRequest) -> Any:
     return push._Batch(
         device_id=request.device_id,
         actor=None,  # type: ignore[arg-type]  # not used by decoding
+        claims=None,
         received_at=NOW,
         skew=NOW - request.sent_at,
         envelopes=request.actions,
