@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from sqlmodel import select
 
+from backend.audit.models import AuditEvent
+from backend.auth.models import User
 from backend.context import AppContext
 from backend.sync.models import SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrderEvent
@@ -115,6 +117,35 @@ def test_a_token_for_another_device_is_refused_before_anything_is_read(client: T
         "/api/v1/sync/push", json=_notes("admit-someone-else", uuid.uuid4(), 1), headers=auth(tokens)
     )
     assert_error(answer, 403, "device_mismatch")
+
+
+def test_a_batch_for_another_device_is_a_denial_in_the_audit_log(client: TestClient, ctx: AppContext) -> None:
+    """A phone pushing under another device's id is refused like any other 403: recorded with who
+    tried it (a stolen or confused token), and nothing of the batch applied."""
+    tokens = login(client, "tech1", device_id="admit-thief")
+    order = new_order(ctx)
+    answer = client.post(
+        "/api/v1/sync/push",
+        json=_notes("admit-victim", order.id, 1),
+        headers={**auth(tokens), "X-Request-ID": "req-push-mismatch"},
+    )
+    assert_error(answer, 403, "device_mismatch")
+    assert _notes_on(ctx, order.id) == 0
+    with ctx.db.session(readonly=True) as session:
+        denied = session.exec(select(AuditEvent).where(AuditEvent.event == "access.denied")).all()
+        tech1 = session.exec(select(User.id).where(User.username == "tech1")).one()
+    assert [(d.actor_user_id, d.actor_device_id, d.request_id, d.detail["code"]) for d in denied] == [
+        (tech1, "admit-thief", "req-push-mismatch", "device_mismatch")
+    ]
+
+
+def test_a_revoked_device_pushing_for_another_device_is_told_it_is_revoked(client: TestClient) -> None:
+    tokens = login(client, "tech1", device_id="admit-lost")
+    _revoke(client, "admit-lost")
+    answer = client.post(
+        "/api/v1/sync/push", json=_notes("admit-other", uuid.uuid4(), 1), headers=auth(tokens)
+    )
+    assert_error(answer, 401, "device_revoked")
 
 
 def test_a_known_devices_push_admits_its_caller_in_the_counters_statement(
