@@ -3,7 +3,9 @@ device and user beside the device's counter. A revoked device, a disabled accoun
 session is refused (401, its stable code) with nothing applied, whether the phone has pushed
 before or not."""
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,8 @@ from litestar.testing import TestClient
 from sqlmodel import select
 
 from backend.audit.models import AuditEvent
-from backend.auth.models import User
+from backend.auth.models import Device, User
+from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.sync.models import SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrderEvent
@@ -179,3 +182,56 @@ def test_a_known_devices_push_admits_its_caller_in_the_counters_statement(
     assert "sync_device" in reads_of_the_session[0] and "sync_counter" in reads_of_the_session[0]
     work = [s for s in seen if not s.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
     assert work[0] is reads_of_the_session[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_push_waiting_for_an_order_does_not_hold_up_the_phones_other_requests(
+    client: TestClient, ctx: AppContext, clock: ManualClock, database_url: str
+) -> None:
+    """The device's last-seen time is not written under the batch's locks: while a push waits for
+    an order another writer holds, the same phone's other requests are answered at once."""
+    device = "admit-seen-busy"
+    tokens = login(client, "tech1", device_id=device)
+    order = new_order(ctx)
+    first = client.post("/api/v1/sync/push", json=_notes(device, order.id, 1), headers=auth(tokens))
+    assert first.status_code == 200, first.text
+    clock.advance(minutes=2)  # the device's last-seen time is due a write
+    holder = sa.create_engine(database_url)
+    monitor = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with holder.connect() as held, monitor.connect() as watch, ThreadPoolExecutor(2) as pool:
+            held.execute(sa.text("SELECT 1 FROM work_order WHERE id = :id FOR UPDATE"), {"id": order.id})
+            push = pool.submit(
+                client.post, "/api/v1/sync/push", json=_notes(device, order.id, 3), headers=auth(tokens)
+            )
+            waiting_for_lock(watch)
+            status = pool.submit(client.get, "/api/v1/sync/status", headers=auth(tokens))
+            try:
+                answered = status.result(timeout=5)
+            finally:
+                held.rollback()
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["last_applied_seq"] == 2
+            pushed = push.result(timeout=30)
+    finally:
+        holder.dispose()
+        monitor.dispose()
+    assert pushed.status_code == 200, pushed.text
+    assert [r["status"] for r in pushed.json()["results"]] == ["applied", "applied"]
+    with ctx.db.session(readonly=True) as session:
+        seen = session.exec(select(Device.last_seen_at).where(Device.id == device)).one()
+    assert seen == clock.now()
+
+
+def waiting_for_lock(watch: sa.Connection, *, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if watch.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ).scalar():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the push never waited for the order")
