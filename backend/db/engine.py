@@ -112,11 +112,15 @@ def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
     An idle connection has nothing to read. A server that ended it (a restart, a terminated
     backend, a timeout) sent its last message and closed the socket, so the socket is readable; the
-    pool then drops the connection and checks out another (``DisconnectionError``)."""
+    pool then drops the connection and checks out another (``DisconnectionError``).
+
+    ``poll``, not ``select``: a worker holding many sockets (live streams) opens connections whose
+    descriptors are past ``select``'s limit of 1024."""
     if dbapi_connection.closed or dbapi_connection.broken:
         raise sa.exc.DisconnectionError("the connection is closed")
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    if readable:
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):  # readable, hung up or failed
         raise sa.exc.DisconnectionError("the server ended this connection")
 
 

@@ -185,13 +185,29 @@ def render_pdf(doc: PdfDocument, *, font: PdfFont | None = None) -> bytes:
     return pdf_layout.render(doc, font or find_font())
 
 
+# The first four bytes of the files ReportLab embeds: TrueType outlines, alone or in a collection.
+# PostScript-flavoured OpenType starts with b"OTTO".
+_TRUETYPE_STARTS = (b"\x00\x01\x00\x00", b"true", b"ttcf")
+
+
 def check_font() -> bool:
-    """At start: whether a font is there to print with (found, not parsed: the first document of
-    a worker parses it, ~0.2 s). A missing font is logged, not fatal: PDFs answer
-    ``pdf_font_missing`` and everything else works."""
+    """At start: whether a font is there to print with (found and of a kind ReportLab embeds, not
+    parsed: the first document of a worker parses it, ~0.2 s). A missing or unusable font is
+    logged, not fatal: PDFs answer ``pdf_font_missing`` and everything else works."""
     try:
-        find_font()
+        font = find_font()
+        for path in (font.regular, font.bold):
+            if path is not None and _start_of(path) not in _TRUETYPE_STARTS:
+                raise PdfFontMissing(f"{path} is not a TrueType font (a .ttf or .ttc file).")
     except PdfFontMissing as exc:
         logging.getLogger("heatcrew.pdf").warning("no font for PDFs: %s", exc.message)
         return False
     return True
+
+
+def _start_of(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            return file.read(4)
+    except OSError:
+        return b""

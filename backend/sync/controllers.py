@@ -48,6 +48,10 @@ class SyncController(Controller):
     )
     def push(self, ctx: Ctx, data: JSONBody[PushRequest], request: Request) -> Response[PushResponse]:
         """Apply queued actions in `seq` order, each exactly once; see the contract for every status."""
+        if data.device_id != request.auth.device_id:
+            # Refused before the batch runs, as a 403 of an admitted caller: a caller no longer
+            # admitted hears that (401), and the denial joins the audit log with who tried it.
+            request.scope["user"] = auth.admit(ctx, request.auth)
         answer = push_batch.push(ctx, claims=request.auth, request=data, outdated_app=is_outdated(request))
         metrics.observe_push(data, answer)
         headers = retirement.announcement(data.actions, docs_url=ctx.settings.deprecation_docs_url)

@@ -102,6 +102,8 @@ class _Batch:
     results: list[ActionResult] = field(default_factory=list)
     answers_pruned_below: int = 0
     """Answers below this seq were removed by retention (``backend.maintenance``)."""
+    seen_due: bool = False
+    """The admitted device's last-seen time is due a write (after the batch, see :func:`push`)."""
 
 
 def push(
@@ -151,6 +153,8 @@ def push(
     while True:
         try:
             last, epoch = _apply(ctx, batch, scopes=scopes)
+            if batch.seen_due:
+                _record_seen(ctx, batch.device_id)
             return PushResponse(
                 last_applied_seq=last, server_time=received_at, server_epoch=epoch, results=batch.results
             )
@@ -174,6 +178,18 @@ def push(
             if db_tries >= DB_RETRIES:
                 raise
             log.info("push for %s retried after %s", batch.device_id, type(exc.orig).__name__)
+
+
+def _record_seen(ctx: AppContext, device_id: str) -> None:
+    """The device's last-seen time, in a transaction of its own after the batch's: a write of the
+    device row under the batch's locks would hold up the phone's every other request (each
+    admission writes it when due) until the batch commits, however long it waits for its orders.
+    The batch is committed: its answer is not lost for this write (the next request makes it)."""
+    try:
+        with ctx.db.session() as session:
+            auth.record_seen(session, device_id, ctx.clock.now())
+    except DBAPIError as exc:
+        log.warning("last-seen time of %s not written: %s", device_id, type(exc.orig).__name__)
 
 
 class _Scopes(msgspec.Struct, frozen=True):
@@ -425,9 +441,7 @@ def _lock_device_and_epoch(session: Session, batch: _Batch, now: datetime) -> tu
             row = session.execute(auth.ADMIT, params).first()
             if row is None:
                 raise AuthError("The access token is not valid.", code="invalid_token")
-        batch.actor, seen_due = auth.admitted(now, claims, tuple(row))
-        if seen_due:
-            auth.record_seen(session, claims.device_id, now)
+        batch.actor, batch.seen_due = auth.admitted(now, claims, tuple(row))
         if len(row) > auth.ADMIT_COLUMNS:
             epoch, last, pruned_below = row[auth.ADMIT_COLUMNS :]
             batch.answers_pruned_below = pruned_below or 0

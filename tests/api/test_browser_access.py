@@ -99,3 +99,19 @@ def test_a_missing_font_does_not_stop_the_start(
     assert client.get("/health").status_code == 200
     assert pdf.check_font() is False
     assert "no font for PDFs" in caplog.text
+
+
+@pytest.mark.parametrize("start", [b"OTTO", b"<htm"], ids=["PostScript OpenType", "not a font"])
+def test_a_font_reportlab_cannot_embed_is_told_at_the_start(
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch, tmp_path, caplog, start: bytes
+) -> None:
+    """Found is not enough: a font ReportLab refuses is logged when the worker starts, not first
+    heard of when someone asks for a document (which then answers pdf_font_missing)."""
+    font = tmp_path / "NotoSansCJK-Regular.otf"
+    font.write_bytes(start + b"\x00" * 64)
+    monkeypatch.setenv(pdf.FONT_ENV_VAR, str(font))
+    with caplog.at_level("WARNING", logger="heatcrew.pdf"):
+        client = make_client()
+    assert client.get("/health").status_code == 200
+    assert pdf.check_font() is False
+    assert "no font for PDFs" in caplog.text and str(font) in caplog.text

@@ -3,7 +3,9 @@ device and user beside the device's counter. A revoked device, a disabled accoun
 session is refused (401, its stable code) with nothing applied, whether the phone has pushed
 before or not."""
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,9 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from sqlmodel import select
 
+from backend.audit.models import AuditEvent
+from backend.auth.models import Device, User
+from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.sync.models import SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrderEvent
@@ -117,6 +122,35 @@ def test_a_token_for_another_device_is_refused_before_anything_is_read(client: T
     assert_error(answer, 403, "device_mismatch")
 
 
+def test_a_batch_for_another_device_is_a_denial_in_the_audit_log(client: TestClient, ctx: AppContext) -> None:
+    """A phone pushing under another device's id is refused like any other 403: recorded with who
+    tried it (a stolen or confused token), and nothing of the batch applied."""
+    tokens = login(client, "tech1", device_id="admit-thief")
+    order = new_order(ctx)
+    answer = client.post(
+        "/api/v1/sync/push",
+        json=_notes("admit-victim", order.id, 1),
+        headers={**auth(tokens), "X-Request-ID": "req-push-mismatch"},
+    )
+    assert_error(answer, 403, "device_mismatch")
+    assert _notes_on(ctx, order.id) == 0
+    with ctx.db.session(readonly=True) as session:
+        denied = session.exec(select(AuditEvent).where(AuditEvent.event == "access.denied")).all()
+        tech1 = session.exec(select(User.id).where(User.username == "tech1")).one()
+    assert [(d.actor_user_id, d.actor_device_id, d.request_id, d.detail["code"]) for d in denied] == [
+        (tech1, "admit-thief", "req-push-mismatch", "device_mismatch")
+    ]
+
+
+def test_a_revoked_device_pushing_for_another_device_is_told_it_is_revoked(client: TestClient) -> None:
+    tokens = login(client, "tech1", device_id="admit-lost")
+    _revoke(client, "admit-lost")
+    answer = client.post(
+        "/api/v1/sync/push", json=_notes("admit-other", uuid.uuid4(), 1), headers=auth(tokens)
+    )
+    assert_error(answer, 401, "device_revoked")
+
+
 def test_a_known_devices_push_admits_its_caller_in_the_counters_statement(
     client: TestClient, ctx: AppContext
 ) -> None:
@@ -148,3 +182,56 @@ def test_a_known_devices_push_admits_its_caller_in_the_counters_statement(
     assert "sync_device" in reads_of_the_session[0] and "sync_counter" in reads_of_the_session[0]
     work = [s for s in seen if not s.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
     assert work[0] is reads_of_the_session[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_push_waiting_for_an_order_does_not_hold_up_the_phones_other_requests(
+    client: TestClient, ctx: AppContext, clock: ManualClock, database_url: str
+) -> None:
+    """The device's last-seen time is not written under the batch's locks: while a push waits for
+    an order another writer holds, the same phone's other requests are answered at once."""
+    device = "admit-seen-busy"
+    tokens = login(client, "tech1", device_id=device)
+    order = new_order(ctx)
+    first = client.post("/api/v1/sync/push", json=_notes(device, order.id, 1), headers=auth(tokens))
+    assert first.status_code == 200, first.text
+    clock.advance(minutes=2)  # the device's last-seen time is due a write
+    holder = sa.create_engine(database_url)
+    monitor = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with holder.connect() as held, monitor.connect() as watch, ThreadPoolExecutor(2) as pool:
+            held.execute(sa.text("SELECT 1 FROM work_order WHERE id = :id FOR UPDATE"), {"id": order.id})
+            push = pool.submit(
+                client.post, "/api/v1/sync/push", json=_notes(device, order.id, 3), headers=auth(tokens)
+            )
+            waiting_for_lock(watch)
+            status = pool.submit(client.get, "/api/v1/sync/status", headers=auth(tokens))
+            try:
+                answered = status.result(timeout=5)
+            finally:
+                held.rollback()
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["last_applied_seq"] == 2
+            pushed = push.result(timeout=30)
+    finally:
+        holder.dispose()
+        monitor.dispose()
+    assert pushed.status_code == 200, pushed.text
+    assert [r["status"] for r in pushed.json()["results"]] == ["applied", "applied"]
+    with ctx.db.session(readonly=True) as session:
+        seen = session.exec(select(Device.last_seen_at).where(Device.id == device)).one()
+    assert seen == clock.now()
+
+
+def waiting_for_lock(watch: sa.Connection, *, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if watch.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ).scalar():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the push never waited for the order")
