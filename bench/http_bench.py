@@ -6,8 +6,10 @@
 The fleet is seeded as in ``bench/sync_bench.py`` (10,000 orders, 200 technicians with 40 open
 orders each), and every phone gets an access token and a first full pull. HeatCrew is started
 with ``heatcrew serve --workers N``; the floor, ``bench/bare_app.py``, under uvicorn with the same
-workers. A load generator in a separate process (asyncio, raw HTTP/1.1 keep-alive, one request at
-a time per phone, as a phone's queue sends them) then drives, against each server:
+workers, at the same time: each phase runs against HeatCrew and right after against the bare app,
+so that a figure and its floor are minutes apart at most. A load generator in a separate process
+(asyncio, raw HTTP/1.1 keep-alive, one request at a time per phone, as a phone's queue sends them)
+then drives, against each server:
 
 - one endpoint at a time in closed loop, for the worker CPU per request: ``/health``, an empty
   delta pull, a push of 5 notes, ``GET /me``;
@@ -23,6 +25,7 @@ to the bare app. It asserts nothing about time; it does fail when a push is not 
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import random
@@ -477,78 +480,76 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "--log-level",
         "warning",
     ]
-    rows: dict[str, list[Row]] = {}
+    rows: dict[str, list[Row]] = {"heatcrew": [], "bare": []}
     lock_share: tuple[float, int, int, int, int] | None = None
-    for name, command in (("heatcrew", heatcrew), ("bare", bare)):
-        server = Server(name, command, env, workdir)
-        try:
-            _, phones = measure(
-                server, phones, "warm-up", mix="mix", rate=None, concurrency=8, duration=min(2, args.phase)
-            )
-            out = []
-            for label, mix in (
-                ("/health", "/health"),
-                ("empty delta pull", "pull"),
-                ("push 5 notes", "push"),
-            ):
-                if label == "empty delta pull":  # every phone's cursor at the head: nothing new
-                    phones = refresh_cursors(server, phones)
-                row, phones = measure(
-                    server, phones, label, mix=mix, rate=None, concurrency=4, duration=args.phase
-                )
-                out.append(row)
-            row, phones = measure(
-                server, phones, "GET /me", mix="/api/v1/me", rate=None, concurrency=4, duration=args.phase
-            )
-            out.append(row)
-            row, phones = measure(
+    # Both servers run side by side, and each phase is measured on one right after the other: the
+    # floor is taken in the same minute as the figure (this machine's speed drifts by the minute).
+    # Each server has its own phones (a push the bare app answers moves no HeatCrew counter).
+    servers = {}
+    try:
+        for name, command in (("heatcrew", heatcrew), ("bare", bare)):
+            servers[name] = Server(name, command, env, workdir)
+        fleet = {name: [dataclasses.replace(p) for p in phones] for name in servers}
+
+        def phase(label: str, **plan: Any) -> None:
+            for name, server in servers.items():
+                row, fleet[name] = measure(server, fleet[name], label, **plan)
+                rows[name].append(row)
+
+        for name, server in servers.items():
+            _, fleet[name] = measure(
                 server,
-                phones,
-                f"mix open loop {args.rate:g}/s",
+                fleet[name],
+                "warm-up",
                 mix="mix",
-                rate=args.rate,
+                rate=None,
+                concurrency=8,
+                duration=min(2, args.phase),
+            )
+        phase("/health", mix="/health", rate=None, concurrency=4, duration=args.phase)
+        for name, server in servers.items():  # every phone's cursor at the head: nothing new
+            fleet[name] = refresh_cursors(server, fleet[name])
+        phase("empty delta pull", mix="pull", rate=None, concurrency=4, duration=args.phase)
+        phase("push 5 notes", mix="push", rate=None, concurrency=4, duration=args.phase)
+        phase("GET /me", mix="/api/v1/me", rate=None, concurrency=4, duration=args.phase)
+        phase(
+            f"mix open loop {args.rate:g}/s", mix="mix", rate=args.rate, concurrency=0, duration=args.duration
+        )
+        phase(
+            f"mix closed loop x{args.concurrency}",
+            mix="mix",
+            rate=None,
+            concurrency=args.concurrency,
+            duration=args.duration,
+        )
+        if postgres:
+            samples: list[tuple[int, int]] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=lock_waits, args=(url, stop, samples))
+            sampler.start()
+            row, fleet["heatcrew"] = measure(
+                servers["heatcrew"],
+                fleet["heatcrew"],
+                "mix open loop 200/s",
+                mix="mix",
+                rate=200,
                 concurrency=0,
                 duration=args.duration,
             )
-            out.append(row)
-            row, phones = measure(
-                server,
-                phones,
-                f"mix closed loop x{args.concurrency}",
-                mix="mix",
-                rate=None,
-                concurrency=args.concurrency,
-                duration=args.duration,
-            )
-            out.append(row)
-            if postgres and name == "heatcrew":
-                samples: list[tuple[int, int]] = []
-                stop = threading.Event()
-                sampler = threading.Thread(target=lock_waits, args=(url, stop, samples))
-                sampler.start()
-                row, phones = measure(
-                    server,
-                    phones,
-                    "mix open loop 200/s",
-                    mix="mix",
-                    rate=200,
-                    concurrency=0,
-                    duration=args.duration,
-                )
-                stop.set()
-                sampler.join()
-                active = sum(a for a, _ in samples)
-                waiting = sum(w for _, w in samples)
-                busy = sum(1 for a, _ in samples if a)
-                share = 100 * waiting / active if active else float("nan")
-                lock_share = (share, len(samples), busy, active, waiting)
-                row.note = (
-                    row.note + f" lock waits: {waiting} of {active} sampled connections in a transaction"
-                    f" ({share:.1f} %; {len(samples)} samples, {busy} with any)"
-                ).strip()
-                out.append(row)
-            rows[name] = out
-        finally:
+            stop.set()
+            sampler.join()
+            active = sum(a for a, _ in samples)
+            waiting = sum(w for _, w in samples)
+            busy = sum(1 for a, _ in samples if a)
+            share = 100 * waiting / active if active else float("nan")
+            lock_share = (share, len(samples), busy, active, waiting)
+            row.note = (
+                row.note + f" lock waits: {waiting} of {active} sampled connections in a transaction"
+                f" ({share:.1f} %; {len(samples)} samples, {busy} with any)"
+            ).strip()
+            rows["heatcrew"].append(row)
+    finally:
+        for server in servers.values():
             server.stop()
     print_table(rows)
     return as_figures(rows, lock_share, args.rate)
