@@ -43,6 +43,22 @@ def _batch(device_id: str, actions: list[tuple[int, uuid.UUID, uuid.UUID]]) -> d
     }
 
 
+def _phone(
+    client: TestClient, ctx: AppContext, device: str, *, pushed_before: bool
+) -> tuple[dict[str, Any], Any, int]:
+    """A logged-in phone, an order of its own and the seq its queue starts at: 2 once it has pushed
+    one note (a known device), else 1 (its first push)."""
+    tokens = login(client, "tech1", device_id=device)
+    order = new_order(ctx)
+    if not pushed_before:
+        return tokens, order, 1
+    first = client.post(
+        "/api/v1/sync/push", json=_batch(device, [(1, uuid.uuid4(), order.id)]), headers=auth(tokens)
+    )
+    assert first.status_code == 200, first.text
+    return tokens, order, 2
+
+
 def _state(ctx: AppContext, device_id: str, order_id: uuid.UUID) -> tuple[int, int, int]:
     with ctx.db.session(readonly=True) as session:
         counter = session.exec(
@@ -65,15 +81,7 @@ def test_one_queue_sent_four_times_at_once_is_applied_once(
     client: TestClient, ctx: AppContext, pushed_before: bool, refused: bool
 ) -> None:
     device = f"race-phone-{int(pushed_before)}{int(refused)}"
-    tokens = login(client, "tech1", device_id=device)
-    order = new_order(ctx)
-    start = 1
-    if pushed_before:
-        first = client.post(
-            "/api/v1/sync/push", json=_batch(device, [(1, uuid.uuid4(), order.id)]), headers=auth(tokens)
-        )
-        assert first.status_code == 200, first.text
-        start = 2
+    tokens, order, start = _phone(client, ctx, device, pushed_before=pushed_before)
     missing = uuid.uuid4()  # an order nobody has: its note is refused, the queue goes on
     actions = [
         (seq, uuid.uuid4(), missing if refused and seq == start + 2 else order.id)
@@ -105,15 +113,7 @@ def test_a_batch_whose_every_action_is_refused_moves_the_queue_on_once(
     client: TestClient, ctx: AppContext, pushed_before: bool
 ) -> None:
     device = f"race-refused-{int(pushed_before)}"
-    tokens = login(client, "tech1", device_id=device)
-    order = new_order(ctx)
-    start = 1
-    if pushed_before:
-        first = client.post(
-            "/api/v1/sync/push", json=_batch(device, [(1, uuid.uuid4(), order.id)]), headers=auth(tokens)
-        )
-        assert first.status_code == 200, first.text
-        start = 2
+    tokens, order, start = _phone(client, ctx, device, pushed_before=pushed_before)
     # Four actions, each refused (an order nobody has): every one costs a careful run.
     body = _batch(device, [(seq, uuid.uuid4(), uuid.uuid4()) for seq in range(start, start + 4)])
     answer = client.post("/api/v1/sync/push", json=body, headers=auth(tokens))
