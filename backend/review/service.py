@@ -456,13 +456,17 @@ def _may_decide(session: Session, actor: Principal, item: ReviewItem) -> None:
 
 
 def _deciding(session: Session, actor: Principal, item_id: uuid.UUID) -> tuple[ReviewItem, WorkOrder]:
-    item = _item(session, actor, item_id, for_update=True)
+    """The item and its order, both locked, in the order a push takes them: the order first (a
+    batch locks its orders when it starts), then the item (a batch updates it at its commit).
+    Taken the other way round, a decision and a push on the same order could deadlock."""
+    item = _item(session, actor, item_id)
+    order = locking.get_order_for_update(session, order_id=item.order_id, company_id=actor.company_id)
+    session.refresh(item, with_for_update=True)  # as it is now that nobody else can change it
     _may_decide(session, actor, item)
     if item.status in DECIDED:
         raise Conflict(
             f"This item was {item.status} already.", code="review_decided", detail={"status": item.status}
         )
-    order = locking.get_order_for_update(session, order_id=item.order_id, company_id=actor.company_id)
     return item, order
 
 
