@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from litestar import Litestar, Request
 from litestar.datastructures import State
@@ -59,6 +60,11 @@ log = logging.getLogger("heatcrew")
 
 SWAGGER_ASSETS = Path(swagger_ui.static_path)  # Swagger UI 5: renders OpenAPI 3.1
 API_VERSION = "1.1.0"  # the contract version of mobile_contract/CHANGELOG.md
+# Threads of a worker that run database work handed off by the event loop (pulls, admissions; the
+# routes Litestar runs in a thread have the loop's own executor, a handful). AnyIO's default is 40:
+# more threads than the pool has connections only wait in it, each with its stack and its share of
+# the allocator, and take turns at one interpreter lock.
+WORKER_THREADS = 10
 
 
 def create_app(
@@ -129,7 +135,7 @@ def create_app(
         state=State({"ctx": ctx, "console_default_locale": "zh"}),
         template_config=template_config(),
         # The live hub's listener (PostgreSQL) lives on the worker's event loop.
-        on_startup=[check_font, ctx.live.start],
+        on_startup=[check_font, _bound_threads, ctx.live.start],
         on_shutdown=[ctx.live.stop, ctx.db.dispose, mark_worker_gone],
         # Logging is configured once per process by backend.logs, not by each app.
         logging_config=None,
@@ -141,6 +147,10 @@ def create_app(
     # around it the request id, the request's log line and its duration.
     app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))
     return app
+
+
+async def _bound_threads() -> None:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
 
 
 async def _before_request(request: Request) -> None:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -58,13 +58,16 @@ from backend.errors import (
     UploadQuotaExceeded,
     UploadStalled,
 )
-from backend.evidence import photos
 from backend.evidence.models import Blob, BlobUploader, Measurement, Photo
 from backend.storage import is_sha256
 from backend.storage.uploads import Partial
 from backend.work_orders.models import WorkOrder
 from mobile_contract.errors import ErrorCode
 from mobile_contract.types import MAX_SAFE_INT
+
+if TYPE_CHECKING:  # Pillow loads with the first photo, not with the worker
+    from backend.evidence import photos
+
 from mobile_contract.uploads import (
     UPLOAD_EXPIRES,
     UPLOAD_LENGTH,
@@ -405,6 +408,8 @@ async def _finish(
     try:
         await sync_to_thread(receiver.verify)
         try:
+            from backend.evidence import photos  # Pillow loads with the first photo
+
             claims, copies = await _in_pipeline(photos.process, receiver.path)
         except HeatCrewError as exc:
             await sync_to_thread(_refuse, ctx, principal, sha256, receiver, exc.code)
@@ -416,12 +421,17 @@ async def _finish(
 
 # Decoding happens on these few threads only. Besides bounding the work, that keeps the memory of
 # decoded images in a fixed set of allocator arenas: spread over the web layer's worker threads,
-# every thread that ever decoded would keep ~20 MB of heap resident.
-_pipeline = ThreadPoolExecutor(max_workers=photos.DECODE_SLOTS, thread_name_prefix="photo-pipeline")
+# every thread that ever decoded would keep ~20 MB of heap resident. Made with the first photo,
+# as Pillow is.
+@functools.cache
+def _pipeline() -> ThreadPoolExecutor:
+    from backend.evidence import photos
+
+    return ThreadPoolExecutor(max_workers=photos.DECODE_SLOTS, thread_name_prefix="photo-pipeline")
 
 
 async def _in_pipeline(function: Callable[..., _T], *args: Any) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(_pipeline, functools.partial(function, *args))
+    return await asyncio.get_running_loop().run_in_executor(_pipeline(), functools.partial(function, *args))
 
 
 def _store(
@@ -429,8 +439,8 @@ def _store(
     principal: Principal,
     sha256: str,
     receiver: "_Receiver",
-    claims: photos.PhotoClaims,
-    copies: list[photos.DerivedCopy],
+    claims: "photos.PhotoClaims",
+    copies: "list[photos.DerivedCopy]",
 ) -> tuple[bool, int]:
     info = ctx.blobs.put_file(sha256, receiver.path)
     variants = {}
@@ -595,7 +605,7 @@ def _record(
     principal: Principal,
     sha256: str,
     size: int,
-    claims: photos.PhotoClaims,
+    claims: "photos.PhotoClaims",
     variants: dict[str, str],
 ) -> bool:
     with ctx.db.session() as session:

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PIL import Image, ImageDraw
 from sqlmodel import Session
 
 from backend.evidence import documents
@@ -182,6 +181,8 @@ def _signature(blobs: BlobStore, s: Signature, zone: ZoneInfo) -> SignatureBlock
 
 
 def _image(blobs: BlobStore, sha256: str) -> bytes | None:
+    from PIL import Image  # loads with the first document printed, not the worker
+
     try:
         data = b"".join(blobs.open(sha256))
         with Image.open(io.BytesIO(data)) as img:
@@ -195,6 +196,8 @@ def _image(blobs: BlobStore, sha256: str) -> bytes | None:
 
 def _strokes(strokes: list[Any]) -> bytes | None:
     """Draw the pen strokes (x, y, t) into a PNG, scaled to fit 480×180."""
+    from PIL import Image, ImageDraw
+
     points = [(float(p[0]), float(p[1])) for stroke in strokes for p in stroke]
     if not points:
         return None

@@ -20,13 +20,13 @@ from backend.evidence.pdf import check_font
 backend.app.create_app(backend.app.Settings.from_env())
 started = check_font()
 import jwt.algorithms
-rare = ("reportlab", "cryptography", "rich", "pygments", "alembic", "mako")
+rare = ("reportlab", "cryptography", "rich", "pygments", "alembic", "mako", "PIL")
 print(json.dumps({"loaded": sorted(m for m in rare if m in sys.modules),
                   "font": started, "asymmetric_jwt": jwt.algorithms.has_crypto}))
 """
 
 
-def test_a_started_worker_holds_no_pdf_layout_migrations_crypto_or_console_colours() -> None:
+def test_a_started_worker_holds_no_pdf_layout_migrations_crypto_console_colours_or_pillow() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
     )
