@@ -198,6 +198,11 @@ class _Scopes(msgspec.Struct, frozen=True):
     seqs: frozenset[int] = frozenset()
     from_seq: int | None = None
 
+    @property
+    def any(self) -> bool:
+        """Some action of the run has a scope: it is not the batch's first run."""
+        return bool(self.seqs) or self.from_seq is not None
+
     def covers(self, seq: int) -> bool:
         return seq in self.seqs or (self.from_seq is not None and seq >= self.from_seq)
 
@@ -276,8 +281,14 @@ class _Run:
         for d in decoded:
             fresh.setdefault(d.envelope.seq, d)
         # What the steps read is read once for the batch: first deliveries of these action ids,
-        # the orders (locked, in id order: no deadlocks between writers), the uploads.
-        firsts = _answers_by_id(session, batch.device_id, [d.envelope.id for d in decoded])
+        # the orders (locked, in id order: no deadlocks between writers), the uploads. The first
+        # run does not look for earlier deliveries: an index keeps one answer per action id and
+        # device (ux_sync_action_action_id), and a phone reuses an id only by mistake. Such a run's
+        # answer collides at the commit, none of it is kept, and the run that follows, action by
+        # action, reads them and answers the reused id with its first delivery.
+        firsts = (
+            _answers_by_id(session, batch.device_id, [d.envelope.id for d in decoded]) if scopes.any else {}
+        )
         _lock_orders(session, [d for d in decoded if d.payload is not None], batch.actor.company_id)
         uploaded = _uploaded(session, batch.actor, decoded)
         return cls(session, batch, last, scopes, iter(replayed), fresh, firsts, uploaded, last + 1)
