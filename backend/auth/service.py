@@ -3,6 +3,7 @@
 Plain functions over a session and typed arguments; the HTTP layer and the CLI both call them.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from backend import audit
@@ -51,10 +53,13 @@ __all__ = (
     "logout",
     "read_token",
     "record_seen",
+    "record_seen_later",
     "refresh",
     "revoke_device",
     "start_login",
 )
+
+log = logging.getLogger("heatcrew.auth")
 
 # A phone whose refresh answer was lost resends the same token moments later; within this
 # window (from the token's first use) and while its successor is unused, that is a retry, not
@@ -355,6 +360,18 @@ def admitted(now: datetime, claims: AccessClaims, row: tuple[Any, ...]) -> tuple
 def record_seen(session: Session, device_id: str, now: datetime) -> None:
     """The device was seen now (written at most once per ``LAST_SEEN_RESOLUTION``)."""
     session.exec(sa.update(Device).where(col(Device.id) == device_id).values(last_seen_at=now))
+
+
+def record_seen_later(ctx: AppContext, device_id: str) -> None:
+    """The device's last-seen time, in a transaction of its own once the request's work is done (a
+    push's batch committed, a pull read): written under a push's locks it would hold up the phone's
+    every other request until the batch commits, and in a pull's read-only snapshot it cannot be.
+    A failure is logged, not answered: the phone keeps its answer, and its next request writes it."""
+    try:
+        with ctx.db.session() as session:
+            record_seen(session, device_id, ctx.clock.now())
+    except DBAPIError as exc:
+        log.warning("last-seen time of %s not written: %s", device_id, type(exc.orig).__name__)
 
 
 def create_user(

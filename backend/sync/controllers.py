@@ -143,10 +143,9 @@ class SyncController(Controller):
 def _pull_from_database(
     ctx: AppContext, claims: AccessClaims, cursor: str | None, limit: int
 ) -> PullResponse:
-    """The caller admitted (one query), then the pull; what it found out goes to the hub."""
+    """The pull, whose first statement admits the caller; what it found out goes to the hub."""
     stamp = ctx.live.stamp()  # before the pull's snapshot: what commits after it is noticed after it
-    principal = auth.admit(ctx, claims)
-    response, learned = pull_feed.pull_and_learn(ctx, principal=principal, cursor=cursor, limit=limit)
+    response, learned, principal = pull_feed.pull_and_learn(ctx, claims=claims, cursor=cursor, limit=limit)
     if learned is not None:
         ctx.live.learn(
             stamp,

@@ -21,9 +21,13 @@ import msgspec
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from backend.auth import service as auth
+from backend.auth.models import AuthSession, Device, User
 from backend.auth.principal import Principal
+from backend.auth.tokens import AccessClaims
 from backend.clock import ensure_utc
 from backend.context import AppContext
+from backend.errors import AuthError
 from backend.evidence import instruments
 from backend.org.models import Building, Company, Household
 from backend.review import redo
@@ -100,29 +104,52 @@ def pull(
 
 
 def pull_and_learn(
-    ctx: AppContext, *, principal: Principal, cursor: str | None, limit: int = DEFAULT_LIMIT
-) -> tuple[PullResponse, Learned | None]:
-    """:func:`pull`, and what it learned (``None`` after a snapshot or a cut page)."""
+    ctx: AppContext,
+    *,
+    cursor: str | None,
+    limit: int = DEFAULT_LIMIT,
+    principal: Principal | None = None,
+    claims: AccessClaims | None = None,
+) -> tuple[PullResponse, Learned | None, Principal]:
+    """:func:`pull`, what it learned (``None`` after a snapshot or a cut page), and for whom.
+
+    The caller is ``principal``, admitted already (tools and tests), or ``claims``, a checked
+    access token (HTTP): the pull's first statement admits its session, device and user as it
+    reads the feed's reach, so a pull costs no statement of its own for that."""
     now = ctx.clock.now()
+    seen_due = False
     with ctx.db.session(readonly=True) as session:
-        counter = _counter(session, principal.company_id)
+        if claims is not None:
+            principal, seen_due, counter = _admit_and_count(session, claims, now)
+        elif principal is not None:
+            counter = _counter(session, principal.company_id)
+        else:
+            raise TypeError("pull needs the caller's claims or principal")
         if counter is None:  # a company that never changed anything yet
             session.rollback()
             with ctx.db.session() as writer:
                 changes.ensure_counter(writer, principal.company_id)
             counter = _counter(session, principal.company_id)
         assert counter is not None
-        parsed = decode_cursor(cursor)
-        if (
-            parsed is None
-            or parsed.epoch != counter.epoch
-            or parsed.user != principal.user_id
-            # it needs rows that were pruned (everything below ``pruned_below`` is gone)
-            or (parsed.version, parsed.row) < (counter.pruned_below - 1, WHOLE_VERSION)
-            or parsed.version > counter.upto
-        ):
-            return _snapshot(session, principal, counter, now), None
-        return _delta(session, principal, counter, parsed, limit, now)
+        response, learned = _answer(session, principal, counter, decode_cursor(cursor), limit, now)
+    if seen_due and claims is not None:
+        auth.record_seen_later(ctx, claims.device_id)
+    return response, learned, principal
+
+
+def _answer(
+    session: Session, principal: Principal, counter: Any, parsed: Cursor | None, limit: int, now: datetime
+) -> tuple[PullResponse, Learned | None]:
+    if (
+        parsed is None
+        or parsed.epoch != counter.epoch
+        or parsed.user != principal.user_id
+        # it needs rows that were pruned (everything below ``pruned_below`` is gone)
+        or (parsed.version, parsed.row) < (counter.pruned_below - 1, WHOLE_VERSION)
+        or parsed.version > counter.upto
+    ):
+        return _snapshot(session, principal, counter, now), None
+    return _delta(session, principal, counter, parsed, limit, now)
 
 
 # The statements of a pull are built once, with parameters: building a select and its cache key
@@ -157,6 +184,66 @@ _FEED = (
 _HOUSEHOLDS_OF = sa.select(WorkOrder.household_id).where(
     col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True))
 )
+
+
+# A caller known by its token only: the admission (``backend.auth.service.admitted`` reads the first
+# columns) and the feed's reach in the statement that starts the snapshot; no counter yet: NULLs.
+_SESSIONS, _PHONES, _USERS, _COUNTERS = (
+    AuthSession.__table__,
+    Device.__table__,
+    User.__table__,
+    SyncCounter.__table__,
+)
+
+
+def _admission_and_counter(upto: Any) -> Any:
+    return (
+        sa.select(
+            _USERS.c.company_id,
+            _USERS.c.role,
+            _USERS.c.username,
+            _USERS.c.full_name,
+            _USERS.c.is_active,
+            _PHONES.c.revoked_at,
+            _SESSIONS.c.revoked_at,
+            _PHONES.c.last_seen_at,
+            upto.label("upto"),
+            _COUNTERS.c.epoch,
+            _COUNTERS.c.pruned_below,
+        )
+        .select_from(_SESSIONS)
+        .join(_PHONES, _PHONES.c.id == _SESSIONS.c.device_id)
+        .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+        .outerjoin(_COUNTERS, _COUNTERS.c.company_id == _USERS.c.company_id)
+        .where(
+            _SESSIONS.c.id == sa.bindparam("session_id"),
+            _SESSIONS.c.user_id == sa.bindparam("user_id"),
+            _SESSIONS.c.device_id == sa.bindparam("device_id"),
+        )
+    )
+
+
+_ADMIT_AND_COUNT = _admission_and_counter(_COUNTERS.c.version)
+_ADMIT_AND_COUNT_POSTGRES = _admission_and_counter(sa.literal_column(changes.HORIZON_POSTGRES))
+
+
+class _Reach(msgspec.Struct, frozen=True):
+    upto: int
+    epoch: str
+    pruned_below: int
+
+
+def _admit_and_count(session: Session, claims: AccessClaims, now: datetime) -> tuple[Principal, bool, Any]:
+    """The caller, whether its last-seen time is due a write, and the feed's reach (or None)."""
+    connection = session.connection()
+    query = _ADMIT_AND_COUNT_POSTGRES if connection.dialect.name == "postgresql" else _ADMIT_AND_COUNT
+    params = {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id}
+    row = connection.execute(query, params).first()
+    if row is None:
+        raise AuthError("The access token is not valid.", code="invalid_token")
+    principal, seen_due = auth.admitted(now, claims, tuple(row))
+    upto, epoch, pruned_below = row[auth.ADMIT_COLUMNS :]
+    return principal, seen_due, None if epoch is None else _Reach(upto, epoch, pruned_below)
 
 
 def _counter(session: Session, company_id: uuid.UUID) -> Any:
@@ -226,9 +313,17 @@ def _delta(
     latest: dict[tuple[str, str], int] = {}
     for version, _, entity, entity_id in rows:
         latest[(entity, entity_id)] = version
-    scope = _scope_orders(session, principal)
-    in_scope = {o.id: o for o in scope}
     changed_orders = [uuid.UUID(i) for (e, i) in latest if e == "work_order"]
+    # A household follows its orders: its phone mask or its presence may have changed with them.
+    touched_households = {uuid.UUID(i) for (e, i) in latest if e == "household"}
+    if changed_orders:
+        touched_households.update(
+            session.connection().execute(_HOUSEHOLDS_OF, {"ids": changed_orders}).scalars()
+        )
+    # Of the user's open orders only those this page needs: the changed ones, and every one at a
+    # touched household (whether it is still visible, whether its phone shows in full).
+    scope = _scope_orders(session, principal, orders=changed_orders, households=touched_households)
+    in_scope = {o.id: o for o in scope}
     out: list[Change] = []
     upserts = [in_scope[i] for i in changed_orders if i in in_scope]
     out += _order_changes(session, principal, upserts, None, versions=latest)
@@ -237,10 +332,6 @@ def _delta(
         for i in changed_orders
         if i not in in_scope
     ]
-    # A household follows its orders: its phone mask or its presence may have changed with them.
-    touched_households = set(
-        session.connection().execute(_HOUSEHOLDS_OF, {"ids": changed_orders}).scalars()
-    ) | {uuid.UUID(i) for (e, i) in latest if e == "household"}
     if touched_households:
         version = max(latest.values())
         visible = touched_households & {o.household_id for o in scope}
@@ -289,15 +380,33 @@ _ORDER_COLUMNS = (
 )
 
 
-def _scope_orders(session: Session, principal: Principal) -> list[Any]:
-    """The user's open orders, as plain rows: a day pack must not pay for ORM objects."""
-    return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
+def _scope_orders(
+    session: Session,
+    principal: Principal,
+    *,
+    orders: list[uuid.UUID] | None = None,
+    households: set[uuid.UUID] | None = None,
+) -> list[Any]:
+    """The user's open orders, as plain rows: a day pack must not pay for ORM objects. With
+    ``orders`` or ``households``, only those of them, and those at them."""
+    if orders is None and households is None:
+        return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
+    if not orders and not households:
+        return []
+    params = {"user_id": principal.user_id, "ids": orders or [], "households": sorted(households or ())}
+    return list(session.connection().execute(_SCOPE_TOUCHING, params))
 
 
 _SCOPE = sa.select(*_ORDER_COLUMNS).where(
     # The assignee alone picks the index (assignee_id, state); it implies the company.
     WorkOrder.assignee_id == sa.bindparam("user_id"),
     col(WorkOrder.state).not_in(sorted(s.value for s in TERMINAL_STATES)),
+)
+_SCOPE_TOUCHING = _SCOPE.where(
+    sa.or_(
+        col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True)),
+        col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True)),
+    )
 )
 _CLOCKS = (
     sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)

@@ -154,7 +154,7 @@ def push(
         try:
             last, epoch = _apply(ctx, batch, scopes=scopes)
             if batch.seen_due:
-                _record_seen(ctx, batch.device_id)
+                auth.record_seen_later(ctx, batch.device_id)
             return PushResponse(
                 last_applied_seq=last, server_time=received_at, server_epoch=epoch, results=batch.results
             )
@@ -178,18 +178,6 @@ def push(
             if db_tries >= DB_RETRIES:
                 raise
             log.info("push for %s retried after %s", batch.device_id, type(exc.orig).__name__)
-
-
-def _record_seen(ctx: AppContext, device_id: str) -> None:
-    """The device's last-seen time, in a transaction of its own after the batch's: a write of the
-    device row under the batch's locks would hold up the phone's every other request (each
-    admission writes it when due) until the batch commits, however long it waits for its orders.
-    The batch is committed: its answer is not lost for this write (the next request makes it)."""
-    try:
-        with ctx.db.session() as session:
-            auth.record_seen(session, device_id, ctx.clock.now())
-    except DBAPIError as exc:
-        log.warning("last-seen time of %s not written: %s", device_id, type(exc.orig).__name__)
 
 
 class _Scopes(msgspec.Struct, frozen=True):

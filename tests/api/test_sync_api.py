@@ -2,14 +2,17 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 
 from backend.context import AppContext
 from backend.sync.push import MAX_BATCH
 from tests.api.helpers import assert_error, auth, login
-from tests.fixtures.field import new_order, principal
+from tests.api.test_review_api import completed
+from tests.fixtures.field import act, new_order, principal
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -254,3 +257,55 @@ def test_a_technician_cannot_act_on_anothers_order(client: TestClient, ctx: AppC
     assert (note["status"], note["code"]) == ("rejected", "not_found")
     assert (accept["status"], accept["code"]) == ("rejected", "not_found")
     assert "current" not in accept
+
+
+def test_a_delta_shows_a_households_phone_while_another_of_its_orders_is_active(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """Only a finished order at the address changed; the user's other, active, order there still
+    shows the resident's phone in full (the delta reads the orders at the touched households)."""
+    tokens = login(client, "tech1", device_id="mask-phone-1")
+    finished = completed(ctx, account="100203")
+    active = new_order(ctx, account="100203")
+    cursor = pull(client, tokens)["cursor"]
+    tech = principal(ctx, "tech1")
+    act(ctx, finished.id, "note", tech, text="补记：阀门已换")
+    delta = pull(client, tokens, cursor)
+    assert set(by_entity(delta, "work_order")) == {str(finished.id)}
+    household = by_entity(delta, "household")[str(active.household_id)]
+    assert household["op"] == "upsert" and household["data"]["resident_phone"] == "13912340006"
+
+
+def test_a_delta_pull_admits_its_caller_in_the_statement_that_reads_the_feed(
+    client: TestClient, ctx: AppContext
+) -> None:
+    tokens = login(client, "tech1", device_id="admit-pull-1")
+    cursor = pull(client, tokens)["cursor"]
+    order = new_order(ctx)
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    for engine in ctx.db.engines:
+        sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        delta = pull(client, tokens, cursor)
+    finally:
+        for engine in ctx.db.engines:
+            sa.event.remove(engine, "before_cursor_execute", note)
+    assert str(order.id) in by_entity(delta, "work_order")
+    admissions = [s for s in seen if "auth_session" in s]
+    assert len(admissions) == 1 and "sync_counter" in admissions[0]
+    work = [s for s in seen if not s.startswith("BEGIN")]
+    assert work[0] is admissions[0]
+
+
+def test_a_revoked_device_is_refused_a_delta_pull(client: TestClient, ctx: AppContext) -> None:
+    tokens = login(client, "tech1", device_id="revoked-pull-1")
+    cursor = pull(client, tokens)["cursor"]
+    new_order(ctx)  # the delta is not empty: it comes from the database
+    admin = auth(login(client, "admin"))
+    assert client.post("/api/v1/devices/revoked-pull-1/revoke", headers=admin).status_code == 200
+    answer = client.get("/api/v1/sync/pull", params={"cursor": cursor}, headers=auth(tokens))
+    assert_error(answer, 401, "device_revoked")
