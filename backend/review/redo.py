@@ -98,13 +98,18 @@ def answer(session: Session, *, applying: Any, payload: a.RedoResponseV1) -> Non
     ap = applying
     actor = ap.actor
     unknown = NotFound("No such redo request.", code="unknown_redo_request")
-    request = session.get(RedoRequest, payload.redo_request_id, with_for_update=True)
+    # The order first, then the request, as a supervisor's decision takes them (the order, its
+    # item, then the item's requests): the request locked first, the two deadlocked.
+    request = session.get(RedoRequest, payload.redo_request_id)
     if request is None or request.company_id != actor.company_id or request.assignee_id != actor.user_id:
         raise unknown
     try:
         order = ap.order(request.order_id)
     except NotFound:
         raise unknown from None
+    session.refresh(request, with_for_update=True)  # as it is now that nobody else can change it
+    if request.assignee_id != actor.user_id:
+        raise unknown
     for document_id in payload.document_ids:
         document = session.get(Document, document_id)
         if document is None or document.company_id != actor.company_id or document.order_id != order.id:

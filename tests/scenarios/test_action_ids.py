@@ -159,3 +159,25 @@ def test_a_seq_used_up_by_a_repeated_id_refuses_another_action(
     answer = phone.push(phone.action(2, "从未应用", order_id=order_id))
     assert statuses(answer) == [("rejected", "seq_reused")]
     assert notes(ctx, "从未应用") == 0
+
+
+def test_a_used_id_is_refused_even_when_the_new_content_names_a_file_not_uploaded(
+    client: TestClient, ctx: AppContext, order_id: str
+) -> None:
+    """Found by review: a batch's first run does not read earlier deliveries (the index finds a
+    reused id at the commit), but an action waiting for a file writes no answer to collide: a photo
+    under a used id was told to wait for an upload instead of being refused for good."""
+    phone = Phone(client, ctx)
+    note = phone.action(1, "先写的备注", order_id=order_id)
+    phone.push(note)
+    photo = {
+        **note,
+        "seq": 2,
+        "type": "evidence.photo",
+        "payload": {"work_order_id": order_id, "blob": "ab" * 32, "purpose": "before"},
+    }
+    answer = phone.push(photo, phone.action(3, "之后", order_id=order_id))
+    assert statuses(answer) == [("rejected", "action_id_reused"), ("applied", None)]
+    assert answer["last_applied_seq"] == 3
+    # The same photo action, resent as the first one was: the same refusal.
+    assert statuses(phone.push({**photo, "seq": 4})) == [("rejected", "action_id_reused")]
