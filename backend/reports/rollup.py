@@ -289,9 +289,17 @@ def _measurement(parts: Parts, m: Any, team: Any) -> None:
     _add(parts, team, "temperature_pass", local_day(m.timezone, m.measured_at), int(m.result == "pass"), 1)
 
 
-def _orders(
-    db: Any, dialect: str, ids: list[uuid.UUID]
-) -> Iterator[tuple[uuid.UUID, tuple[uuid.UUID, Parts]]]:
+def _one_of(column: Any, dialect: str) -> Any:
+    """``column`` is one of the bound list ``ids``: one array parameter on PostgreSQL."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())))
+    return column.in_(sa.bindparam("ids", expanding=True))
+
+
+@functools.cache
+def _order_reads(dialect: str) -> tuple[Any, Any, Any, Any]:
+    """The four reads of :func:`_orders`, built once: building them (an alias, a subquery, their
+    cache keys) on every settle cost more than running them."""
     later = O.alias("later")
     repeated = (
         sa.select(sa.literal(1))
@@ -299,7 +307,7 @@ def _orders(
         .where(later.c.company_id == O.c.company_id, later.c.repeat_of_id == O.c.id)
         .exists()
     )
-    orders = db.execute(
+    orders = (
         sa.select(
             O.c.id,
             O.c.company_id,
@@ -315,26 +323,33 @@ def _orders(
             CO.c.timezone,
         )
         .select_from(O.join(CO, CO.c.id == O.c.company_id))
-        .where(_in(O.c.id, ids, dialect))
-    ).all()
+        .where(_one_of(O.c.id, dialect))
+    )
+    clocks = sa.select(C.c.order_id, C.c.clock, C.c.due_at, C.c.met_at, C.c.order_kind).where(
+        _one_of(C.c.order_id, dialect)
+    )
+    revisits = sa.select(R.c.order_id, R.c.due_at, R.c.state, R.c.satisfaction).where(
+        _one_of(R.c.order_id, dialect)
+    )
+    return orders, clocks, revisits, _measurements_query(_one_of(M.c.order_id, dialect))
+
+
+def _orders(
+    db: Any, dialect: str, ids: list[uuid.UUID]
+) -> Iterator[tuple[uuid.UUID, tuple[uuid.UUID, Parts]]]:
+    orders_read, clocks_read, revisits_read, measurements_read = _order_reads(dialect)
+    params = {"ids": ids}
+    orders = db.execute(orders_read, params).all()
     if not orders:
         return
     clocks: dict[uuid.UUID, list[Any]] = {}
-    for c in db.execute(
-        sa.select(C.c.order_id, C.c.clock, C.c.due_at, C.c.met_at, C.c.order_kind).where(
-            _in(C.c.order_id, ids, dialect)
-        )
-    ):
+    for c in db.execute(clocks_read, params):
         clocks.setdefault(c.order_id, []).append(c)
     revisits: dict[uuid.UUID, list[Any]] = {}
-    for r in db.execute(
-        sa.select(R.c.order_id, R.c.due_at, R.c.state, R.c.satisfaction).where(
-            _in(R.c.order_id, ids, dialect)
-        )
-    ):
+    for r in db.execute(revisits_read, params):
         revisits.setdefault(r.order_id, []).append(r)
     measurements: dict[uuid.UUID, list[Any]] = {}
-    for m in db.execute(_measurements_query(_in(M.c.order_id, ids, dialect))):
+    for m in db.execute(measurements_read, params):
         measurements.setdefault(m.order_id, []).append(m)
     for o in orders:
         zone = o.timezone
