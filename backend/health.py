@@ -4,8 +4,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Literal
 
+import anyio
 import anyio.to_thread
 import msgspec
+from anyio.lowlevel import RunVar
 from litestar import Controller, get
 
 from backend.context import AppContext
@@ -63,12 +65,27 @@ class HealthController(Controller):
         return Readiness(status="ready", checks=checks)
 
 
+# The probes' own threads, not the worker's: when a rush has every worker thread busy, the worker is
+# slow, not broken, and a probe waiting behind the rush would take it out of service.
+_PROBE_THREADS: RunVar[anyio.CapacityLimiter] = RunVar("heatcrew_probe_threads")
+
+
+def _probe_limiter() -> anyio.CapacityLimiter:
+    try:
+        return _PROBE_THREADS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(4)
+        _PROBE_THREADS.set(limiter)
+        return limiter
+
+
 async def _probe(check: Callable[[], object]) -> str:
     """``ok``, or what went wrong: a check returns its own finding or raises."""
     try:
         # Abandoned, not awaited, when the budget runs out: the thread ends by its own timeouts.
         finding = await asyncio.wait_for(
-            anyio.to_thread.run_sync(check, abandon_on_cancel=True), READY_BUDGET_SECONDS
+            anyio.to_thread.run_sync(check, abandon_on_cancel=True, limiter=_probe_limiter()),
+            READY_BUDGET_SECONDS,
         )
     except TimeoutError:
         return f"unavailable: no answer within {READY_BUDGET_SECONDS:g} s"

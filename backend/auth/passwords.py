@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -47,12 +48,13 @@ class HashGate:
     bounds a worker's memory and CPU by the checks at once, not by the phones logging in. Waiting
     logins hold no thread, only a coroutine."""
 
-    __slots__ = ("_loop", "_semaphore", "slots", "wait_s")
+    __slots__ = ("_limiter", "_loop", "_semaphore", "slots", "wait_s")
 
     def __init__(self, slots: int, wait_s: float) -> None:
         self.slots = slots
         self.wait_s = wait_s
         self._semaphore: asyncio.Semaphore | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _current(self) -> asyncio.Semaphore:
@@ -60,6 +62,9 @@ class HashGate:
         loop = asyncio.get_running_loop()
         if self._semaphore is None or self._loop is not loop:
             self._semaphore, self._loop = asyncio.Semaphore(self.slots), loop
+            # The checks' own threads: a rush of pulls holding every worker thread does not make
+            # a login wait for one (nor count that wait against its queue time).
+            self._limiter = anyio.CapacityLimiter(self.slots)
         return self._semaphore
 
     async def run(self, check: Callable[[], T]) -> T:
@@ -75,6 +80,6 @@ class HashGate:
             ) from None
         try:
             # Not abandoned on cancellation: the slot is released only when the check has ended.
-            return await anyio.to_thread.run_sync(check)
+            return await anyio.to_thread.run_sync(check, limiter=self._limiter)
         finally:
             semaphore.release()
