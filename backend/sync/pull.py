@@ -181,9 +181,6 @@ _FEED = (
     .order_by(col(ChangeLog.version), col(ChangeLog.id))
     .limit(sa.bindparam("limit"))
 )
-_HOUSEHOLDS_OF = sa.select(WorkOrder.household_id).where(
-    col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True))
-)
 
 
 # A caller known by its token only: the admission (``backend.auth.service.admitted`` reads the first
@@ -316,13 +313,22 @@ def _delta(
     changed_orders = [uuid.UUID(i) for (e, i) in latest if e == "work_order"]
     # A household follows its orders: its phone mask or its presence may have changed with them.
     touched_households = {uuid.UUID(i) for (e, i) in latest if e == "household"}
-    if changed_orders:
-        touched_households.update(
-            session.connection().execute(_HOUSEHOLDS_OF, {"ids": changed_orders}).scalars()
-        )
-    # Of the user's open orders only those this page needs: the changed ones, and every one at a
-    # touched household (whether it is still visible, whether its phone shows in full).
-    scope = _scope_orders(session, principal, orders=changed_orders, households=touched_households)
+    # Of the user's open orders only those this page needs (one statement): the changed ones, and
+    # every one at a touched household (whether it is still visible, whether its phone shows in
+    # full); and the households of the changed orders, the user's or not any more.
+    scope = []
+    if changed_orders or touched_households:
+        changed = set(changed_orders)
+        params = {
+            "user_id": principal.user_id,
+            "ids": changed_orders,
+            "households": sorted(touched_households),
+        }
+        for row in session.connection().execute(_TOUCHED, params):
+            if row.id in changed:
+                touched_households.add(row.household_id)
+            if row.mine:
+                scope.append(row)
     in_scope = {o.id: o for o in scope}
     out: list[Change] = []
     upserts = [in_scope[i] for i in changed_orders if i in in_scope]
@@ -380,32 +386,34 @@ _ORDER_COLUMNS = (
 )
 
 
-def _scope_orders(
-    session: Session,
-    principal: Principal,
-    *,
-    orders: list[uuid.UUID] | None = None,
-    households: set[uuid.UUID] | None = None,
-) -> list[Any]:
-    """The user's open orders, as plain rows: a day pack must not pay for ORM objects. With
-    ``orders`` or ``households``, only those of them, and those at them."""
-    if orders is None and households is None:
-        return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
-    if not orders and not households:
-        return []
-    params = {"user_id": principal.user_id, "ids": orders or [], "households": sorted(households or ())}
-    return list(session.connection().execute(_SCOPE_TOUCHING, params))
+def _scope_orders(session: Session, principal: Principal) -> list[Any]:
+    """The user's open orders, as plain rows: a day pack must not pay for ORM objects."""
+    return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
 
 
-_SCOPE = sa.select(*_ORDER_COLUMNS).where(
-    # The assignee alone picks the index (assignee_id, state); it implies the company.
+# The assignee alone picks the index (assignee_id, state); it implies the company.
+_MINE = sa.and_(
     WorkOrder.assignee_id == sa.bindparam("user_id"),
     col(WorkOrder.state).not_in(sorted(s.value for s in TERMINAL_STATES)),
 )
-_SCOPE_TOUCHING = _SCOPE.where(
+_SCOPE = sa.select(*_ORDER_COLUMNS).where(_MINE)
+# A delta's orders: the changed ones (whoever has them now), and the user's open ones at the
+# households of those or at touched households; ``mine``: in the user's scope.
+_CHANGED = WorkOrder.__table__.alias("changed")
+_TOUCHED = sa.select(*_ORDER_COLUMNS, _MINE.label("mine")).where(
     sa.or_(
         col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True)),
-        col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True)),
+        sa.and_(
+            _MINE,
+            sa.or_(
+                col(WorkOrder.household_id).in_(
+                    sa.select(_CHANGED.c.household_id).where(
+                        _CHANGED.c.id.in_(sa.bindparam("ids", expanding=True))
+                    )
+                ),
+                col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True)),
+            ),
+        ),
     )
 )
 _CLOCKS = (
