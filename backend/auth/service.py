@@ -41,6 +41,7 @@ __all__ = (
     "ADMIT_COLUMNS",
     "LoginStart",
     "abandon_login",
+    "admission",
     "admit",
     "admitted",
     "authenticate",
@@ -331,6 +332,35 @@ ADMIT_COLUMNS = 8
 """The columns of an admission, first in any statement that admits a caller (``sync.push`` locks
 the device's counter in the same statement): company, role, username, full name, user active,
 device revoked, session revoked, device last seen."""
+
+_SESSIONS, _DEVICES, _USERS = AuthSession.__table__, Device.__table__, User.__table__
+
+
+def admission(*columns: Any) -> sa.Select[Any]:
+    """A statement that admits the caller as it reads ``columns``: the admission's columns first
+    (:func:`admitted` reads them), from the token's session joined to its device and user. Its
+    parameters are ``session_id``, ``user_id`` and ``device_id``; join what ``columns`` need to it."""
+    return (
+        sa.select(
+            _USERS.c.company_id,
+            _USERS.c.role,
+            _USERS.c.username,
+            _USERS.c.full_name,
+            _USERS.c.is_active,
+            _DEVICES.c.revoked_at,
+            _SESSIONS.c.revoked_at,
+            _DEVICES.c.last_seen_at,
+            *columns,
+        )
+        .select_from(_SESSIONS)
+        .join(_DEVICES, _DEVICES.c.id == _SESSIONS.c.device_id)
+        .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+        .where(
+            _SESSIONS.c.id == sa.bindparam("session_id"),
+            _SESSIONS.c.user_id == sa.bindparam("user_id"),
+            _SESSIONS.c.device_id == sa.bindparam("device_id"),
+        )
+    )
 
 
 def admitted(now: datetime, claims: AccessClaims, row: tuple[Any, ...]) -> tuple[Principal, bool]:

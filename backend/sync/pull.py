@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from backend.auth import service as auth
-from backend.auth.models import AuthSession, Device, User
+from backend.auth.models import User
 from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.clock import ensure_utc
@@ -183,40 +183,14 @@ _FEED = (
 )
 
 
-# A caller known by its token only: the admission (``backend.auth.service.admitted`` reads the first
-# columns) and the feed's reach in the statement that starts the snapshot; no counter yet: NULLs.
-_SESSIONS, _PHONES, _USERS, _COUNTERS = (
-    AuthSession.__table__,
-    Device.__table__,
-    User.__table__,
-    SyncCounter.__table__,
-)
+# A caller known by its token only: admitted in the statement that starts the snapshot and reads
+# the feed's reach (no counter yet: NULLs).
+_COUNTERS = SyncCounter.__table__
 
 
 def _admission_and_counter(upto: Any) -> Any:
-    return (
-        sa.select(
-            _USERS.c.company_id,
-            _USERS.c.role,
-            _USERS.c.username,
-            _USERS.c.full_name,
-            _USERS.c.is_active,
-            _PHONES.c.revoked_at,
-            _SESSIONS.c.revoked_at,
-            _PHONES.c.last_seen_at,
-            upto.label("upto"),
-            _COUNTERS.c.epoch,
-            _COUNTERS.c.pruned_below,
-        )
-        .select_from(_SESSIONS)
-        .join(_PHONES, _PHONES.c.id == _SESSIONS.c.device_id)
-        .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
-        .outerjoin(_COUNTERS, _COUNTERS.c.company_id == _USERS.c.company_id)
-        .where(
-            _SESSIONS.c.id == sa.bindparam("session_id"),
-            _SESSIONS.c.user_id == sa.bindparam("user_id"),
-            _SESSIONS.c.device_id == sa.bindparam("device_id"),
-        )
+    return auth.admission(upto.label("upto"), _COUNTERS.c.epoch, _COUNTERS.c.pruned_below).outerjoin(
+        _COUNTERS, _COUNTERS.c.company_id == User.__table__.c.company_id
     )
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, col
 
 from backend.audit import service as audit
 from backend.auth import service as auth
-from backend.auth.models import AuthSession, Device, Role, User
+from backend.auth.models import AuthSession, Role, User
 from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.context import AppContext
@@ -349,33 +349,11 @@ _LOCK_DEVICE_AND_EPOCH = (
     .where(DEVICES.c.device_id == sa.bindparam("device_id"))
     .with_for_update(of=DEVICES)
 )
-# The same for a caller known by its token only: session, device and user admitted in it too
-# (backend.auth.service.admitted reads the first columns).
-_SESSIONS, _PHONES, _USERS = AuthSession.__table__, Device.__table__, User.__table__
+# The same for a caller known by its token only: session, device and user admitted in it too.
 _ADMIT_LOCK_DEVICE_AND_EPOCH = (
-    sa.select(
-        _USERS.c.company_id,
-        _USERS.c.role,
-        _USERS.c.username,
-        _USERS.c.full_name,
-        _USERS.c.is_active,
-        _PHONES.c.revoked_at,
-        _SESSIONS.c.revoked_at,
-        _PHONES.c.last_seen_at,
-        COUNTERS.c.epoch,
-        DEVICES.c.last_applied_seq,
-        DEVICES.c.answers_pruned_below,
-    )
-    .select_from(_SESSIONS)
-    .join(_PHONES, _PHONES.c.id == _SESSIONS.c.device_id)
-    .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
-    .join(DEVICES, DEVICES.c.device_id == _SESSIONS.c.device_id)
-    .join(COUNTERS, COUNTERS.c.company_id == _USERS.c.company_id)
-    .where(
-        _SESSIONS.c.id == sa.bindparam("session_id"),
-        _SESSIONS.c.user_id == sa.bindparam("user_id"),
-        _SESSIONS.c.device_id == sa.bindparam("device_id"),
-    )
+    auth.admission(COUNTERS.c.epoch, DEVICES.c.last_applied_seq, DEVICES.c.answers_pruned_below)
+    .join(DEVICES, DEVICES.c.device_id == AuthSession.__table__.c.device_id)
+    .join(COUNTERS, COUNTERS.c.company_id == User.__table__.c.company_id)
     .with_for_update(of=DEVICES)
 )
 _LOCK_DEVICE = (

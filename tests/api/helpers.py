@@ -1,12 +1,33 @@
 """Small steps the API tests share: logging a phone in, asserting an error body."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from litestar.testing import TestClient
 
+from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD
 
-__all__ = ("assert_error", "auth", "login")
+__all__ = ("assert_error", "auth", "counting", "login")
+
+
+@contextmanager
+def counting(ctx: AppContext) -> Iterator[list[str]]:
+    """Every statement the app's engines send meanwhile."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    for engine in ctx.db.engines:
+        sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        for engine in ctx.db.engines:
+            sa.event.remove(engine, "before_cursor_execute", note)
 
 
 def login(

@@ -20,7 +20,7 @@ from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.sync.models import SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrderEvent
-from tests.api.helpers import assert_error, auth, login
+from tests.api.helpers import assert_error, auth, counting, login
 from tests.fixtures.field import new_order
 
 __all__ = ()
@@ -162,18 +162,8 @@ def test_a_known_devices_push_admits_its_caller_in_the_counters_statement(
         == 200
     )
 
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    for engine in ctx.db.engines:
-        sa.event.listen(engine, "before_cursor_execute", note)
-    try:
+    with counting(ctx) as seen:
         answer = client.post("/api/v1/sync/push", json=_notes(device, order.id, 3), headers=auth(tokens))
-    finally:
-        for engine in ctx.db.engines:
-            sa.event.remove(engine, "before_cursor_execute", note)
 
     assert answer.status_code == 200, answer.text
     assert [r["status"] for r in answer.json()["results"]] == ["applied", "applied"]

@@ -2,15 +2,13 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from litestar.testing import TestClient
 
 from backend.context import AppContext
 from backend.sync.push import MAX_BATCH
-from tests.api.helpers import assert_error, auth, login
+from tests.api.helpers import assert_error, auth, counting, login
 from tests.api.test_review_api import completed
 from tests.fixtures.field import act, new_order, principal
 
@@ -282,18 +280,8 @@ def test_a_delta_pull_admits_its_caller_in_the_statement_that_reads_the_feed(
     tokens = login(client, "tech1", device_id="admit-pull-1")
     cursor = pull(client, tokens)["cursor"]
     order = new_order(ctx)
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    for engine in ctx.db.engines:
-        sa.event.listen(engine, "before_cursor_execute", note)
-    try:
+    with counting(ctx) as seen:
         delta = pull(client, tokens, cursor)
-    finally:
-        for engine in ctx.db.engines:
-            sa.event.remove(engine, "before_cursor_execute", note)
     assert str(order.id) in by_entity(delta, "work_order")
     admissions = [s for s in seen if "auth_session" in s]
     assert len(admissions) == 1 and "sync_counter" in admissions[0]

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from backend.context import AppContext
 from backend.demo import DEMO_PASSWORD, seed_demo
 from backend.settings import Settings
 from backend.sync import changes
+from tests.api.helpers import counting
 from tests.conftest import FAST_HASHER
 from tests.fixtures import answers
 from tests.fixtures.field import principal
@@ -141,23 +141,6 @@ def pull(server: Server, headers: dict[str, str], cursor: str | None = None) -> 
     )
     assert response.status_code == 200, response.text
     return response.json()
-
-
-@contextmanager
-def counting(ctx: AppContext) -> Iterator[list[str]]:
-    """Every statement the app's engines send meanwhile."""
-    sent: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    for engine in ctx.db.engines:
-        sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        for engine in ctx.db.engines:
-            sa.event.remove(engine, "before_cursor_execute", note)
 
 
 class Stream:
