@@ -400,8 +400,9 @@ def record_seen_later(ctx: AppContext, device_id: str) -> None:
     try:
         with ctx.db.session() as session:
             record_seen(session, device_id, ctx.clock.now())
-    except DBAPIError as exc:
-        log.warning("last-seen time of %s not written: %s", device_id, type(exc.orig).__name__)
+    except (DBAPIError, sa.exc.TimeoutError) as exc:  # the database, or a pool with no connection free
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.warning("last-seen time of %s not written: %s", device_id, type(cause).__name__)
 
 
 def create_user(
