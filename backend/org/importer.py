@@ -20,6 +20,7 @@ from backend.context import AppContext
 from backend.errors import HeatCrewError
 from backend.ids import new_id
 from backend.org.models import Building, Household, Station, Team
+from backend.work_orders import timeline
 
 __all__ = ("ImportReport", "RowError", "import_households", "import_staff", "read_csv")
 
@@ -188,6 +189,8 @@ def import_households(
     households = {
         h.account_number: h for h in session.exec(select(Household).where(Household.company_id == company_id))
     }
+    known = {h.id for h in households.values()}
+    updated: list[uuid.UUID] = []
     for _, data in parsed:
         station = stations.get(data["station_code"])
         if station is None:
@@ -232,7 +235,11 @@ def import_households(
         household.lat = data["lat"]
         household.lon = data["lon"]
         session.add(household)
+        if household.id in known:
+            updated.append(household.id)
     session.flush()
+    # The phones holding an updated household get it again on their next pull.
+    timeline.touch_households(session, company_id=company_id, household_ids=updated)
     return report
 
 

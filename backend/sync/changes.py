@@ -32,8 +32,11 @@ from backend.db import buffer
 from backend.ids import new_hex
 from backend.sync import live
 from backend.sync.models import ChangeLog, SyncCounter
+from backend.work_orders.models import WorkOrder
+from backend.work_orders.states import TERMINAL_STATES
 
 __all__ = (
+    "HOLDERS",
     "HORIZON_POSTGRES",
     "Mark",
     "bump_epoch",
@@ -48,6 +51,9 @@ __all__ = (
 
 _PENDING = "heatcrew.changes"
 CHANGES = ChangeLog.__table__
+HOLDERS = uuid.UUID(int=0)
+"""A user of :func:`touch` for a household: whoever holds it (an open order there), found once, at
+the commit, for every household of the transaction so touched."""
 
 
 def touch(
@@ -111,6 +117,11 @@ def write_log(session: OrmSession) -> None:
     pending: set[tuple[uuid.UUID, uuid.UUID | None, str, str]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
+    held = sorted({(company_id, entity_id) for company_id, user, _, entity_id in pending if user == HOLDERS})
+    if held:
+        pending = {p for p in pending if p[1] != HOLDERS} | _holders(session, held)
+        if not pending:
+            return
     by_company: dict[uuid.UUID, list[tuple[uuid.UUID | None, str, str]]] = {}
     for company_id, user, entity, entity_id in pending:
         by_company.setdefault(company_id, []).append((user, entity, entity_id))
@@ -144,6 +155,31 @@ def write_log(session: OrmSession) -> None:
         else:
             # Plain rows in one statement: the ORM's bulk path costs more than the insert.
             buffer.insert_now(session, CHANGES, rows)
+
+
+_ORDERS = WorkOrder.__table__
+_HOLDERS = (
+    sa.select(_ORDERS.c.company_id, _ORDERS.c.assignee_id, _ORDERS.c.household_id)
+    .where(
+        _ORDERS.c.household_id.in_(sa.bindparam("ids", expanding=True)),
+        _ORDERS.c.assignee_id.is_not(None),
+        _ORDERS.c.state.not_in(sorted(s.value for s in TERMINAL_STATES)),
+    )
+    .distinct()
+)
+
+
+def _holders(
+    session: OrmSession, held: list[tuple[uuid.UUID, str]]
+) -> set[tuple[uuid.UUID, uuid.UUID | None, str, str]]:
+    """The touches of these households for each user holding one, in one statement."""
+    wanted = set(held)
+    rows = session.execute(_HOLDERS, {"ids": sorted({uuid.UUID(h) for _, h in held})})
+    return {
+        (company_id, user, "household", str(household_id))
+        for company_id, user, household_id in rows
+        if (company_id, str(household_id)) in wanted
+    }
 
 
 def _bump(session: OrmSession, company_id: uuid.UUID) -> int:

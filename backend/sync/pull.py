@@ -285,24 +285,21 @@ def _delta(
     for version, _, entity, entity_id in rows:
         latest[(entity, entity_id)] = version
     changed_orders = [uuid.UUID(i) for (e, i) in latest if e == "work_order"]
-    # A household follows its orders: its phone mask or its presence may have changed with them.
+    # A household is sent again when it was touched: by a move or an assignment of an order there
+    # (its presence, its phone mask, its last visits may have changed) or by a change of its own.
+    # A note, a photo, a measurement touch the order only.
     touched_households = {uuid.UUID(i) for (e, i) in latest if e == "household"}
     # Of the user's open orders only those this page needs (one statement): the changed ones, and
     # every one at a touched household (whether it is still visible, whether its phone shows in
-    # full); and the households of the changed orders, the user's or not any more.
+    # full).
     scope = []
     if changed_orders or touched_households:
-        changed = set(changed_orders)
         params = {
             "user_id": principal.user_id,
             "ids": changed_orders,
             "households": sorted(touched_households),
         }
-        for row in session.connection().execute(_TOUCHED, params):
-            if row.id in changed:
-                touched_households.add(row.household_id)
-            if row.mine:
-                scope.append(row)
+        scope = [row for row in session.connection().execute(_TOUCHED, params) if row.mine]
     in_scope = {o.id: o for o in scope}
     out: list[Change] = []
     upserts = [in_scope[i] for i in changed_orders if i in in_scope]
@@ -372,22 +369,11 @@ _MINE = sa.and_(
 )
 _SCOPE = sa.select(*_ORDER_COLUMNS).where(_MINE)
 # A delta's orders: the changed ones (whoever has them now), and the user's open ones at the
-# households of those or at touched households; ``mine``: in the user's scope.
-_CHANGED = WorkOrder.__table__.alias("changed")
+# touched households; ``mine``: in the user's scope.
 _TOUCHED = sa.select(*_ORDER_COLUMNS, _MINE.label("mine")).where(
     sa.or_(
         col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True)),
-        sa.and_(
-            _MINE,
-            sa.or_(
-                col(WorkOrder.household_id).in_(
-                    sa.select(_CHANGED.c.household_id).where(
-                        _CHANGED.c.id.in_(sa.bindparam("ids", expanding=True))
-                    )
-                ),
-                col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True)),
-            ),
-        ),
+        sa.and_(_MINE, col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True))),
     )
 )
 _CLOCKS = (

@@ -142,7 +142,7 @@ def assign(
         data={"assignee_id": str(assignee_id), "previous_assignee_id": str(previous) if previous else None},
     )
     order.assignee_id = assignee_id
-    touch_order(session, order)
+    touch_order(session, order, household=True)
     if assignee.team_id is not None:
         order.team_id = assignee.team_id
     order.return_reason = None

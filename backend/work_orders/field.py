@@ -28,6 +28,7 @@ from backend.work_orders.timeline import (
     move,
     require_assignee,
     require_field_involvement,
+    touch_households,
 )
 from mobile_contract.reference import ClockName, WorkOrderKind
 
@@ -144,6 +145,8 @@ def complete(
     )
     order.completed_at = when.corrected_at
     order.result = result
+    # A new last visit at the address, for every phone that holds the household.
+    touch_households(session, company_id=order.company_id, household_ids=[order.household_id])
     order.satisfaction = satisfaction
     order.result_note = note
     sla.meet_clock(

@@ -36,6 +36,7 @@ __all__ = (
     "record",
     "require_assignee",
     "require_field_involvement",
+    "touch_households",
     "touch_order",
 )
 
@@ -233,14 +234,36 @@ def record(
     order.updated_at = when.received_at
     order.version += 1
     locking.keep(session, order)
-    touch_order(session, order)
+    touch_order(session, order, household=to_state is not None)
     return event
 
 
-def touch_order(session: Session, order: WorkOrder) -> None:
-    """The assignee's phone learns of the change on its next pull."""
+def touch_order(session: Session, order: WorkOrder, *, household: bool = False) -> None:
+    """The assignee's phone learns of the change on its next pull; with ``household`` (a move, an
+    assignment), of the order's household too.
+
+    What a phone holds of a household depends on the states and the assignees of the orders there:
+    whether it holds the household at all, whether the resident's phone shows in full, the last
+    visits. A note, a photo or a measurement changes none of it, and the phone's next pull does
+    not send the household again."""
     users = [order.assignee_id] if order.assignee_id else []
     changes.touch(session, company_id=order.company_id, entity="work_order", entity_id=order.id, users=users)
+    if household:
+        company_id, household_id = order.company_id, order.household_id
+        changes.touch(session, company_id=company_id, entity="household", entity_id=household_id, users=users)
+
+
+def touch_households(session: Session, *, company_id: uuid.UUID, household_ids: list[uuid.UUID]) -> None:
+    """Every phone that holds these households (its user has an open order there) gets them again
+    on its next pull: for a change of what they show to everyone (their data, their last visits)."""
+    for household_id in household_ids:
+        changes.touch(
+            session,
+            company_id=company_id,
+            entity="household",
+            entity_id=household_id,
+            users=[changes.HOLDERS],
+        )
 
 
 # A fact arriving for an order in one of these states is news the supervisor must see.

@@ -2,11 +2,13 @@
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
 from backend.context import AppContext
+from backend.org import importer
 from backend.sync.push import MAX_BATCH
 from tests.api.helpers import assert_error, auth, counting, login
 from tests.api.test_review_api import completed
@@ -263,15 +265,35 @@ def test_a_delta_shows_a_households_phone_while_another_of_its_orders_is_active(
     """Only a finished order at the address changed; the user's other, active, order there still
     shows the resident's phone in full (the delta reads the orders at the touched households)."""
     tokens = login(client, "tech1", device_id="mask-phone-1")
-    finished = completed(ctx, account="100203")
     active = new_order(ctx, account="100203")
-    cursor = pull(client, tokens)["cursor"]
     tech = principal(ctx, "tech1")
-    act(ctx, finished.id, "note", tech, text="补记：阀门已换")
+    act(ctx, active.id, "accept", tech)
+    cursor = pull(client, tokens)["cursor"]
+    finished = completed(ctx, account="100203")
     delta = pull(client, tokens, cursor)
     assert set(by_entity(delta, "work_order")) == {str(finished.id)}
     household = by_entity(delta, "household")[str(active.household_id)]
     assert household["op"] == "upsert" and household["data"]["resident_phone"] == "13912340006"
+    # The visit just finished is the first of the address's last visits.
+    assert (
+        household["data"]["last_visits"][0]["order_ref"]
+        == by_entity(delta, "work_order")[str(finished.id)]["data"]["ref"]
+    )
+
+
+def test_a_note_sends_the_order_again_and_not_its_household(client: TestClient, ctx: AppContext) -> None:
+    """A note (like a photo or a measurement) changes nothing the phone holds of the household:
+    the next pull carries the order only, half the bytes over a basement's weak signal."""
+    tokens = login(client, "tech1", device_id="note-echo-1")
+    order = new_order(ctx, account="100203")
+    cursor = pull(client, tokens)["cursor"]
+    act(ctx, order.id, "note", principal(ctx, "tech1"), text="阀门已检查")
+    delta = pull(client, tokens, cursor)
+    assert [(c["entity"], c["id"]) for c in delta["changes"]] == [("work_order", str(order.id))]
+    # A move of the order changes what the household shows (its phone in full once arrived).
+    act(ctx, order.id, "accept", principal(ctx, "tech1"))
+    moved = pull(client, tokens, delta["cursor"])
+    assert set(by_entity(moved, "household")) == {str(order.household_id)}
 
 
 def test_a_delta_pull_admits_its_caller_in_the_statement_that_reads_the_feed(
@@ -297,3 +319,29 @@ def test_a_revoked_device_is_refused_a_delta_pull(client: TestClient, ctx: AppCo
     assert client.post("/api/v1/devices/revoked-pull-1/revoke", headers=admin).status_code == 200
     answer = client.get("/api/v1/sync/pull", params={"cursor": cursor}, headers=auth(tokens))
     assert_error(answer, 401, "device_revoked")
+
+
+def test_an_imported_change_of_a_household_reaches_the_phone_that_holds_it(
+    client: TestClient, ctx: AppContext, tmp_path: Path
+) -> None:
+    tokens = login(client, "tech1", device_id="import-phone-1")
+    order = new_order(ctx, account="100203")
+    cursor = pull(client, tokens)["cursor"]
+    other = login(client, "tech2", device_id="import-phone-2")
+    other_cursor = pull(client, other)["cursor"]
+    rows = [
+        "account_number,station_code,station_name,address,unit,heated_area_m2,resident_name,resident_phone,"
+        "is_key_customer,lat,lon",
+        "100203,S01,,和平区南京北街 12 号,3-6-602,120,吴春梅,13912349999,否,,",
+    ]
+    path = tmp_path / "households.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    tech = principal(ctx, "tech1")
+    with ctx.db.session() as session:
+        report = importer.import_households(ctx, session, company_id=tech.company_id, path=path)
+    assert report.ok and report.updated == 1
+    delta = pull(client, tokens, cursor)
+    household = by_entity(delta, "household")[str(order.household_id)]
+    assert household["op"] == "upsert" and household["data"]["unit"] == "3-6-602"
+    # Nobody else holds it: another technician's feed stays quiet.
+    assert pull(client, other, other_cursor)["changes"] == []
