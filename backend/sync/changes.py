@@ -158,6 +158,8 @@ def write_log(session: OrmSession) -> None:
 
 
 _ORDERS = WorkOrder.__table__
+# Well below the bind limits (PostgreSQL 65,535, SQLite 32,766).
+HOLDERS_PER_STATEMENT = 10_000
 _HOLDERS = (
     sa.select(_ORDERS.c.company_id, _ORDERS.c.assignee_id, _ORDERS.c.household_id)
     .where(
@@ -172,14 +174,19 @@ _HOLDERS = (
 def _holders(
     session: OrmSession, held: list[tuple[uuid.UUID, str]]
 ) -> set[tuple[uuid.UUID, uuid.UUID | None, str, str]]:
-    """The touches of these households for each user holding one, in one statement."""
+    """The touches of these households for each user holding one: one statement, or one per
+    ``HOLDERS_PER_STATEMENT`` (an import may update more households than a statement may bind)."""
     wanted = set(held)
-    rows = session.execute(_HOLDERS, {"ids": sorted({uuid.UUID(h) for _, h in held})})
-    return {
-        (company_id, user, "household", str(household_id))
-        for company_id, user, household_id in rows
-        if (company_id, str(household_id)) in wanted
-    }
+    ids = sorted({uuid.UUID(h) for _, h in held})
+    found = set()
+    for start in range(0, len(ids), HOLDERS_PER_STATEMENT):
+        rows = session.execute(_HOLDERS, {"ids": ids[start : start + HOLDERS_PER_STATEMENT]})
+        found.update(
+            (company_id, user, "household", str(household_id))
+            for company_id, user, household_id in rows
+            if (company_id, str(household_id)) in wanted
+        )
+    return found
 
 
 def _bump(session: OrmSession, company_id: uuid.UUID) -> int:

@@ -9,7 +9,9 @@ from litestar.testing import TestClient
 
 from backend.context import AppContext
 from backend.org import importer
+from backend.sync import changes
 from backend.sync.push import MAX_BATCH
+from backend.work_orders import timeline
 from tests.api.helpers import assert_error, auth, counting, login
 from tests.api.test_review_api import completed
 from tests.fixtures.field import act, new_order, principal
@@ -345,3 +347,22 @@ def test_an_imported_change_of_a_household_reaches_the_phone_that_holds_it(
     assert household["op"] == "upsert" and household["data"]["unit"] == "3-6-602"
     # Nobody else holds it: another technician's feed stays quiet.
     assert pull(client, other, other_cursor)["changes"] == []
+
+
+def test_households_held_by_many_are_found_a_statement_at_a_time(
+    client: TestClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import may update more households than one statement may bind: the holders are found in
+    several, and every holder still hears of its household."""
+    monkeypatch.setattr(changes, "HOLDERS_PER_STATEMENT", 1)
+    tokens = login(client, "tech1", device_id="many-holders-1")
+    orders = [new_order(ctx, account=account) for account in ("100201", "100202", "100203")]
+    cursor = pull(client, tokens)["cursor"]
+    tech = principal(ctx, "tech1")
+    with counting(ctx) as seen, ctx.db.session() as session:
+        timeline.touch_households(
+            session, company_id=tech.company_id, household_ids=[o.household_id for o in orders]
+        )
+    assert len([s for s in seen if "DISTINCT" in s and "work_order.assignee_id" in s]) == 3
+    delta = pull(client, tokens, cursor)
+    assert set(by_entity(delta, "household")) == {str(o.household_id) for o in orders}

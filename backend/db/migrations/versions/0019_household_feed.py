@@ -9,6 +9,10 @@ and a note, a photo or a measurement touches the order only. Changes recorded be
 household, so a phone pulling across them would miss a household it must drop or show anew. Each
 company's epoch therefore changes, as after a restore: every phone's next pull is a full snapshot,
 and the history of the old epoch goes. Nothing else changes; downgrading keeps the new epoch.
+
+A worker of the previous release still serving during a rolling deploy records moves without their
+household. Stop the old workers before this revision runs, or run ``heatcrew sync new-epoch`` once
+the last of them is gone.
 """
 
 import secrets
