@@ -69,7 +69,7 @@ def _added(session: UnitOfWork, instance: object) -> None:
     locking.photo_added(session, instance)
 
 
-@event.listens_for(UnitOfWork, "before_commit")
+@event.listens_for(UnitOfWork, "before_commit", insert=True)
 def _before_commit(session: UnitOfWork) -> None:
     if session.in_nested_transaction():
         # SQLAlchemy calls this at a savepoint's release too (a kept action scope of a push): the
@@ -79,9 +79,10 @@ def _before_commit(session: UnitOfWork) -> None:
         # opens in one go: db.buffer sends every table after the tables it refers to.
         return
     review_entry.settle(session)  # first: it reads and writes like any other work of the transaction
+    # PostgreSQL: buffered, so it goes out with the bulk rows, which the rollup sends next.
+    changes.write_log(session)
     rollup.settle(session)  # after every other change of orders: it reads them as they end
-    changes.write_log(session)  # PostgreSQL: buffered, so it goes out with the bulk rows
-    buffer.write_rows(session)  # every pending write in one round trip (PostgreSQL: a pipeline)
+    buffer.write_rows(session)  # every pending write in one round trip (PostgreSQL: one statement)
     audit.write_pending(session)  # last: the chain's lock is held only for the commit
 
 

@@ -130,6 +130,13 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
         pipeline = connection.connection.driver_connection.pipeline()
         pipeline.__enter__()
         info[_OPEN] = (pipeline, connection)
+    # PostgreSQL: the send's JSON recordsets go as one statement, each in a WITH of the next, so
+    # that the client's cost of a statement is paid once. All of them see the same snapshot: an
+    # update of a table that this send also inserts into would not find the new rows, so then
+    # each goes apart, in order.
+    combined = _Combined(connection) if dialect.name == "postgresql" else None
+    if combined is not None and any(table in pending for table, *_ in updates):
+        combined = None
     with _pipelined(connection) if _OPEN not in info else nullcontext():
         # Inserts first: a row added and tracked in one batch is updated after it exists. Tables in
         # the order of their foreign keys, not of their first row: a statement run between two
@@ -141,7 +148,7 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
             for row in inserts:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
-                _insert_rows(connection, table, columns, same)
+                _insert_rows(connection, table, columns, same, combined)
             watcher = _WATCHERS.get(table)
             if watcher is not None:
                 watcher(session, inserts, [])
@@ -150,15 +157,20 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
             for columns, same in changes.items():
                 recordset = _recordset_update(dialect, table, columns)
                 if recordset is not None:
-                    recordset.send(
-                        connection,
-                        [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same],
-                    )
+                    rows = [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same]
+                    if combined is not None:
+                        combined.add(recordset, rows)
+                    else:
+                        recordset.send(connection, rows)
                 else:
+                    if combined is not None:
+                        combined.send()
                     params = [{**changed, **shape.key_params(key)} for changed, key in same]
                     _executemany(connection, _update(dialect, table, columns), params)
             if seen:
                 _WATCHERS[table](session, seen, old)
+        if combined is not None:
+            combined.send()
 
 
 _Changes = dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]
@@ -204,14 +216,57 @@ def _rank(table: sa.Table) -> int:
 
 
 def _insert_rows(
-    connection: sa.Connection, table: sa.Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
+    connection: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    combined: "_Combined | None" = None,
 ) -> None:
-    """One statement on PostgreSQL (a JSON recordset), an executemany elsewhere."""
+    """One statement on PostgreSQL (a JSON recordset, or a part of ``combined``), an executemany
+    elsewhere."""
     recordset = _recordset_insert(connection.dialect, table, columns)
-    if recordset is not None:
+    if recordset is not None and combined is not None:
+        combined.add(recordset, rows)
+    elif recordset is not None:
         recordset.send(connection, rows)
     else:
+        if combined is not None:
+            combined.send()
         _executemany(connection, _insert(connection.dialect, table, columns), rows)
+
+
+class _Combined:
+    """JSON recordset writes gathered into one statement: ``WITH w0 AS (…), w1 AS (…) <last>``.
+
+    PostgreSQL runs every data-modifying part of a WITH, each once, in one snapshot, and checks
+    foreign keys at the end of the statement. The text is the same for the same writes in the same
+    order, so the driver prepares it like any other repeated statement."""
+
+    __slots__ = ("connection", "params", "parts")
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, recordset: "_Recordset", rows: list[dict[str, Any]]) -> None:
+        self.parts.append(recordset.sql)
+        self.params.extend(recordset.params(rows))
+
+    def send(self) -> None:
+        if not self.parts:
+            return
+        *first, last = self.parts
+        key = tuple(self.parts)
+        sql = _COMBINED.get(key)
+        if sql is None:
+            heads = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(first))
+            sql = _COMBINED[key] = f"WITH {heads} {last}" if first else last
+        self.connection.exec_driver_sql(sql, tuple(self.params))
+        self.parts, self.params = [], []
+
+
+_COMBINED: dict[tuple[str, ...], str] = {}
 
 
 def _collect(session: OrmSession, *, failed: bool = False) -> None:
@@ -375,6 +430,10 @@ class _Recordset:
 
     def send(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Write ``rows`` (keyed by column, all with the same keys; filled in and converted in place)."""
+        connection.exec_driver_sql(self.sql, self.params(rows))
+
+    def params(self, rows: list[dict[str, Any]]) -> tuple[Any, ...]:
+        """The statement's parameters for ``rows`` (filled in and converted in place)."""
         for column, make in self.defaults.items():
             for row in rows:
                 row[column] = make()
@@ -396,7 +455,7 @@ class _Recordset:
         params: tuple[Any, ...] = (_JSON.encode(rows).decode(),)
         if self.key is not None:
             params += ([row[self.key] for row in rows],)
-        connection.exec_driver_sql(self.sql, params)
+        return params
 
 
 _JSON = msgspec.json.Encoder()

@@ -420,7 +420,7 @@ def _lock_device_and_epoch(session: Session, batch: _Batch, now: datetime) -> tu
     if batch.claims is not None:
         claims = batch.claims
         params = {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id}
-        row = session.execute(_ADMIT_LOCK_DEVICE_AND_EPOCH, params).first()
+        row = session.connection().execute(_ADMIT_LOCK_DEVICE_AND_EPOCH, params).first()
         if row is None:  # the device's first push, the company's first change, or not admitted
             row = session.execute(auth.ADMIT, params).first()
             if row is None:

@@ -4,6 +4,7 @@ On PostgreSQL the rows travel as one JSON array the server unpacks; on SQLite as
 Each test runs on both and reads the rows back through SQLAlchemy.
 """
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -140,3 +141,53 @@ def test_rows_go_out_parents_first_whatever_order_they_were_added_in(db: Databas
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(CHILD.c.probe_id, CHILD.c.flag)).all() == [(parent["id"], "late")]
     assert [r.id for r in read_all(db)] == [parent["id"]]
+
+
+def writes_of(db: Database) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if not statement.lstrip().upper().startswith(("SELECT", "BEGIN", "COMMIT")):
+            sent.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+
+
+def test_a_sends_writes_to_several_tables_go_as_one_statement(db: Database) -> None:
+    """On PostgreSQL every write of one send is one statement (what a push pays per statement is
+    paid once); elsewhere one statement per table."""
+    with db.session() as session:
+        buffer.insert_now(session, PROBE, [row(1)])
+    (first,) = read_all(db)
+    with db.session() as session:
+        copy = SimpleNamespace(**first._asdict())
+        buffer.track(session, PROBE, [copy])
+        copy.note = "复查"
+        buffer.add_row(session, CHILD, {"probe_id": first.id, "flag": "late"})
+        writes = contextlib.contextmanager(writes_of)(db)
+        with writes as sent:
+            buffer.write_rows(session)
+    assert [(r.count, r.note) for r in read_all(db)] == [(1, "复查")]
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(CHILD.c.probe_id, CHILD.c.flag)).all() == [(first.id, "late")]
+    if db.engine.dialect.name == "postgresql":
+        assert len(sent) == 1 and sent[0].startswith("WITH w0 AS"), sent
+    else:
+        assert len(sent) == 2, sent
+
+
+def test_a_row_added_and_changed_in_one_send_is_written_as_changed(db: Database) -> None:
+    """One statement sees one snapshot: an update in it would not find a row the same statement
+    inserts, so a send that inserts into a table and updates it writes them one after the other."""
+    added = row(1)
+    with db.session() as session:
+        buffer.add_row(session, PROBE, added)
+        copy = SimpleNamespace(**added, kind="visit")
+        buffer.track(session, PROBE, [copy])
+        copy.note = "改过"
+        buffer.add_row(session, CHILD, {"probe_id": added["id"], "flag": "late"})
+    assert [(r.id, r.note) for r in read_all(db)] == [(added["id"], "改过")]
