@@ -376,18 +376,29 @@ _TOUCHED = sa.select(*_ORDER_COLUMNS, _MINE.label("mine")).where(
         sa.and_(_MINE, col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True))),
     )
 )
-_CLOCKS = (
-    sa.select(SlaClock.order_id, SlaClock.clock, SlaClock.due_at, SlaClock.met_at)
-    .where(col(SlaClock.order_id).in_(sa.bindparam("ids", expanding=True)))
-    # Two clocks may be due at once (accept and arrive): the name breaks the tie, so every pull of
-    # an unchanged order hands out the same view (PostgreSQL's row order is not).
-    .order_by(col(SlaClock.due_at), col(SlaClock.clock))
-)
-_APPOINTMENTS = sa.select(
-    Appointment.order_id, Appointment.window_start, Appointment.window_end, Appointment.reason
-).where(
-    col(Appointment.order_id).in_(sa.bindparam("ids", expanding=True)), col(Appointment.replaced_at).is_(None)
-)
+# The orders' clocks and current appointments in one statement; ``part`` tells them apart (their
+# columns line up: a name, two times). Two clocks may be due at once (accept and arrive): the name
+# breaks the tie, so every pull of an unchanged order hands out the same view (PostgreSQL's row
+# order is not).
+_CLOCKS_AND_APPOINTMENTS = sa.union_all(
+    sa.select(
+        sa.literal_column("'c'").label("part"),
+        SlaClock.order_id,
+        col(SlaClock.clock).label("name"),
+        col(SlaClock.due_at).label("at"),
+        col(SlaClock.met_at).label("until"),
+    ).where(col(SlaClock.order_id).in_(sa.bindparam("ids", expanding=True))),
+    sa.select(
+        sa.literal_column("'a'"),
+        Appointment.order_id,
+        Appointment.reason,
+        Appointment.window_start,
+        Appointment.window_end,
+    ).where(
+        col(Appointment.order_id).in_(sa.bindparam("ids", expanding=True)),
+        col(Appointment.replaced_at).is_(None),
+    ),
+).order_by(sa.literal_column("part"), sa.literal_column("at"), sa.literal_column("name"))
 
 
 def _order_changes(
@@ -402,12 +413,13 @@ def _order_changes(
         return []
     ids = [o.id for o in orders]
     clocks: dict[uuid.UUID, list[ClockView]] = defaultdict(list)
-    for order_id, name, due_at, met_at in session.connection().execute(_CLOCKS, {"ids": ids}):
-        clocks[order_id].append(ClockView(clock=name, due_at=due_at, met_at=met_at))
-    appointments = {
-        order_id: AppointmentView(window_start=start, window_end=end, reason=reason)
-        for order_id, start, end, reason in session.connection().execute(_APPOINTMENTS, {"ids": ids})
-    }
+    appointments: dict[uuid.UUID, AppointmentView] = {}
+    parts = session.connection().execute(_CLOCKS_AND_APPOINTMENTS, {"ids": ids})
+    for part, order_id, name, at, until in parts:
+        if part == "c":
+            clocks[order_id].append(ClockView(clock=name, due_at=at, met_at=until))
+        else:
+            appointments[order_id] = AppointmentView(window_start=at, window_end=until, reason=name)
     out = []
     for order in orders:
         view = WorkOrderView(

@@ -1,7 +1,7 @@
 """The sync endpoints' edges: scope of the feed, paging, cursors, limits and bad input."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -366,3 +366,40 @@ def test_households_held_by_many_are_found_a_statement_at_a_time(
     assert len([s for s in seen if "DISTINCT" in s and "work_order.assignee_id" in s]) == 3
     delta = pull(client, tokens, cursor)
     assert set(by_entity(delta, "household")) == {str(o.household_id) for o in orders}
+
+
+def test_a_pulled_order_carries_its_clocks_and_its_current_appointment(
+    client: TestClient, ctx: AppContext
+) -> None:
+    tokens = login(client, "tech1", device_id="appointment-phone-1")
+    tech = principal(ctx, "tech1")
+    order = new_order(ctx)
+    act(ctx, order.id, "accept", tech)
+    cursor = pull(client, tokens)["cursor"]
+    first = ctx.clock.now() + timedelta(hours=2)
+    act(
+        ctx,
+        order.id,
+        "set_appointment",
+        tech,
+        window_start=first,
+        window_end=first + timedelta(hours=1),
+        reason=None,
+    )
+    second = first + timedelta(days=1)
+    act(
+        ctx,
+        order.id,
+        "set_appointment",
+        tech,
+        window_start=second,
+        window_end=second + timedelta(hours=1),
+        reason="住户要求改期",
+    )
+    for page in (pull(client, tokens, cursor), pull(client, tokens)):  # a delta and a snapshot
+        view = by_entity(page, "work_order")[str(order.id)]["data"]
+        appointment = view["appointment"]
+        assert datetime.fromisoformat(appointment["window_start"]) == second
+        assert appointment["reason"] == "住户要求改期"
+        due = [(c["due_at"], c["clock"]) for c in view["clocks"]]
+        assert due == sorted(due) and {c for _, c in due} >= {"arrive", "resolve"}
