@@ -19,10 +19,11 @@ each flush             signed records are checked unchanged; the entities of the
 an ORM photo is added  it counts for the batch's completion check
 commit                 (a savepoint's release is no commit: all of this waits for the real one)
                        the orders noted for review are settled (their flags computed together),
-                       then the entities noted for the KPI rollup (their deltas, buffered),
                        then the change log (one version per company; buffered on PostgreSQL),
-                       then the bulk rows, then the audit events (each company's chain locked
-                       only from here), then COMMIT
+                       then the entities noted for the KPI rollup (the bulk rows go out first,
+                       with the change log; their deltas, buffered), then what is still
+                       pending, then the audit events (each company's chain locked only from
+                       here), then COMMIT; this runs before the buffer's own commit step
 after commit           SQLite: the worker's live hub hears what the feed and revocations got
 rollback               pending rows and the batch's copies are dropped (a savepoint's too; its
                        scope in ``sync.push`` also restores the change-feed, review and audit

@@ -4,7 +4,8 @@ Every route finds the token's checked claims in ``request.auth`` and the admitte
 ``request.user``. A route with ``opt={"token_only": True}`` gets the claims only, ``request.user``
 left ``None``, and admits the caller itself before anything that could return or change data: the
 delta pull answers an empty page from memory on them (it reveals and changes nothing) and calls
-``service.admit`` for any other; the push admits in its transaction's first statement.
+``service.admit`` for any other; the push admits in its transaction's first statement; ``GET /me``
+admits in the statement that reads its answer (``service.admit_reading``).
 """
 
 from litestar.connection import ASGIConnection

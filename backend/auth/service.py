@@ -42,6 +42,7 @@ __all__ = (
     "abandon_login",
     "admission",
     "admit",
+    "admit_reading",
     "admitted",
     "authenticate",
     "create_user",
@@ -290,8 +291,16 @@ def authenticate(ctx: AppContext, *, authorization: str | None, device_header: s
 
 def admit(ctx: AppContext, claims: AccessClaims) -> Principal:
     """Whether the session, device and user the token names may still come in: one query."""
+    return admit_reading(ctx, claims, ADMIT)[0]
+
+
+def admit_reading(
+    ctx: AppContext, claims: AccessClaims, statement: sa.Select[Any]
+) -> tuple[Principal, tuple[Any, ...]]:
+    """:func:`admit` by ``statement``, built by :func:`admission`: the caller, and the columns the
+    statement reads after the admission's (one query for a route that needs no more)."""
     row = ctx.db.fetch_one(
-        ADMIT,
+        statement,
         {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id},
     )
     if row is None:
@@ -300,7 +309,7 @@ def admit(ctx: AppContext, claims: AccessClaims) -> Principal:
     if seen_due:
         with ctx.db.session() as session:
             record_seen(session, claims.device_id, ctx.clock.now())
-    return principal
+    return principal, tuple(row[ADMIT_COLUMNS:])
 
 
 ADMIT_COLUMNS = 8

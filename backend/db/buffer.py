@@ -2,9 +2,10 @@
 
 ``add_row`` keeps a plain dict to insert; ``track`` keeps a plain object standing for a row that is
 already in the database (an order locked for a push batch) with a copy of its values, so that
-whatever changes in it is written back as an UPDATE. Both reach the database in one ``executemany``
-per table (inserts first, a table's before those whose foreign keys refer to it, whatever order
-the rows were added in) before the session runs its next statement (``Session.execute``; not a
+whatever changes in it is written back as an UPDATE. Both reach the database, on SQLite in one
+``executemany`` per table, on PostgreSQL as JSON recordsets in one statement for all tables (see
+:class:`_Combined`) (inserts first, a table's before those whose foreign keys refer to it, whatever
+order the rows were added in) before the session runs its next statement (``Session.execute``; not a
 statement run on ``session.connection()`` directly), at its next flush, and before it commits, so
 queries and the commit see them. Building an ORM object per action costs more than the insert.
 Any rollback, a savepoint's too, drops what is pending and the copies: read the rows again.
@@ -261,12 +262,15 @@ class _Combined:
         sql = _COMBINED.get(key)
         if sql is None:
             heads = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(first))
-            sql = _COMBINED[key] = f"WITH {heads} {last}" if first else last
+            sql = f"WITH {heads} {last}" if first else last
+            if len(_COMBINED) < COMBINED_KEPT:  # a few dozen shapes in practice; never unbounded
+                _COMBINED[key] = sql
         self.connection.exec_driver_sql(sql, tuple(self.params))
         self.parts, self.params = [], []
 
 
 _COMBINED: dict[tuple[str, ...], str] = {}
+COMBINED_KEPT = 1000
 
 
 def _collect(session: OrmSession, *, failed: bool = False) -> None:

@@ -14,7 +14,7 @@ from backend.auth.passwords import Passwords
 from backend.auth.tokens import TokenCodec, hash_refresh_token
 from backend.clock import ManualClock
 from backend.context import AppContext
-from tests.api.helpers import assert_error, auth, login
+from tests.api.helpers import assert_error, auth, counting, login
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -429,3 +429,15 @@ def test_concurrent_resends_of_one_token_leave_exactly_one_live_successor(
     (survivor,) = [a.json() for a in answers if hash_refresh_token(a.json()["refresh_token"]) == live[0]]
     assert client.get("/api/v1/me", headers=auth(survivor)).status_code == 200
     assert _refresh(client, survivor["refresh_token"]).status_code == 200
+
+
+def test_me_is_one_statement_that_admits_its_caller(client: TestClient, ctx: AppContext) -> None:
+    """A phone asks at every start and resume: the admission reads the answer too."""
+    tokens = login(client, "tech1", device_id="me-one-statement")
+    client.get("/api/v1/me", headers=auth(tokens))  # the last-seen write, if due, is behind us
+    with counting(ctx) as seen:
+        me = client.get("/api/v1/me", headers=auth(tokens))
+    assert me.status_code == 200
+    assert me.json()["username"] == "tech1" and me.json()["timezone"] == "Asia/Shanghai"
+    work = [s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+    assert len(work) == 1 and "auth_session" in work[0] and "company" in work[0], work
