@@ -133,9 +133,11 @@ def write_log(session: OrmSession) -> None:
         version = 0 if postgres else _bump(session, company_id)
         users = {user for user, _, _ in by_company[company_id]}
         # SQLite: the worker's hub hears of it after the commit (PostgreSQL: a trigger, 0015).
-        live.notify_after_commit(
-            session, ("f", company_id, version, None if None in users else sorted(users, key=str))
-        )
+        audience = None if None in users else sorted(users, key=str)
+        live.notify_after_commit(session, ("f", company_id, version, audience))
+        # PostgreSQL: this worker's own next pulls go to the database until the NOTIFY comes.
+        if postgres:
+            live.written_after_commit(session, company_id, audience)
         rows = [
             {
                 "company_id": company_id,

@@ -294,6 +294,20 @@ class LiveHub:
             sub.position = max(sub.position, position)
             sub.poke()
 
+    def written(self, company_id: uuid.UUID, users: list[uuid.UUID] | None) -> None:
+        """This worker committed changes for ``users`` (``None``: everyone in the company) at a
+        position it does not know: what it learned of them is dropped, and a read begun before
+        learns nothing (the NOTIFY, when it comes, raises the bounds as usual)."""
+        with self._lock:
+            self._seq += 1
+            if users is None:
+                self._company_seq[company_id] = self._seq
+                self._heads = {u: h for u, h in self._heads.items() if h.company_id != company_id}
+            else:
+                for user in users:
+                    self._user_seq[user] = self._seq
+                    self._heads.pop(user, None)
+
     def counter(self, company_id: uuid.UUID) -> None:
         """The company's epoch or pruning changed: every cursor is judged by the database again."""
         with self._lock:
@@ -474,6 +488,14 @@ def _keys(session_id: uuid.UUID, device_id: str, user_id: uuid.UUID) -> tuple[tu
 # ---------------------------------------------------------------------- SQLite: in process
 
 
+def written_after_commit(session: OrmSession, company_id: uuid.UUID, users: list[uuid.UUID] | None) -> None:
+    """Tell the worker's hub, once this transaction has committed, that it wrote changes for
+    ``users`` (``None``: everyone), on PostgreSQL too: their next pull on this worker reads the
+    database, even before the NOTIFY for the change arrives. A phone sees its own push at once."""
+    if session.info.get("live") is not None:
+        session.info.setdefault(_NOTICES, []).append(("w", company_id, users))
+
+
 def notify_after_commit(session: OrmSession, notice: tuple[Any, ...]) -> None:
     """Tell the worker's hub ``notice`` once this transaction has committed (SQLite; on
     PostgreSQL the triggers do it for every writer). Dropped on rollback."""
@@ -493,6 +515,8 @@ def _deliver(session: OrmSession) -> None:
             hub.feed(*args)
         elif kind == "c":
             hub.counter(*args)
+        elif kind == "w":
+            hub.written(*args)
         else:
             hub.revoked(kind, *args)
 

@@ -1,5 +1,6 @@
 """The sync endpoints' edges: scope of the feed, paging, cursors, limits and bad input."""
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -7,9 +8,11 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from backend.auth.service import read_token
 from backend.context import AppContext
 from backend.org import importer
 from backend.sync import changes
+from backend.sync.pull import decode_cursor
 from backend.sync.push import MAX_BATCH
 from backend.work_orders import timeline
 from tests.api.helpers import assert_error, auth, counting, login
@@ -28,6 +31,18 @@ def pull(client: TestClient, tokens: dict, cursor: str | None = None, limit: int
     response = client.get("/api/v1/sync/pull", params=params, headers=auth(tokens))
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def settled(client: TestClient, tokens: dict) -> str:
+    """A cursor past everything committed so far. A pull's cursor may stay below a transaction of
+    the cluster still in flight, and the next pull then sends the rows above it again."""
+    cursor = pull(client, tokens)["cursor"]
+    for _ in range(50):
+        page = pull(client, tokens, cursor)
+        if not page["changes"]:
+            return cursor
+        cursor = page["cursor"]
+    raise AssertionError("the feed never settled")
 
 
 def by_entity(page: dict, entity: str) -> dict[str, dict]:
@@ -288,7 +303,7 @@ def test_a_note_sends_the_order_again_and_not_its_household(client: TestClient, 
     the next pull carries the order only, half the bytes over a basement's weak signal."""
     tokens = login(client, "tech1", device_id="note-echo-1")
     order = new_order(ctx, account="100203")
-    cursor = pull(client, tokens)["cursor"]
+    cursor = settled(client, tokens)
     act(ctx, order.id, "note", principal(ctx, "tech1"), text="阀门已检查")
     delta = pull(client, tokens, cursor)
     assert [(c["entity"], c["id"]) for c in delta["changes"]] == [("work_order", str(order.id))]
@@ -330,7 +345,7 @@ def test_an_imported_change_of_a_household_reaches_the_phone_that_holds_it(
     order = new_order(ctx, account="100203")
     cursor = pull(client, tokens)["cursor"]
     other = login(client, "tech2", device_id="import-phone-2")
-    other_cursor = pull(client, other)["cursor"]
+    other_cursor = settled(client, other)
     rows = [
         "account_number,station_code,station_name,address,unit,heated_area_m2,resident_name,resident_phone,"
         "is_key_customer,lat,lon",
@@ -403,3 +418,27 @@ def test_a_pulled_order_carries_its_clocks_and_its_current_appointment(
         assert appointment["reason"] == "住户要求改期"
         due = [(c["due_at"], c["clock"]) for c in view["clocks"]]
         assert due == sorted(due) and {c for _, c in due} >= {"arrive", "resolve"}
+
+
+def test_a_write_is_never_answered_empty_by_the_worker_that_committed_it(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """On PostgreSQL the worker's hub hears of a change by NOTIFY, a moment after the commit; the
+    phone's next pull may come sooner. The committing worker forgets what it knew of the users the
+    change is for, so that pull reads the database and the phone sees its own write at once."""
+    hub = ctx.live
+    deadline = time.monotonic() + 10
+    while not hub.known:
+        assert time.monotonic() < deadline, "the worker's hub never connected"
+        time.sleep(0.02)
+    tokens = login(client, "tech1", device_id="own-write-1")
+    order = new_order(ctx, account="100203")
+    cursor = pull(client, tokens)["cursor"]
+    assert pull(client, tokens, cursor)["changes"] == []  # a database delta: the user's head is learned
+    claims = read_token(ctx, authorization=f"Bearer {tokens['access_token']}", device_header=None)
+    parsed = decode_cursor(cursor)
+    assert hub.answers_empty(session_id=claims.session_id, user_id=claims.user_id, cursor=parsed)
+    act(ctx, order.id, "note", principal(ctx, "tech1"), text="阀门已检查")
+    # Right after the commit, before any NOTIFY could be handled: not empty from memory.
+    assert not hub.answers_empty(session_id=claims.session_id, user_id=claims.user_id, cursor=parsed)
+    assert str(order.id) in by_entity(pull(client, tokens, cursor), "work_order")
