@@ -83,7 +83,7 @@ def insert_now(session: OrmSession, table: sa.Table, rows: list[dict[str, Any]])
     """Insert ``rows`` (all with the same keys) into ``table`` now, as one statement where it can."""
     if not rows:
         return
-    _insert_rows(session.connection(), table, tuple(rows[0]), rows)
+    _insert_rows(_Combined(session.connection(), together=False), table, tuple(rows[0]), rows)
 
 
 def write_rows(session: OrmSession) -> None:
@@ -135,9 +135,8 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
     # that the client's cost of a statement is paid once. All of them see the same snapshot: an
     # update of a table that this send also inserts into would not find the new rows, so then
     # each goes apart, in order.
-    combined = _Combined(connection) if dialect.name == "postgresql" else None
-    if combined is not None and any(table in pending for table, *_ in updates):
-        combined = None
+    together = dialect.name == "postgresql" and not any(table in pending for table, *_ in updates)
+    combined = _Combined(connection, together=together)
     with _pipelined(connection) if _OPEN not in info else nullcontext():
         # Inserts first: a row added and tracked in one batch is updated after it exists. Tables in
         # the order of their foreign keys, not of their first row: a statement run between two
@@ -149,7 +148,7 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
             for row in inserts:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
-                _insert_rows(connection, table, columns, same, combined)
+                _insert_rows(combined, table, columns, same)
             watcher = _WATCHERS.get(table)
             if watcher is not None:
                 watcher(session, inserts, [])
@@ -159,19 +158,14 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
                 recordset = _recordset_update(dialect, table, columns)
                 if recordset is not None:
                     rows = [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same]
-                    if combined is not None:
-                        combined.add(recordset, rows)
-                    else:
-                        recordset.send(connection, rows)
+                    combined.add(recordset, rows)
                 else:
-                    if combined is not None:
-                        combined.send()
+                    combined.send()
                     params = [{**changed, **shape.key_params(key)} for changed, key in same]
                     _executemany(connection, _update(dialect, table, columns), params)
             if seen:
                 _WATCHERS[table](session, seen, old)
-        if combined is not None:
-            combined.send()
+        combined.send()
 
 
 _Changes = dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]
@@ -217,42 +211,41 @@ def _rank(table: sa.Table) -> int:
 
 
 def _insert_rows(
-    connection: sa.Connection,
-    table: sa.Table,
-    columns: tuple[str, ...],
-    rows: list[dict[str, Any]],
-    combined: "_Combined | None" = None,
+    combined: "_Combined", table: sa.Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
-    """One statement on PostgreSQL (a JSON recordset, or a part of ``combined``), an executemany
-    elsewhere."""
+    """A JSON recordset on PostgreSQL (a part of ``combined``), an executemany elsewhere."""
+    connection = combined.connection
     recordset = _recordset_insert(connection.dialect, table, columns)
-    if recordset is not None and combined is not None:
+    if recordset is not None:
         combined.add(recordset, rows)
-    elif recordset is not None:
-        recordset.send(connection, rows)
     else:
-        if combined is not None:
-            combined.send()
+        combined.send()
         _executemany(connection, _insert(connection.dialect, table, columns), rows)
 
 
 class _Combined:
-    """JSON recordset writes gathered into one statement: ``WITH w0 AS (…), w1 AS (…) <last>``.
+    """JSON recordset writes gathered into one statement: ``WITH w0 AS (…), w1 AS (…) <last>``;
+    or, not ``together``, each sent as it comes.
 
     PostgreSQL runs every data-modifying part of a WITH, each once, in one snapshot, and checks
     foreign keys at the end of the statement. The text is the same for the same writes in the same
     order, so the driver prepares it like any other repeated statement."""
 
-    __slots__ = ("connection", "params", "parts")
+    __slots__ = ("connection", "params", "parts", "together")
 
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, *, together: bool) -> None:
         self.connection = connection
+        self.together = together
         self.parts: list[str] = []
         self.params: list[Any] = []
 
     def add(self, recordset: "_Recordset", rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` (keyed by column, all with the same keys; filled in and converted in
+        place) with the next :meth:`send`, or now when not ``together``."""
         self.parts.append(recordset.sql)
         self.params.extend(recordset.params(rows))
+        if not self.together:
+            self.send()
 
     def send(self) -> None:
         if not self.parts:
@@ -431,10 +424,6 @@ class _Recordset:
         self.conversions = conversions  # (column, conversion) for the type decorators
         self.defaults = defaults  # for the columns the rows leave out
         self.key = key  # an update's key column, also sent as an array
-
-    def send(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        """Write ``rows`` (keyed by column, all with the same keys; filled in and converted in place)."""
-        connection.exec_driver_sql(self.sql, self.params(rows))
 
     def params(self, rows: list[dict[str, Any]]) -> tuple[Any, ...]:
         """The statement's parameters for ``rows`` (filled in and converted in place)."""

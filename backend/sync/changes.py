@@ -132,12 +132,11 @@ def write_log(session: OrmSession) -> None:
     for company_id in sorted(by_company):  # one lock order for every writer: no deadlocks
         version = 0 if postgres else _bump(session, company_id)
         users = {user for user, _, _ in by_company[company_id]}
-        # SQLite: the worker's hub hears of it after the commit (PostgreSQL: a trigger, 0015).
-        audience = None if None in users else sorted(users, key=str)
-        live.notify_after_commit(session, ("f", company_id, version, audience))
-        # PostgreSQL: this worker's own next pulls go to the database until the NOTIFY comes.
-        if postgres:
-            live.written_after_commit(session, company_id, audience)
+        # SQLite: the worker's hub hears of it after the commit (PostgreSQL: a trigger, 0015, and
+        # this worker's own hub forgets the users' heads at once).
+        live.notify_after_commit(
+            session, ("f", company_id, version, None if None in users else sorted(users, key=str))
+        )
         rows = [
             {
                 "company_id": company_id,

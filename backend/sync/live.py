@@ -488,20 +488,21 @@ def _keys(session_id: uuid.UUID, device_id: str, user_id: uuid.UUID) -> tuple[tu
 # ---------------------------------------------------------------------- SQLite: in process
 
 
-def written_after_commit(session: OrmSession, company_id: uuid.UUID, users: list[uuid.UUID] | None) -> None:
-    """Tell the worker's hub, once this transaction has committed, that it wrote changes for
-    ``users`` (``None``: everyone), on PostgreSQL too: their next pull on this worker reads the
-    database, even before the NOTIFY for the change arrives. A phone sees its own push at once."""
-    if session.info.get("live") is not None:
-        session.info.setdefault(_NOTICES, []).append(("w", company_id, users))
-
-
 def notify_after_commit(session: OrmSession, notice: tuple[Any, ...]) -> None:
     """Tell the worker's hub ``notice`` once this transaction has committed (SQLite; on
-    PostgreSQL the triggers do it for every writer). Dropped on rollback."""
+    PostgreSQL the triggers do it for every writer). Dropped on rollback.
+
+    On PostgreSQL a change of the feed (``f``) still tells this worker's hub, at once, that it
+    wrote changes for those users at a position it does not know (``w``): their next pull here
+    reads the database even before the NOTIFY arrives, so a phone sees its own push at once."""
     hub = session.info.get("live")
-    if hub is None or hub.postgres:
+    if hub is None:
         return
+    if hub.postgres:
+        if notice[0] != "f":
+            return
+        _, company_id, _, users = notice
+        notice = ("w", company_id, users)
     session.info.setdefault(_NOTICES, []).append(notice)
 
 

@@ -10,7 +10,7 @@ from backend.context import AppContext
 from backend.errors import Conflict, Forbidden
 from backend.work_orders.states import IllegalTransition
 from tests.api.helpers import auth, login
-from tests.fixtures.field import act, new_order, principal, take_photos, when
+from tests.fixtures.field import act, appoint, new_order, principal, take_photos, when
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -274,26 +274,8 @@ def test_reschedules_keep_their_history(client: TestClient, ctx: AppContext, clo
     order = new_order(ctx)
     act(ctx, order.id, "accept", tech)
     first = clock.now() + timedelta(hours=2)
-    act(
-        ctx,
-        order.id,
-        "set_appointment",
-        tech,
-        window_start=first,
-        window_end=first + timedelta(hours=1),
-        reason=None,
-    )
-    second = first + timedelta(days=1)
-    act(
-        ctx,
-        order.id,
-        "set_appointment",
-        tech,
-        window_start=second,
-        window_end=second + timedelta(hours=1),
-        reason="住户要求改期",
-        requested_by="resident",
-    )
+    appoint(ctx, order.id, tech, first)
+    appoint(ctx, order.id, tech, first + timedelta(days=1), reason="住户要求改期", requested_by="resident")
     appointments = detail(client, order.id)["appointments"]
     assert len(appointments) == 2
     assert appointments[0]["replaced_at"] is not None

@@ -17,7 +17,7 @@ from backend.sync.push import MAX_BATCH
 from backend.work_orders import timeline
 from tests.api.helpers import assert_error, auth, counting, login
 from tests.api.test_review_api import completed
-from tests.fixtures.field import act, new_order, principal
+from tests.fixtures.field import act, appoint, new_order, principal
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -392,25 +392,9 @@ def test_a_pulled_order_carries_its_clocks_and_its_current_appointment(
     act(ctx, order.id, "accept", tech)
     cursor = pull(client, tokens)["cursor"]
     first = ctx.clock.now() + timedelta(hours=2)
-    act(
-        ctx,
-        order.id,
-        "set_appointment",
-        tech,
-        window_start=first,
-        window_end=first + timedelta(hours=1),
-        reason=None,
-    )
+    appoint(ctx, order.id, tech, first)
     second = first + timedelta(days=1)
-    act(
-        ctx,
-        order.id,
-        "set_appointment",
-        tech,
-        window_start=second,
-        window_end=second + timedelta(hours=1),
-        reason="住户要求改期",
-    )
+    appoint(ctx, order.id, tech, second, reason="住户要求改期")
     for page in (pull(client, tokens, cursor), pull(client, tokens)):  # a delta and a snapshot
         view = by_entity(page, "work_order")[str(order.id)]["data"]
         appointment = view["appointment"]
