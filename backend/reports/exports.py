@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from backend import audit
 from backend.auth.models import User
 from backend.auth.principal import Principal
 from backend.db.engine import Database
+from backend.db.lists import one_of
 from backend.evidence.models import Document, Measurement, Signature
 from backend.org.models import Building, Household, Team
 from backend.reports import kpis
@@ -181,14 +181,6 @@ def _instant(column: Any, session: Session) -> Any:
     return column
 
 
-def _among(column: Any, session: Session) -> Any:
-    """``column`` is one of the ``ids`` parameter: one array parameter on PostgreSQL (a batch's
-    2,000 placeholders cost more to send and parse than the rows they fetch), IN on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid)))
-    return column.in_(sa.bindparam("ids", expanding=True))
-
-
 def _order_rows(session: Session, scope: Scope) -> Batches:
     """One row per order with its clocks side by side: each clock by its unique (order, name)."""
     clocks = {name: C.alias(f"clock_{name}") for name in CLOCKS}
@@ -318,7 +310,7 @@ def _measurement_rows(session: Session, scope: Scope) -> Batches:
         .order_by(M.c.measured_at, M.c.id)
     )
     signatures_query = sa.select(S.c.document_id, S.c.signer_role, S.c.refused_reason).where(
-        S.c.document_type == "measurement", _among(S.c.document_id, session)
+        S.c.document_type == "measurement", one_of(S.c.document_id, "ids")
     )
     for batch in _stream(session, query):
         signed: dict[uuid.UUID, dict[str, str]] = {row[0]: {} for row in batch}

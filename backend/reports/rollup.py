@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from backend.auth.models import User
 from backend.db import buffer
+from backend.db.lists import one_of
 from backend.evidence.models import Document, Measurement
 from backend.org.models import Company
 from backend.reports.models import KpiDelta, KpiSettled
@@ -289,15 +290,8 @@ def _measurement(parts: Parts, m: Any, team: Any) -> None:
     _add(parts, team, "temperature_pass", local_day(m.timezone, m.measured_at), int(m.result == "pass"), 1)
 
 
-def _one_of(column: Any, dialect: str) -> Any:
-    """``column`` is one of the bound list ``ids``: one array parameter on PostgreSQL."""
-    if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())))
-    return column.in_(sa.bindparam("ids", expanding=True))
-
-
 @functools.cache
-def _order_reads(dialect: str) -> tuple[Any, Any, Any, Any]:
+def _order_reads() -> tuple[Any, Any, Any, Any]:
     """The four reads of :func:`_orders`, built once: building them (an alias, a subquery, their
     cache keys) on every settle cost more than running them."""
     later = O.alias("later")
@@ -323,21 +317,21 @@ def _order_reads(dialect: str) -> tuple[Any, Any, Any, Any]:
             CO.c.timezone,
         )
         .select_from(O.join(CO, CO.c.id == O.c.company_id))
-        .where(_one_of(O.c.id, dialect))
+        .where(one_of(O.c.id, "ids"))
     )
     clocks = sa.select(C.c.order_id, C.c.clock, C.c.due_at, C.c.met_at, C.c.order_kind).where(
-        _one_of(C.c.order_id, dialect)
+        one_of(C.c.order_id, "ids")
     )
     revisits = sa.select(R.c.order_id, R.c.due_at, R.c.state, R.c.satisfaction).where(
-        _one_of(R.c.order_id, dialect)
+        one_of(R.c.order_id, "ids")
     )
-    return orders, clocks, revisits, _measurements_query(_one_of(M.c.order_id, dialect))
+    return orders, clocks, revisits, _measurements_query(one_of(M.c.order_id, "ids"))
 
 
 def _orders(
     db: Any, dialect: str, ids: list[uuid.UUID]
 ) -> Iterator[tuple[uuid.UUID, tuple[uuid.UUID, Parts]]]:
-    orders_read, clocks_read, revisits_read, measurements_read = _order_reads(dialect)
+    orders_read, clocks_read, revisits_read, measurements_read = _order_reads()
     params = {"ids": ids}
     orders = db.execute(orders_read, params).all()
     if not orders:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from backend.db import buffer
+from backend.db.lists import one_of
 from backend.ids import new_id
 from backend.org.models import Company
 from backend.review import flags as review_flags
@@ -55,7 +56,7 @@ _ITEMS = sa.select(
     ITEMS.c.team_id,
     ITEMS.c.kind,
     ITEMS.c.queued_at,
-).where(ITEMS.c.order_id.in_(sa.bindparam("order_ids", expanding=True)))
+).where(one_of(ITEMS.c.order_id, "order_ids"))
 
 
 class _Noted(NamedTuple):

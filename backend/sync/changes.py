@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
 from backend.db import buffer
+from backend.db.lists import one_of
 from backend.ids import new_hex
 from backend.sync import live
 from backend.sync.models import ChangeLog, SyncCounter
@@ -164,7 +165,7 @@ HOLDERS_PER_STATEMENT = 10_000
 _HOLDERS = (
     sa.select(_ORDERS.c.company_id, _ORDERS.c.assignee_id, _ORDERS.c.household_id)
     .where(
-        _ORDERS.c.household_id.in_(sa.bindparam("ids", expanding=True)),
+        one_of(_ORDERS.c.household_id, "ids"),
         _ORDERS.c.assignee_id.is_not(None),
         _ORDERS.c.state.not_in(sorted(s.value for s in TERMINAL_STATES)),
     )

@@ -27,6 +27,7 @@ from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.clock import ensure_utc
 from backend.context import AppContext
+from backend.db.lists import one_of
 from backend.errors import AuthError
 from backend.evidence import instruments
 from backend.org.models import Building, Company, Household
@@ -372,8 +373,8 @@ _SCOPE = sa.select(*_ORDER_COLUMNS).where(_MINE)
 # touched households; ``mine``: in the user's scope.
 _TOUCHED = sa.select(*_ORDER_COLUMNS, _MINE.label("mine")).where(
     sa.or_(
-        col(WorkOrder.id).in_(sa.bindparam("ids", expanding=True)),
-        sa.and_(_MINE, col(WorkOrder.household_id).in_(sa.bindparam("households", expanding=True))),
+        one_of(WorkOrder.id, "ids"),
+        sa.and_(_MINE, one_of(WorkOrder.household_id, "households")),
     )
 )
 # The orders' clocks and current appointments in one statement; ``part`` tells them apart (their
@@ -387,7 +388,7 @@ _CLOCKS_AND_APPOINTMENTS = sa.union_all(
         col(SlaClock.clock).label("name"),
         col(SlaClock.due_at).label("at"),
         col(SlaClock.met_at).label("until"),
-    ).where(col(SlaClock.order_id).in_(sa.bindparam("ids", expanding=True))),
+    ).where(one_of(SlaClock.order_id, "ids")),
     sa.select(
         sa.literal_column("'a'"),
         Appointment.order_id,
@@ -395,7 +396,7 @@ _CLOCKS_AND_APPOINTMENTS = sa.union_all(
         Appointment.window_start,
         Appointment.window_end,
     ).where(
-        col(Appointment.order_id).in_(sa.bindparam("ids", expanding=True)),
+        one_of(Appointment.order_id, "ids"),
         col(Appointment.replaced_at).is_(None),
     ),
 ).order_by(sa.literal_column("part"), sa.literal_column("at"), sa.literal_column("name"))
@@ -463,7 +464,7 @@ _HOUSEHOLDS = (
         Building.address,
     )
     .join(Building, col(Building.id) == Household.building_id)
-    .where(col(Household.id).in_(sa.bindparam("ids", expanding=True)))
+    .where(one_of(Household.id, "ids"))
 )
 # The last few completed visits per household, ranked in the database, not in Python.
 _RANKED = (
@@ -478,7 +479,7 @@ _RANKED = (
         .label("n"),
     )
     .where(
-        col(WorkOrder.household_id).in_(sa.bindparam("ids", expanding=True)),
+        one_of(WorkOrder.household_id, "ids"),
         col(WorkOrder.completed_at).is_not(None),
     )
     .subquery()

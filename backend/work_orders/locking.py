@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from backend.db import buffer
+from backend.db.lists import one_of
 from backend.errors import NotFound
 from backend.evidence.models import Photo
 from backend.org.models import Building, Company, Household
@@ -207,15 +208,11 @@ _LOCK_ORDERS = (
     sa.select(ORDERS, *_PLACE)
     .join_from(ORDERS, Household, Household.id == ORDERS.c.household_id)
     .join(Building, col(Building.id) == Household.building_id)
-    .where(ORDERS.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(one_of(ORDERS.c.id, "ids"))
     .order_by(ORDERS.c.id)
     .with_for_update(of=ORDERS)
 )
-_PHOTO_PURPOSES = (
-    sa.select(Photo.order_id, Photo.purpose)
-    .where(col(Photo.order_id).in_(sa.bindparam("ids", expanding=True)))
-    .distinct()
-)
+_PHOTO_PURPOSES = sa.select(Photo.order_id, Photo.purpose).where(one_of(Photo.order_id, "ids")).distinct()
 _POLICY = sa.select(Company.sla_policy).where(Company.id == sa.bindparam("company_id"))
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from backend.db import buffer
+from backend.db.lists import one_of
 from backend.ids import new_id
 from backend.org.models import Company
 from backend.work_orders.calendar import add_working_days
@@ -28,7 +29,7 @@ __all__ = (
 _CLOCKS = "heatcrew.sla_clocks"
 _DEFERRED = "heatcrew.sla_clocks_deferred"
 CLOCKS = SlaClock.__table__
-_PRELOAD = sa.select(CLOCKS).where(CLOCKS.c.order_id.in_(sa.bindparam("ids", expanding=True)))
+_PRELOAD = sa.select(CLOCKS).where(one_of(CLOCKS.c.order_id, "ids"))
 
 
 class BatchClock:
