@@ -100,6 +100,9 @@ def make_engine(
     given = query.get("options")
     given = given if isinstance(given, str) else " ".join(given or ())
     connect_args["options"] = " ".join([given, *options]).strip()
+    from backend.db.pgcursor import DescribedLater  # psycopg: loaded on PostgreSQL only
+
+    connect_args.setdefault("cursor_factory", DescribedLater)
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     if check_alive:
         sa.event.listen(engine, "checkout", _alive)
