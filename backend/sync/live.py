@@ -203,14 +203,15 @@ class LiveHub:
                     keepalives_count=3,
                 )
                 async with conn:
+                    # Notices that come with a statement's answer (the heartbeat's) reach psycopg.
+                    conn.add_notify_handler(lambda notice: self.dispatch(notice.channel, notice.payload))
                     await conn.execute(f"LISTEN {FEED_CHANNEL}")
                     await conn.execute(f"LISTEN {AUTH_CHANNEL}")
                     self.listener_pid = conn.info.backend_pid
                     self._on_connected()
                     backoff = 0.1
                     while not self._stopping:
-                        async for notice in conn.notifies(timeout=20.0):
-                            self.dispatch(notice.channel, notice.payload)
+                        await self._receive(conn, 20.0)
                         await conn.execute("SELECT 1")  # a quiet link is checked, not trusted
             except asyncio.CancelledError:
                 raise
@@ -224,6 +225,36 @@ class LiveHub:
                 return
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 5.0)
+
+    async def _receive(self, conn: Any, seconds: float) -> None:
+        """Dispatch the notices that arrive in the next ``seconds``; raise when the link fails.
+
+        The socket is read when it is readable, in the event loop's own callback: psycopg's
+        ``notifies()`` sets up and tears down a wait for each notice, three times the cost, and
+        every worker hears every push of every company."""
+        loop = asyncio.get_running_loop()
+        pgconn = conn.pgconn
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+                while (notice := pgconn.notifies()) is not None:
+                    self.dispatch(notice.relname.decode(), notice.extra.decode())
+            except Exception as exc:  # the link failed (or a notice could not be read)
+                loop.remove_reader(fd)
+                if not failed.done():
+                    failed.set_exception(exc)
+
+        fd = pgconn.socket
+        loop.add_reader(fd, readable)
+        try:
+            readable()  # what came in with the last statement's answer and is waiting in libpq
+            await asyncio.wait([failed], timeout=seconds)
+        finally:
+            loop.remove_reader(fd)
+        if failed.done():
+            failed.result()
 
     def _on_connected(self) -> None:
         with self._lock:
