@@ -37,6 +37,11 @@ class _OneOf(ColumnElement[bool]):
         self.name = name
         self.item_type = item_type
 
+    @property
+    def _from_objects(self) -> list[Any]:
+        """The column's table joins the FROM clause, as with ``column.in_(…)``."""
+        return self.column._from_objects
+
 
 def one_of(column: Any, name: str, item_type: Any = None) -> Any:
     """``column`` is one of the list bound as ``name``; ``item_type``: the array's element type on

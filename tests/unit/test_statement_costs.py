@@ -61,6 +61,14 @@ def test_one_of_renders_a_comparison_not_a_flag(engine: sa.Engine) -> None:
         assert "IN (__[POSTCOMPILE_ids])" in text and "= 1" not in text
 
 
+def test_one_of_brings_its_table_into_the_query_as_in_does(engine: sa.Engine) -> None:
+    others = sa.Table("one_of_other", sa.MetaData(), sa.Column("id", sa.Uuid, primary_key=True))
+    plain = sa.select(items.c.n).where(others.c.id.in_(sa.bindparam("ids", expanding=True)))
+    listed = sa.select(items.c.n).where(one_of(others.c.id, "ids"))
+    assert "FROM one_of_probe, one_of_other" in str(plain.compile(dialect=engine.dialect))
+    assert "FROM one_of_probe, one_of_other" in str(listed.compile(dialect=engine.dialect))
+
+
 def test_rows_and_their_columns_are_described_as_before(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         # Text, the first run of a select, the same select from the cache: names and values.
