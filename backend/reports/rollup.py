@@ -252,7 +252,7 @@ def contributions(
     """
     out: dict[uuid.UUID, tuple[uuid.UUID, Parts]] = {}
     for start in range(0, len(order_ids), CHUNK):
-        out.update(_orders(db, dialect, order_ids[start : start + CHUNK]))
+        out.update(_orders(db, order_ids[start : start + CHUNK]))
     for start in range(0, len(measurement_ids), CHUNK):
         chunk = measurement_ids[start : start + CHUNK]
         rows = db.execute(_measurements_query(_in(M.c.id, chunk, dialect) & M.c.order_id.is_(None)))
@@ -328,9 +328,7 @@ def _order_reads() -> tuple[Any, Any, Any, Any]:
     return orders, clocks, revisits, _measurements_query(one_of(M.c.order_id, "ids"))
 
 
-def _orders(
-    db: Any, dialect: str, ids: list[uuid.UUID]
-) -> Iterator[tuple[uuid.UUID, tuple[uuid.UUID, Parts]]]:
+def _orders(db: Any, ids: list[uuid.UUID]) -> Iterator[tuple[uuid.UUID, tuple[uuid.UUID, Parts]]]:
     orders_read, clocks_read, revisits_read, measurements_read = _order_reads()
     params = {"ids": ids}
     orders = db.execute(orders_read, params).all()
