@@ -13,6 +13,8 @@ Categories (see docs/ARCHITECTURE.md, "Data lifecycle"):
 - ``action_log``: answers to pushed actions (``sync_action``) older than their retention, but
   never a device's latest ``KEEP_LATEST_ANSWERS``, and never ``sync_device`` itself;
 - ``login_attempts`` and ``rate_counters``: past the login records' retention;
+- ``console_sessions``: console sign-ins that can no longer be used (idle, past their lifetime,
+  or their auth session ended); an auth session still open is ended with them;
 - ``unfinished_uploads``: partials past ``HEATCREW_UPLOAD_EXPIRY`` (as ``heatcrew blobs sweep``);
 - ``photo_originals``: originals of photos on orders closed longer ago than the company's retention;
 - ``audit_log``: through :func:`prune_audit_log`, the audit log's own ``prune_before``;
@@ -33,11 +35,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from backend import audit
-from backend.auth.models import LoginAttempt, RateCounter
+from backend.auth.models import AuthSession, LoginAttempt, RateCounter
+from backend.console.models import ConsoleSession
 from backend.context import AppContext
 from backend.evidence.models import Blob, MeterReading, Photo, Signature
 from backend.org.models import Company
-from backend.sync import changes
+from backend.sync import changes, live
 from backend.sync.models import ChangeLog, SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrder
 
@@ -95,6 +98,7 @@ def run(ctx: AppContext, *, dry_run: bool = False) -> MaintenanceReport:
             lambda: _action_log(ctx, now - timedelta(days=settings.action_log_retention_days), dry_run),
             lambda: _login_attempts(ctx, now - timedelta(days=settings.login_record_retention_days), dry_run),
             lambda: _rate_counters(ctx, now - timedelta(days=settings.login_record_retention_days), dry_run),
+            lambda: _console_sessions(ctx, now, dry_run),
             lambda: _unfinished_uploads(ctx, now - timedelta(seconds=settings.upload_expiry), dry_run),
             lambda: _photo_originals(ctx, now, dry_run),
             # The setting counts days, the log keeps three calendar years: never ask for younger rows.
@@ -296,6 +300,49 @@ def _rate_counters(ctx: AppContext, before: datetime, dry_run: bool) -> Removed:
         table.c.window_start < int(before.timestamp()),
         dry_run,
     )
+
+
+def _console_sessions(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
+    """Console sign-ins no request can use any more: idle past the timeout, older than the
+    lifetime, or their auth session ended (a logout deletes its own row; an expiry a request
+    meets ends the auth session and leaves the row). A sign-in nobody came back to has ended only
+    by the clock: its auth session is ended here, with the reason a request would have given."""
+    settings = ctx.settings
+    table = ConsoleSession.__table__
+    auth = AuthSession.__table__
+    idle = table.c.last_active_at < now - timedelta(seconds=settings.console_idle_timeout)
+    old = table.c.created_at <= now - timedelta(seconds=settings.console_session_lifetime)
+    ended = table.c.auth_session_id.in_(sa.select(auth.c.id).where(auth.c.revoked_at.is_not(None)))
+    where = sa.or_(idle, old, ended)
+    removed = Removed("console_sessions")
+    if dry_run:
+        with ctx.db.session(readonly=True) as session:
+            count = sa.select(sa.func.count()).select_from(table).where(where)
+            removed.rows = session.execute(count).scalar_one()
+        return removed
+    while True:
+        with ctx.db.session() as session:
+            batch = session.execute(
+                sa.select(table.c.token_hash, table.c.auth_session_id, idle.label("idle"))
+                .where(where)
+                .limit(settings.maintenance_batch_rows)
+            ).all()
+            if not batch:
+                return removed
+            for reason, is_idle in (("console_idle", True), ("console_lifetime", False)):
+                ids = [row.auth_session_id for row in batch if bool(row.idle) is is_idle]
+                if not ids:
+                    continue
+                ending = session.execute(
+                    sa.update(auth)
+                    .where(auth.c.id.in_(ids), auth.c.revoked_at.is_(None))
+                    .values(revoked_at=now, revoke_reason=reason)
+                    .returning(auth.c.id)
+                ).scalars()
+                for session_id in ending:
+                    live.notify_after_commit(session, ("s", str(session_id)))
+            gone = sa.delete(table).where(table.c.token_hash.in_([row.token_hash for row in batch]))
+            removed.rows += session.execute(gone).rowcount or 0
 
 
 # ---------------------------------------------------------------- unfinished uploads

@@ -23,6 +23,7 @@ from backend.evidence.models import Blob, Photo
 from backend.sync import changes
 from backend.sync.models import SyncDevice
 from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.console import signed_in
 from tests.fixtures.field import principal
 from tests.scenarios.conftest import count, first_order
 from tests.scenarios.test_sync_scenarios import _backup, _restore, envelope, jpeg, raw_push, work_a_visit
@@ -369,6 +370,41 @@ def test_the_audit_log_loses_only_what_is_past_three_years_and_still_verifies(
     assert in_chain() == held - 3 + 1  # the pruning is recorded too
 
 
+# ---------------------------------------------------------------- console sign-ins
+
+
+def test_console_sign_ins_nobody_can_use_go_and_the_one_in_use_stays(
+    client: TestClient, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A sign-in left open in a browser nobody came back to stays a row until maintenance ends it;
+    one signed out of is gone already; the one in use is not touched."""
+    sessions = "SELECT count(*) FROM console_session"
+    before = count(ctx, sessions)
+    signed_in(client, "supervisor1")  # then the browser is closed: nobody comes back to it
+    abandoned = count(ctx, "SELECT count(*) FROM auth_session WHERE revoked_at IS NULL")
+    other = TestClient(client.app)
+    with other:
+        token = signed_in(other, "admin")
+        out = other.post("/console/logout", data={"csrf_token": token}, follow_redirects=False)
+        assert out.status_code == 303
+    signed_in(client, "dispatcher1")  # this browser's cookie now names the dispatcher's sign-in
+    assert count(ctx, sessions) == before + 2
+
+    idle = ctx.settings.console_idle_timeout
+    clock.advance(seconds=idle - 60)
+    assert client.get("/console/orders").status_code == 200  # the dispatcher is at work
+    clock.advance(seconds=120)  # the supervisor's sign-in is past the idle timeout
+    dry = maintenance.run(ctx, dry_run=True).category("console_sessions")
+    assert dry.rows == 1 and count(ctx, sessions) == before + 2
+    assert maintenance.run(ctx).category("console_sessions").rows == 1
+    assert count(ctx, sessions) == before + 1
+    ended = count(ctx, "SELECT count(*) FROM auth_session WHERE revoke_reason = 'console_idle'")
+    assert ended == 1
+    assert count(ctx, "SELECT count(*) FROM auth_session WHERE revoked_at IS NULL") == abandoned
+    assert client.get("/console/orders").status_code == 200  # still signed in
+    assert maintenance.run(ctx).category("console_sessions").rows == 0
+
+
 def test_the_command_prints_its_report_and_a_dry_run_as_json(
     ctx: AppContext, database_url: str, tmp_path: Path
 ) -> None:
@@ -389,6 +425,7 @@ def test_the_command_prints_its_report_and_a_dry_run_as_json(
         "action_log",
         "login_attempts",
         "rate_counters",
+        "console_sessions",
         "unfinished_uploads",
         "photo_originals",
         "audit_log",
