@@ -29,6 +29,8 @@ from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session as SqlModelSession
 
+from backend.db import direct
+
 __all__ = (
     "BufferedSession",
     "abandon",
@@ -136,36 +138,38 @@ def _send_pending(session: OrmSession, *, keep_open: bool) -> None:
     # update of a table that this send also inserts into would not find the new rows, so then
     # each goes apart, in order.
     together = dialect.name == "postgresql" and not any(table in pending for table, *_ in updates)
-    combined = _Combined(connection, together=together)
-    with _pipelined(connection) if _OPEN not in info else nullcontext():
-        # Inserts first: a row added and tracked in one batch is updated after it exists. Tables in
-        # the order of their foreign keys, not of their first row: a statement run between two
-        # add_row calls sends what came before it, so a child's table can open the next write
-        # (a review item's new flag) ahead of its parent's (another order's new item).
-        for table in sorted(pending, key=_rank) if len(pending) > 1 else pending:
-            inserts = pending[table]
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for row in inserts:
-                by_columns.setdefault(tuple(row), []).append(row)
-            for columns, same in by_columns.items():
-                _insert_rows(combined, table, columns, same)
-            watcher = _WATCHERS.get(table)
-            if watcher is not None:
-                watcher(session, inserts, [])
-        for table, changes, seen, old in updates:
-            shape = _shape(table)
-            for columns, same in changes.items():
-                recordset = _recordset_update(dialect, table, columns)
-                if recordset is not None:
-                    rows = [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same]
-                    combined.add(recordset, rows)
-                else:
-                    combined.send()
-                    params = [{**changed, **shape.key_params(key)} for changed, key in same]
-                    _executemany(connection, _update(dialect, table, columns), params)
-            if seen:
-                _WATCHERS[table](session, seen, old)
-        combined.send()
+    # A send that comes to one statement (the common case on PostgreSQL) runs it plainly; only
+    # several go through a pipeline, all sent before any answer is awaited. In a pipeline left open
+    # (``send_rows``) each goes at once.
+    combined = _Combined(connection, together=together, queued=[] if _OPEN not in info else None)
+    # Inserts first: a row added and tracked in one batch is updated after it exists. Tables in
+    # the order of their foreign keys, not of their first row: a statement run between two
+    # add_row calls sends what came before it, so a child's table can open the next write
+    # (a review item's new flag) ahead of its parent's (another order's new item).
+    for table in sorted(pending, key=_rank) if len(pending) > 1 else pending:
+        inserts = pending[table]
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in inserts:
+            by_columns.setdefault(tuple(row), []).append(row)
+        for columns, same in by_columns.items():
+            _insert_rows(combined, table, columns, same)
+        watcher = _WATCHERS.get(table)
+        if watcher is not None:
+            watcher(session, inserts, [])
+    for table, changes, seen, old in updates:
+        shape = _shape(table)
+        for columns, same in changes.items():
+            recordset = _recordset_update(dialect, table, columns)
+            if recordset is not None:
+                rows = [{**changed, **dict(zip(shape.keys, key, strict=True))} for changed, key in same]
+                combined.add(recordset, rows)
+            else:
+                params = [{**changed, **shape.key_params(key)} for changed, key in same]
+                combined.executemany(_update(dialect, table, columns), params)
+        if seen:
+            _WATCHERS[table](session, seen, old)
+    combined.send()
+    combined.run_queued()
 
 
 _Changes = dict[tuple[str, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]
@@ -219,8 +223,7 @@ def _insert_rows(
     if recordset is not None:
         combined.add(recordset, rows)
     else:
-        combined.send()
-        _executemany(connection, _insert(connection.dialect, table, columns), rows)
+        combined.executemany(_insert(connection.dialect, table, columns), rows)
 
 
 class _Combined:
@@ -229,15 +232,21 @@ class _Combined:
 
     PostgreSQL runs every data-modifying part of a WITH, each once, in one snapshot, and checks
     foreign keys at the end of the statement. The text is the same for the same writes in the same
-    order, so the driver prepares it like any other repeated statement."""
+    order, so the driver prepares it like any other repeated statement.
 
-    __slots__ = ("connection", "params", "parts", "together")
+    With ``queued`` (a list) the statements wait there for :meth:`run_queued`: one runs plainly,
+    several in a pipeline."""
 
-    def __init__(self, connection: sa.Connection, *, together: bool) -> None:
+    __slots__ = ("connection", "params", "parts", "queued", "together")
+
+    def __init__(
+        self, connection: sa.Connection, *, together: bool, queued: list[tuple[str, Any]] | None = None
+    ) -> None:
         self.connection = connection
         self.together = together
         self.parts: list[str] = []
         self.params: list[Any] = []
+        self.queued = queued
 
     def add(self, recordset: "_Recordset", rows: list[dict[str, Any]]) -> None:
         """Write ``rows`` (keyed by column, all with the same keys; filled in and converted in
@@ -246,6 +255,11 @@ class _Combined:
         self.params.extend(recordset.params(rows))
         if not self.together:
             self.send()
+
+    def executemany(self, statement: "_Statement", rows: list[dict[str, Any]]) -> None:
+        """A write that is no recordset: after what was gathered, one execution per row."""
+        self.send()
+        self._run(statement.sql, _executemany_params(statement, rows))
 
     def send(self) -> None:
         if not self.parts:
@@ -258,8 +272,22 @@ class _Combined:
             sql = f"WITH {heads} {last}" if first else last
             if len(_COMBINED) < COMBINED_KEPT:  # a few dozen shapes in practice; never unbounded
                 _COMBINED[key] = sql
-        self.connection.exec_driver_sql(sql, tuple(self.params))
+        self._run(sql, tuple(self.params))
         self.parts, self.params = [], []
+
+    def run_queued(self) -> None:
+        queued, self.queued = self.queued, None
+        if not queued:
+            return
+        with _pipelined(self.connection) if len(queued) > 1 else nullcontext():
+            for sql, params in queued:
+                direct.execute(self.connection, sql, params)
+
+    def _run(self, sql: str, params: Any) -> None:
+        if self.queued is not None:
+            self.queued.append((sql, params))
+        else:
+            direct.execute(self.connection, sql, params)
 
 
 _COMBINED: dict[tuple[str, ...], str] = {}
@@ -368,7 +396,8 @@ def _update(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> _
     return statement
 
 
-def _executemany(connection: sa.Connection, statement: _Statement, rows: list[dict[str, Any]]) -> None:
+def _executemany_params(statement: _Statement, rows: list[dict[str, Any]]) -> list[Any]:
+    """The parameters of ``statement`` for each row, converted as the driver takes them."""
     names = statement.names
     defaults = statement.defaults
     memo: dict[tuple[str, Any, Any], Any] = {}
@@ -397,7 +426,7 @@ def _executemany(connection: sa.Connection, statement: _Statement, rows: list[di
             params.append(tuple(values))
         else:
             params.append({escaped: value for (_, escaped, _), value in zip(names, values, strict=True)})
-    connection.exec_driver_sql(statement.sql, params)
+    return params
 
 
 class _Recordset:

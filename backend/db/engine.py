@@ -91,7 +91,9 @@ def make_engine(
         connect_args.setdefault("connect_timeout", max(2, int(connect_timeout)))
     if "application_name" not in query:
         connect_args.setdefault("application_name", "heatcrew")
-    options = []
+    # Timestamps come back as aware UTC whatever the server's zone (``db.direct`` relies on it),
+    # and no SQL of ours depends on a server setting.
+    options = ["-c TimeZone=UTC"]
     if statement_timeout:
         options.append(f"-c statement_timeout={max(1, round(statement_timeout * 1000))}")
     # A transaction left idle holds back every company's change feed (backend.sync.changes): ours

@@ -27,6 +27,7 @@ from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.clock import ensure_utc
 from backend.context import AppContext
+from backend.db import direct
 from backend.db.lists import one_of
 from backend.errors import AuthError
 from backend.evidence import instruments
@@ -210,7 +211,7 @@ def _admit_and_count(session: Session, claims: AccessClaims, now: datetime) -> t
     connection = session.connection()
     query = _ADMIT_AND_COUNT_POSTGRES if connection.dialect.name == "postgresql" else _ADMIT_AND_COUNT
     params = {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id}
-    row = connection.execute(query, params).first()
+    row = direct.first(connection, query, params)
     if row is None:
         raise AuthError("The access token is not valid.", code="invalid_token")
     principal, seen_due = auth.admitted(now, claims, tuple(row))
@@ -241,20 +242,14 @@ def _snapshot(session: Session, principal: Principal, counter: Any, now: datetim
 def _delta(
     session: Session, principal: Principal, counter: Any, cursor: Cursor, limit: int, now: datetime
 ) -> tuple[PullResponse, Learned | None]:
-    rows = (
-        session.connection()
-        .execute(
-            _FEED,
-            {
-                "company_id": principal.company_id,
-                "user_id": principal.user_id,
-                "version": cursor.version,
-                "row": cursor.row,
-                "limit": limit + 1,
-            },
-        )
-        .all()
-    )
+    params = {
+        "company_id": principal.company_id,
+        "user_id": principal.user_id,
+        "version": cursor.version,
+        "row": cursor.row,
+        "limit": limit + 1,
+    }
+    rows = direct.rows(session.connection(), _FEED, params)
     # Every committed row past the cursor was read (the page was not cut): none is above this.
     learned = (
         Learned(
@@ -300,7 +295,7 @@ def _delta(
             "ids": changed_orders,
             "households": sorted(touched_households),
         }
-        scope = [row for row in session.connection().execute(_TOUCHED, params) if row.mine]
+        scope = [row for row in direct.rows(session.connection(), _TOUCHED, params, named=True) if row.mine]
     in_scope = {o.id: o for o in scope}
     out: list[Change] = []
     upserts = [in_scope[i] for i in changed_orders if i in in_scope]
@@ -360,13 +355,16 @@ _ORDER_COLUMNS = (
 
 def _scope_orders(session: Session, principal: Principal) -> list[Any]:
     """The user's open orders, as plain rows: a day pack must not pay for ORM objects."""
-    return list(session.connection().execute(_SCOPE, {"user_id": principal.user_id}))
+    return direct.rows(session.connection(), _SCOPE, {"user_id": principal.user_id}, named=True)
 
 
-# The assignee alone picks the index (assignee_id, state); it implies the company.
+# The assignee alone picks the index (assignee_id, state); it implies the company. The terminal
+# states are written into the text (they are fixed names): no parameter list to expand per run.
+_TERMINAL = sorted(s.value for s in TERMINAL_STATES)
+assert all(name.isidentifier() for name in _TERMINAL)
 _MINE = sa.and_(
     WorkOrder.assignee_id == sa.bindparam("user_id"),
-    col(WorkOrder.state).not_in(sorted(s.value for s in TERMINAL_STATES)),
+    col(WorkOrder.state).not_in([sa.literal_column(f"'{name}'") for name in _TERMINAL]),
 )
 _SCOPE = sa.select(*_ORDER_COLUMNS).where(_MINE)
 # A delta's orders: the changed ones (whoever has them now), and the user's open ones at the
@@ -415,7 +413,7 @@ def _order_changes(
     ids = [o.id for o in orders]
     clocks: dict[uuid.UUID, list[ClockView]] = defaultdict(list)
     appointments: dict[uuid.UUID, AppointmentView] = {}
-    parts = session.connection().execute(_CLOCKS_AND_APPOINTMENTS, {"ids": ids})
+    parts = direct.rows(session.connection(), _CLOCKS_AND_APPOINTMENTS, {"ids": ids})
     for part, order_id, name, at, until in parts:
         if part == "c":
             clocks[order_id].append(ClockView(clock=name, due_at=at, met_at=until))

@@ -26,7 +26,7 @@ from backend.auth.models import AuthSession, Role, User
 from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.context import AppContext
-from backend.db import buffer
+from backend.db import buffer, direct
 from backend.db.failures import is_unavailable
 from backend.errors import AuthError, Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
@@ -420,7 +420,7 @@ def _lock_device_and_epoch(session: Session, batch: _Batch, now: datetime) -> tu
     if batch.claims is not None:
         claims = batch.claims
         params = {"session_id": claims.session_id, "user_id": claims.user_id, "device_id": claims.device_id}
-        row = session.connection().execute(_ADMIT_LOCK_DEVICE_AND_EPOCH, params).first()
+        row = direct.first(session.connection(), _ADMIT_LOCK_DEVICE_AND_EPOCH, params)
         if row is None:  # the device's first push, the company's first change, or not admitted
             row = session.execute(auth.ADMIT, params).first()
             if row is None:

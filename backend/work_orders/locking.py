@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from backend.db import buffer
+from backend.db import buffer, direct
 from backend.db.lists import one_of
 from backend.errors import NotFound
 from backend.evidence.models import Photo
@@ -97,10 +97,10 @@ def _lock(
     ids = sorted(set(order_ids).difference(locked))
     if not ids:
         return
-    # Plain rows through the connection: the ORM's execution path costs more than the statement.
-    # What the batch buffered goes first, as before any statement of the session.
+    # Plain rows through the driver (``db.direct``): the ORM's execution path costs more than the
+    # statement. What the batch buffered goes first, as before any statement of the session.
     buffer.write_rows(session)
-    rows = session.connection().execute(_LOCK_ORDERS, {"ids": ids})
+    rows = direct.rows(session.connection(), _LOCK_ORDERS, {"ids": ids})
     places: dict[uuid.UUID, Any] = session.info.setdefault(_HOUSEHOLDS, {})
     width = len(LockedOrder.__slots__)
     fresh = []
