@@ -312,7 +312,7 @@ def _console_sessions(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
     auth = AuthSession.__table__
     idle = table.c.last_active_at < now - timedelta(seconds=settings.console_idle_timeout)
     old = table.c.created_at <= now - timedelta(seconds=settings.console_session_lifetime)
-    ended = table.c.auth_session_id.in_(sa.select(auth.c.id).where(auth.c.revoked_at.is_not(None)))
+    ended = sa.exists().where(auth.c.id == table.c.auth_session_id, auth.c.revoked_at.is_not(None))
     where = sa.or_(idle, old, ended)
     removed = Removed("console_sessions")
     if dry_run:
@@ -322,15 +322,24 @@ def _console_sessions(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
         return removed
     while True:
         with ctx.db.session() as session:
-            batch = session.execute(
-                sa.select(table.c.token_hash, table.c.auth_session_id, idle.label("idle"))
-                .where(where)
-                .limit(settings.maintenance_batch_rows)
-            ).all()
+            batch = (
+                session.execute(
+                    sa.select(table.c.token_hash).where(where).limit(settings.maintenance_batch_rows)
+                )
+                .scalars()
+                .all()
+            )
             if not batch:
                 return removed
+            # Deleted only if still past use (a request may have used one since it was read).
+            gone = session.execute(
+                sa.delete(table)
+                .where(table.c.token_hash.in_(batch), where)
+                .returning(table.c.auth_session_id, idle.label("idle"))
+            ).all()
+            removed.rows += len(gone)
             for reason, is_idle in (("console_idle", True), ("console_lifetime", False)):
-                ids = [row.auth_session_id for row in batch if bool(row.idle) is is_idle]
+                ids = [row.auth_session_id for row in gone if bool(row.idle) is is_idle]
                 if not ids:
                     continue
                 ending = session.execute(
@@ -341,8 +350,6 @@ def _console_sessions(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
                 ).scalars()
                 for session_id in ending:
                     live.notify_after_commit(session, ("s", str(session_id)))
-            gone = sa.delete(table).where(table.c.token_hash.in_([row.token_hash for row in batch]))
-            removed.rows += session.execute(gone).rowcount or 0
 
 
 # ---------------------------------------------------------------- unfinished uploads

@@ -11,14 +11,18 @@ What this gives up, and why that is safe for the statements it is used on:
 - parameter processing: only plain values are sent (UUIDs, strings, numbers, lists of them, and
   the bulk writes' JSON, converted by ``db.buffer``);
 - result processing: psycopg's own types are what SQLAlchemy would return on this engine, since
-  every connection runs with ``TimeZone=UTC`` (``backend.db.engine``), so timestamps come back as
-  aware UTC as ``UTCDateTime`` makes them; ``tests/unit/test_direct.py`` compares each statement's
-  rows with SQLAlchemy's, value and type;
+  every connection runs with ``TimeZone=UTC`` (``backend.db.engine``; checked on each call), so
+  timestamps come back as aware UTC as ``UTCDateTime`` makes them; ``tests/unit/test_direct.py``
+  compares each statement's rows with SQLAlchemy's, value and type;
 - events: the engine's ``before_cursor_execute`` listeners are called as SQLAlchemy calls them
   (with no execution context); nothing else of SQLAlchemy's execution runs;
-- error handling: a driver error is raised as SQLAlchemy's ``DBAPIError`` (the push's retries and
-  ``db.failures`` read it as they read any other), parameters hidden, and a lost connection is
-  invalidated so that the pool does not hand it out again.
+- error handling: SQLAlchemy's own (``Connection._handle_dbapi_exception``, checked by
+  ``tests/unit/test_sqlalchemy_internals.py``): a driver error is raised as its ``DBAPIError``
+  (the push's retries and ``db.failures`` read it as they read any other), parameters hidden, and
+  a lost connection is invalidated with the pool's older ones.
+
+A connection whose session is not in UTC (a pooler that drops startup options, a ``SET TIME
+ZONE``) runs these through SQLAlchemy, which converts.
 
 Elsewhere than PostgreSQL with psycopg each call runs through SQLAlchemy as usual.
 """
@@ -66,17 +70,27 @@ def execute(connection: sa.Connection, sql: str, params: Any) -> None:
 
 def _direct(connection: sa.Connection) -> bool:
     dialect = connection.dialect
-    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return False
+    # Rows carry the session's zone: UTC unless a pooler dropped the startup option or something
+    # ran SET TIME ZONE; then SQLAlchemy's own path, which converts.
+    pgconn = connection.connection.driver_connection.pgconn
+    return pgconn.parameter_status(b"TimeZone") in _UTC_NAMES
+
+
+_UTC_NAMES = frozenset({b"UTC", b"Etc/UTC"})
 
 
 def _run(
     connection: sa.Connection, sql: str, params: Any, *, fetch: bool, named: bool = False
 ) -> list[tuple[Any, ...]] | None:
-    dbapi_connection = connection.connection  # the pool's proxy; psycopg opens the transaction
-    cursor = dbapi_connection.cursor(row_factory=namedtuple_row) if named else dbapi_connection.cursor()
-    dbapi = connection.dialect.loaded_dbapi
+    if not connection.in_transaction():
+        connection.begin()  # as SQLAlchemy's autobegin: its commit() then commits this too
+    dbapi_connection = connection.connection
+    cursor = None
     many = isinstance(params, list)
     try:
+        cursor = dbapi_connection.cursor(row_factory=namedtuple_row) if named else dbapi_connection.cursor()
         # Listeners of the engine (statement counts, fault injection in tests) see these too.
         if connection.dispatch.before_cursor_execute:
             connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
@@ -85,18 +99,12 @@ def _run(
             return None
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None
-    except dbapi.Error as exc:
-        lost = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if lost:
-            connection.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            dbapi.Error,
-            hide_parameters=True,
-            dialect=connection.dialect,
-            connection_invalidated=lost,
-        ) from exc
+    except BaseException as exc:
+        # SQLAlchemy's own handling, as for any statement it runs: the error wrapped as its
+        # DBAPIError (parameters hidden by the engine), a lost connection invalidated with the
+        # pool's older ones, the handle_error events called.
+        connection._handle_dbapi_exception(exc, sql, params, cursor, None)
+        raise  # not reached: it raises
     finally:
-        cursor.close()
+        if cursor is not None:
+            cursor.close()

@@ -109,5 +109,39 @@ def test_a_lost_connection_is_invalidated_and_reads_as_unavailable(ctx: AppConte
             direct.rows(conn, locking._LOCK_ORDERS, {"ids": [uuid.uuid4()]})
         assert lost.value.connection_invalidated and is_unavailable(lost.value)
         assert conn.invalidated
+    # As SQLAlchemy does for its own statements: the pool's older connections go too (a failover
+    # leaves them all dead), not one failed request each.
+    assert engine.pool._invalidate_time > 0
     with engine.connect() as conn:  # the pool hands out a live one
         assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+
+
+def test_a_write_on_a_fresh_connection_is_committed_with_it(ctx: AppContext) -> None:
+    """The transaction the driver opens is SQLAlchemy's: its commit keeps the write."""
+    mark = "%s" if ctx.db.dialect == "postgresql" else "?"
+    sql = f"INSERT INTO rate_counter (scope, key, window_start, hits) VALUES ({mark}, {mark}, 1, 1)"
+    with ctx.db.engine.connect() as conn:
+        direct.execute(conn, sql, ("direct-probe", "fresh"))
+        conn.commit()
+    with ctx.db.engine.connect() as conn:
+        assert (
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM rate_counter WHERE scope = 'direct-probe'"
+            ).scalar_one()
+            == 1
+        )
+
+
+def test_a_session_not_in_utc_gets_sqlalchemys_conversion(ctx: AppContext) -> None:
+    """A pooler that drops the startup option, or a SET TIME ZONE: the rows still come out in UTC."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("SQLite keeps no zone")
+    with ctx.db.engine.connect() as conn:
+        conn.exec_driver_sql("SET TIME ZONE 'Asia/Shanghai'")
+        found = direct.rows(
+            conn, locking._LOCK_ORDERS, {"ids": list(conn.execute(sa.select(locking.ORDERS.c.id)).scalars())}
+        )
+        times = [value for row in found for value in row if isinstance(value, datetime)]
+        assert times and all(value.utcoffset() == UTC.utcoffset(None) for value in times)
+        conn.rollback()
+        conn.exec_driver_sql("RESET TIME ZONE")

@@ -107,3 +107,12 @@ def test_psycopg_connections_offer_the_pipeline(database_url: str) -> None:
                 conn.exec_driver_sql("SELECT 1")
     finally:
         engine.dispose()
+
+
+def test_a_connection_still_handles_a_driver_error_as_db_direct_asks_it_to() -> None:
+    """``backend/db/direct.py`` hands the errors of what it runs on the driver's cursor to
+    ``Connection._handle_dbapi_exception(e, statement, parameters, cursor, context)``."""
+    import inspect
+
+    parameters = list(inspect.signature(sa.engine.Connection._handle_dbapi_exception).parameters)
+    assert parameters[:6] == ["self", "e", "statement", "parameters", "cursor", "context"]
