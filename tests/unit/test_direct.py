@@ -30,6 +30,16 @@ def _same(found: list, expected: list) -> None:
                 assert a.utcoffset() == b.utcoffset() == UTC.utcoffset(None)
 
 
+def _probe_insert(ctx: AppContext) -> str:
+    """A write of one rate counter row (scope, key) in the driver's own placeholders."""
+    mark = "%s" if ctx.db.dialect == "postgresql" else "?"
+    return f"INSERT INTO rate_counter (scope, key, window_start, hits) VALUES ({mark}, {mark}, 1, 1)"
+
+
+def _probes(conn: sa.Connection) -> int:
+    return conn.exec_driver_sql("SELECT count(*) FROM rate_counter WHERE scope = 'direct-probe'").scalar_one()
+
+
 def test_the_push_statements_give_the_rows_sqlalchemy_gives(client: TestClient, ctx: AppContext) -> None:
     tokens = login(client, "tech1")
     device_id = "phone-of-tech1"
@@ -77,8 +87,7 @@ def test_the_push_statements_give_the_rows_sqlalchemy_gives(client: TestClient, 
 
 def test_a_refused_write_is_sqlalchemys_error_with_its_values_hidden(ctx: AppContext) -> None:
     secret = "13800138000-not-in-any-log"
-    mark = "%s" if ctx.db.dialect == "postgresql" else "?"
-    sql = f"INSERT INTO rate_counter (scope, key, window_start, hits) VALUES ({mark}, {mark}, 1, 1)"
+    sql = _probe_insert(ctx)
     with ctx.db.engine.connect() as conn:
         direct.execute(conn, sql, ("direct-probe", secret))
         with pytest.raises(sa.exc.IntegrityError) as refused:
@@ -89,12 +98,7 @@ def test_a_refused_write_is_sqlalchemys_error_with_its_values_hidden(ctx: AppCon
     assert "[SQL parameters hidden due to hide_parameters=True]" in str(refused.value)
     assert not is_unavailable(refused.value)
     with ctx.db.engine.connect() as conn:  # the first insert went with the rollback
-        assert (
-            conn.exec_driver_sql(
-                "SELECT count(*) FROM rate_counter WHERE scope = 'direct-probe'"
-            ).scalar_one()
-            == 0
-        )
+        assert _probes(conn) == 0
 
 
 def test_a_lost_connection_is_invalidated_and_reads_as_unavailable(ctx: AppContext) -> None:
@@ -118,18 +122,12 @@ def test_a_lost_connection_is_invalidated_and_reads_as_unavailable(ctx: AppConte
 
 def test_a_write_on_a_fresh_connection_is_committed_with_it(ctx: AppContext) -> None:
     """The transaction the driver opens is SQLAlchemy's: its commit keeps the write."""
-    mark = "%s" if ctx.db.dialect == "postgresql" else "?"
-    sql = f"INSERT INTO rate_counter (scope, key, window_start, hits) VALUES ({mark}, {mark}, 1, 1)"
+    sql = _probe_insert(ctx)
     with ctx.db.engine.connect() as conn:
         direct.execute(conn, sql, ("direct-probe", "fresh"))
         conn.commit()
     with ctx.db.engine.connect() as conn:
-        assert (
-            conn.exec_driver_sql(
-                "SELECT count(*) FROM rate_counter WHERE scope = 'direct-probe'"
-            ).scalar_one()
-            == 1
-        )
+        assert _probes(conn) == 1
 
 
 def test_a_session_not_in_utc_gets_sqlalchemys_conversion(ctx: AppContext) -> None:
