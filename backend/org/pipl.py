@@ -49,6 +49,7 @@ from backend.org.schemas import (
     RevisitRecord,
     SignatureRecord,
 )
+from backend.review.models import RedoRequest, ReviewItem
 from backend.sync import changes
 from backend.sync.models import SyncAction
 from backend.work_orders.models import Appointment, Revisit, WorkOrder, WorkOrderEvent
@@ -299,46 +300,23 @@ def erase(
     with ctx.db.session() as session:
         household = get_household(session, company_id=company_id, household_id=household_id)
         already = household.erased_at is not None
-        blanked = _blank(session, household)
         if not already:
             household.erased_at = now
             household.erased_by = principal.user_id if principal else None
             household.erase_reason = reason[:500]
-        session.add(household)
-        orders = list(session.exec(select(WorkOrder).where(WorkOrder.household_id == household.id)))
-        order_ids = [o.id for o in orders]
-        measurement_ids = list(
-            session.exec(select(Measurement.id).where(Measurement.household_id == household.id))
-        )
-        photo_ids = [p.id for p in _photos(session, order_ids, measurement_ids)]
-        documents = _documents(session, household.id, order_ids)
-        kept = len(documents)
-        named = [household.id, *order_ids, *measurement_ids, *(d.id for d in documents)]
-        blanked += _blank_payloads(session, [str(i) for i in named])
-        if blanked or not already:
-            # Every phone that may hold the household or its orders gets them again, blanked.
-            users = {o.assignee_id for o in orders if o.assignee_id is not None}
-            users |= set(
-                session.exec(
-                    select(Revisit.assignee_id).where(
-                        Revisit.household_id == household.id, col(Revisit.assignee_id).is_not(None)
-                    )
-                )
-            )
-            audience = sorted(users, key=str) or [None]
-            changes.touch(
-                session, company_id=company_id, entity="household", entity_id=household.id, users=audience
-            )
-            for order in orders:
-                recipients = [order.assignee_id] if order.assignee_id else [None]
-                changes.touch(
-                    session, company_id=company_id, entity="work_order", entity_id=order.id, users=recipients
-                )
+        blanked, photo_ids, kept = _erase_in(session, household, newly=not already)
         erased_at = household.erased_at or now
         audit_erasure(
             session, principal=principal, company_id=company_id, household_id=household.id, repeated=already
         )
-    # Outside the transaction: the blob store is no database (see remove_photo_originals).
+    # A push that read the household before that commit and locked its orders after it (it waited
+    # for them) applied its actions with the household as it was. Taking the orders' locks again
+    # waits for such a push to commit; what it wrote is blanked now. Any later push reads
+    # ``erased_at`` and blanks what was queued before it (``sync.handlers.Applying.text``).
+    with ctx.db.session() as session:
+        household = get_household(session, company_id=company_id, household_id=household_id)
+        blanked += _erase_in(session, household, newly=False)[0]
+    # Outside the transactions: the blob store is no database (see remove_photo_originals).
     from backend.maintenance import remove_photo_originals
 
     originals, _ = remove_photo_originals(ctx, company_id=company_id, photo_ids=photo_ids)
@@ -352,7 +330,53 @@ def erase(
     )
 
 
-def _blank(session: Session, household: Household) -> int:
+def _erase_in(session: Session, household: Household, *, newly: bool) -> tuple[int, list[uuid.UUID], int]:
+    """One pass of the erasure in ``session``: blank what is there and tell the phones holding it
+    (always when ``newly`` erased). Returns the fields blanked, the household's photos and its
+    signed documents."""
+    company_id = household.company_id
+    # Locked in id order, as a push batch locks its orders: the two take turns, never deadlock.
+    orders = list(
+        session.exec(
+            select(WorkOrder)
+            .where(WorkOrder.household_id == household.id)
+            .order_by(col(WorkOrder.id))
+            .with_for_update()
+        )
+    )
+    blanked = _blank(session, household, orders)
+    session.add(household)
+    order_ids = [o.id for o in orders]
+    measurement_ids = list(
+        session.exec(select(Measurement.id).where(Measurement.household_id == household.id))
+    )
+    photo_ids = [p.id for p in _photos(session, order_ids, measurement_ids)]
+    documents = _documents(session, household.id, order_ids)
+    named = [household.id, *order_ids, *measurement_ids, *(d.id for d in documents)]
+    blanked += _blank_payloads(session, [str(i) for i in named])
+    if blanked or newly:
+        # Every phone that may hold the household or its orders gets them again, blanked.
+        users = {o.assignee_id for o in orders if o.assignee_id is not None}
+        users |= set(
+            session.exec(
+                select(Revisit.assignee_id).where(
+                    Revisit.household_id == household.id, col(Revisit.assignee_id).is_not(None)
+                )
+            )
+        )
+        audience = sorted(users, key=str) or [None]
+        changes.touch(
+            session, company_id=company_id, entity="household", entity_id=household.id, users=audience
+        )
+        for order in orders:
+            recipients = [order.assignee_id] if order.assignee_id else [None]
+            changes.touch(
+                session, company_id=company_id, entity="work_order", entity_id=order.id, users=recipients
+            )
+    return blanked, photo_ids, len(documents)
+
+
+def _blank(session: Session, household: Household, orders: list[WorkOrder]) -> int:
     """Blank what is personal; counts the fields that held something. Running it again counts 0."""
     blanked = 0
     if household.resident_name:
@@ -361,9 +385,8 @@ def _blank(session: Session, household: Household) -> int:
     if household.resident_phone is not None:
         household.resident_phone = None
         blanked += 1
-    orders = list(session.exec(select(WorkOrder).where(WorkOrder.household_id == household.id)))
     for order in orders:
-        for name in ("description", "result_note"):
+        for name in ("description", "result_note", "return_reason", "cancel_reason"):
             value = getattr(order, name)
             if value and value != ERASED:
                 setattr(order, name, ERASED)
@@ -390,10 +413,32 @@ def _blank(session: Session, household: Household) -> int:
                 appointment.reason = ERASED
                 session.add(appointment)
                 blanked += 1
+        blanked += _blank_review(session, order_ids)
     for revisit in session.exec(select(Revisit).where(Revisit.household_id == household.id)):
         if revisit.note and revisit.note != ERASED:
             revisit.note = ERASED
             session.add(revisit)
+            blanked += 1
+    return blanked
+
+
+def _blank_review(session: Session, order_ids: list[uuid.UUID]) -> int:
+    """The supervisor's decision reasons, the texts of what they asked to be done again, and the
+    notes the phone answered with."""
+    blanked = 0
+    for item in session.exec(select(ReviewItem).where(col(ReviewItem.order_id).in_(order_ids))):
+        if item.decision_reason and item.decision_reason != ERASED:
+            item.decision_reason = ERASED
+            session.add(item)
+            blanked += 1
+    for request in session.exec(select(RedoRequest).where(col(RedoRequest.order_id).in_(order_ids))):
+        items = [{**i, "text": ERASED} if i.get("text") and i["text"] != ERASED else i for i in request.items]
+        response = request.response
+        if response and response.get("note") and response["note"] != ERASED:
+            response = {**response, "note": ERASED}
+        if items != request.items or response != request.response:
+            request.items, request.response = items, response
+            session.add(request)
             blanked += 1
     return blanked
 

@@ -149,7 +149,7 @@ def answer(session: Session, *, applying: Any, payload: a.RedoResponseV1) -> Non
         "photos": photos,
         "document_ids": [str(d) for d in payload.document_ids],
         "measurement_ids": [str(m) for m in payload.measurement_ids],
-        "note": payload.note,
+        "note": ap.text(payload.note),
         "answered_at": ap.when.corrected_at.isoformat(),
     }
     timeline.record(

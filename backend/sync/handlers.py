@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -23,9 +23,10 @@ from backend.evidence.measurements import judge
 from backend.evidence.models import Document, Measurement, MeterReading, Photo
 from backend.ids import new_id
 from backend.org.models import Company, Household
+from backend.org.pipl import ERASED
 from backend.review import entry as review_entry
 from backend.review import redo
-from backend.work_orders import service
+from backend.work_orders import locking, service
 from backend.work_orders.models import Revisit, WorkOrder
 from backend.work_orders.service import FieldTime
 from backend.work_orders.sla import load_policy
@@ -36,6 +37,7 @@ from mobile_contract.documents import ReceiptV1
 __all__ = ("CATALOGUE", "Applying", "Handler")
 
 Kind = Literal["fact", "intent"]
+_Text = TypeVar("_Text", str, None)
 PHOTOS = Photo.__table__
 
 
@@ -51,6 +53,10 @@ class Applying:
     """The payload exactly as the phone sent it (a measurement record is signed as sent)."""
     receipt_tolerance: timedelta = timedelta(minutes=10)
     """How far a receipt's times may be from the order's records (``HEATCREW_RECEIPT_TIME_TOLERANCE``)."""
+    before_erasure: bool = False
+    """The action names an order whose resident's data was erased after the action took place: it
+    was queued offline across the erasure. Its free text is blanked as the erasure would have
+    blanked it, and so is its payload in the action log (``sync.push``)."""
 
     def order(self, order_id: uuid.UUID) -> WorkOrder:
         """The order, if this user holds or once held it; otherwise it does not exist for them."""
@@ -61,7 +67,16 @@ class Applying:
             service.require_field_involvement(self.session, order, self.actor)
         except Forbidden:
             raise NotFound("No such work order.") from None
+        erased_at = locking.place(self.session, order.household_id).erased_at
+        if erased_at is not None and self.when.corrected_at <= erased_at:
+            self.before_erasure = True
         return order
+
+    def text(self, value: _Text) -> _Text:
+        """Free text the phone wrote about the visit (notes, reasons), as it is to be kept: blanked
+        for an action from before the resident's erasure (call :meth:`order` first). An action
+        taken after it is a new visit's record and is kept as written."""
+        return ERASED if value and self.before_erasure else value  # type: ignore[return-value]
 
     def record(self) -> dict[str, Any]:
         """The common columns of every evidence row."""
@@ -110,25 +125,22 @@ def _accept(ap: Applying, p: a.AcceptV1) -> None:
 
 
 def _contact(ap: Applying, p: a.ContactV1) -> None:
+    order = ap.order(p.work_order_id)
     service.record_contact(
-        ap.session,
-        actor=ap.actor,
-        order=ap.order(p.work_order_id),
-        when=ap.when,
-        outcome=p.outcome,
-        note=p.note,
+        ap.session, actor=ap.actor, order=order, when=ap.when, outcome=p.outcome, note=ap.text(p.note)
     )
 
 
 def _appointment(ap: Applying, p: a.AppointmentV1) -> None:
+    order = ap.order(p.work_order_id)
     service.set_appointment(
         ap.session,
         actor=ap.actor,
-        order=ap.order(p.work_order_id),
+        order=order,
         when=ap.when,
         window_start=p.window_start,
         window_end=p.window_end,
-        reason=p.reason,
+        reason=ap.text(p.reason),
         requested_by=p.requested_by,
     )
 
@@ -157,13 +169,14 @@ def _arrive(ap: Applying, p: a.ArriveV1) -> None:
 
 
 def _no_access(ap: Applying, p: a.NoAccessV1) -> None:
+    order = ap.order(p.work_order_id)
     service.record_no_access(
         ap.session,
         actor=ap.actor,
-        order=ap.order(p.work_order_id),
+        order=order,
         when=ap.when,
         attempts=_attempts(p.attempts),
-        note=p.note,
+        note=ap.text(p.note),
     )
 
 
@@ -172,25 +185,28 @@ def _start(ap: Applying, p: a.StartV1) -> None:
 
 
 def _note(ap: Applying, p: a.NoteV1) -> None:
-    service.note(ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when, text=p.text)
+    order = ap.order(p.work_order_id)
+    service.note(ap.session, actor=ap.actor, order=order, when=ap.when, text=ap.text(p.text))
 
 
 def _complete(ap: Applying, p: a.CompleteV1) -> None:
     # v1 has no note: it is upgraded to v2 with an empty one.
+    order = ap.order(p.work_order_id)
     service.complete(
         ap.session,
         actor=ap.actor,
-        order=ap.order(p.work_order_id),
+        order=order,
         when=ap.when,
         result=p.result,
         satisfaction=p.satisfaction,
-        note=getattr(p, "note", None),
+        note=ap.text(getattr(p, "note", None)),
     )
 
 
 def _return_request(ap: Applying, p: a.ReturnRequestV1) -> None:
+    order = ap.order(p.work_order_id)
     service.request_return(
-        ap.session, actor=ap.actor, order=ap.order(p.work_order_id), when=ap.when, reason=p.reason
+        ap.session, actor=ap.actor, order=order, when=ap.when, reason=ap.text(p.reason) or ""
     )
 
 
@@ -214,7 +230,7 @@ def _revisit_outcome(ap: Applying, p: a.RevisitOutcomeV1) -> None:
         channel=p.channel,
         outcome=p.outcome,
         satisfaction=p.satisfaction,
-        note=p.note,
+        note=ap.text(p.note),
     )
 
 

@@ -32,6 +32,7 @@ from backend.errors import AuthError, Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
+from backend.org.pipl import ERASED_PAYLOAD
 from backend.review import entry as review_entry
 from backend.sync import changes, retirement
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
@@ -332,6 +333,8 @@ class _Run:
             buffer.send_rows(self.session)
         return result
 
+
+_ERASED_RAW = ERASED_PAYLOAD.encode()
 
 # The statements every push runs are built once, with parameters: building a select and its
 # cache key on every call costs more than running it.
@@ -711,18 +714,30 @@ def _stored_skew(skew: timedelta) -> int:
 def _apply_one(
     session: Session, batch: _Batch, decoded: _Decoded, when: FieldTime, *, careful: bool
 ) -> ActionResult:
-    envelope = decoded.envelope
     if decoded.error is not None:
         return decoded.error
-    assert decoded.handler is not None
     applying = Applying(
         session=session,
         actor=batch.actor,
         when=when,
-        action_id=envelope.id,
-        raw=envelope.payload,
+        action_id=decoded.envelope.id,
+        raw=decoded.envelope.payload,
         receipt_tolerance=batch.receipt_tolerance,
     )
+    try:
+        return _run_handler(session, batch, decoded, applying, careful=careful)
+    finally:
+        if applying.before_erasure:
+            # Queued offline across the resident's erasure: the action log keeps no more of it
+            # than the erasure left of the actions it found there.
+            decoded.raw = _ERASED_RAW
+
+
+def _run_handler(
+    session: Session, batch: _Batch, decoded: _Decoded, applying: Applying, *, careful: bool
+) -> ActionResult:
+    envelope = decoded.envelope
+    assert decoded.handler is not None
     if not careful:
         try:
             decoded.handler.apply(applying, decoded.payload)

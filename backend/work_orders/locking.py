@@ -9,6 +9,7 @@ transaction.
 """
 
 import uuid
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -184,13 +185,15 @@ def photo_purposes(session: Session, order: WorkOrder) -> set[str]:
 
 
 class _Place(NamedTuple):
-    """What a check-in and a revisit need of a household: its building's position beside its own."""
+    """What a check-in and a revisit need of a household: its building's position beside its own;
+    and when its resident's data was erased, for the free text of actions queued before that."""
 
     is_key_customer: bool
     lat: float | None
     lon: float | None
     building_lat: float | None
     building_lon: float | None
+    erased_at: datetime | None
 
 
 _PLACE = (
@@ -199,6 +202,7 @@ _PLACE = (
     Household.lon,
     col(Building.lat).label("building_lat"),
     col(Building.lon).label("building_lon"),
+    Household.erased_at,
 )
 
 # A push batch runs these every time: built once, with parameters.

@@ -42,16 +42,20 @@ def assert_unavailable(response: Any) -> None:
     assert int(response.headers["retry-after"]) > 0
 
 
-def blocked_backend(monitor: sa.Connection, database: str, *, timeout: float = 10.0) -> int:
-    """The pid of the app's backend that waits for a lock in ``database``."""
+def blocked_backend(
+    monitor: sa.Connection, database: str, *, events: tuple[str, ...] = (), timeout: float = 10.0
+) -> int:
+    """The pid of the app's backend that waits for a lock in ``database`` (of one of these kinds,
+    ``pg_stat_activity.wait_event``: ``advisory``, ``transactionid``, ``tuple``, ...)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = monitor.execute(
             sa.text(
                 "SELECT pid FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock'"
+                " AND (cardinality(CAST(:events AS text[])) = 0 OR wait_event = ANY(CAST(:events AS text[])))"
                 " AND pid <> pg_backend_pid()"
             ),
-            {"db": database},
+            {"db": database, "events": list(events)},
         ).scalar()
         if pid is not None:
             return int(pid)

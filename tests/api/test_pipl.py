@@ -3,17 +3,21 @@ live tables while every signed document still verifies by its hash, phones get t
 household, and only the company's admins may do either. Both databases."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from sqlmodel import select
 
 from backend.auth import service as auth_service
 from backend.auth.models import Role
+from backend.clock import ManualClock
 from backend.context import AppContext
 from backend.ids import new_id
 from backend.org.models import Company
 from tests.api.helpers import assert_error, auth, login
+from tests.fixtures.field import principal
 from tests.scenarios.conftest import make_phone  # noqa: F401  (the fixture)
 from tests.scenarios.test_documents import measurement, sign
 from tests.scenarios.test_sync_scenarios import jpeg
@@ -252,9 +256,110 @@ def test_an_erasure_needs_a_reason(client: TestClient, visited: dict) -> None:
     assert household["erased_at"] is None and household["resident_name"]
 
 
-def _company(ctx: AppContext) -> uuid.UUID:
-    from tests.fixtures.field import principal
+def test_actions_queued_offline_across_the_erasure_arrive_blanked(
+    client: TestClient, ctx: AppContext, clock: ManualClock, visited: dict
+) -> None:
+    """The inspector writes about the resident in a basement with no signal; the office erases the
+    household meanwhile. When the phone reaches the server, what it wrote before the erasure is
+    kept as the erasure would have left it, and the queue still moves: nothing is refused."""
+    phone, order_id = visited["phone"], visited["order_id"]
+    phone.skew = timedelta(hours=3)  # its clock runs fast: what counts is when it really happened
+    before = [
+        phone.enqueue("work_order.note", {"work_order_id": order_id, "text": f"{RESIDENT}的电话13912345678"}),
+        phone.enqueue(
+            "work_order.contact", {"work_order_id": order_id, "outcome": "reached", "note": RESIDENT}
+        ),
+        phone.enqueue(
+            "work_order.appointment",
+            {
+                "work_order_id": order_id,
+                "window_start": "2026-12-08T06:00:00Z",
+                "window_end": "2026-12-08T08:00:00Z",
+                "reason": f"{RESIDENT}周二在家",
+            },
+        ),
+        phone.enqueue(
+            "work_order.return_request", {"work_order_id": order_id, "reason": f"{RESIDENT}拒绝入户"}
+        ),
+    ]
+    clock.advance(minutes=40)
+    assert erase(client, visited["household_id"], admin(client)).status_code == 200
+    clock.advance(minutes=40)
+    after = phone.enqueue("work_order.note", {"work_order_id": order_id, "text": "新的一次上门：阀门已换"})
+    report = phone.push()
+    assert report.rejected == 0 and report.conflicts == 0, phone.pending()
+    assert [phone.outcome(action_id)["status"] for action_id, _ in [*before, after]] == ["applied"] * 5
 
+    data = personal_data(client, visited["household_id"], admin(client)).json()
+    (order,) = [o for o in data["orders"] if o["id"] == order_id]
+    notes = [e["data"]["text"] for e in order["timeline"] if e["type"] == "note"]
+    assert notes == ["[erased]", "[erased]", "新的一次上门：阀门已换"]
+    assert order["return_reason"] == "[erased]"
+    assert {a["reason"] for a in data["appointments"]} == {"[erased]"}
+    assert RESIDENT not in _text(data["orders"]) + _text(data["appointments"])
+    payloads = _payloads(ctx)
+    assert not any(RESIDENT in payload for payload in payloads)
+    assert any("阀门已换" in payload for payload in payloads)  # the new visit's note is kept
+    # Lost answers: the phone sends its queue again, and every action is answered as before.
+    phone.db.execute("UPDATE outbox SET done = 0")
+    again = phone.push()
+    assert again.duplicates == again.sent > 0 and again.rejected == 0
+
+
+def test_erasure_blanks_reasons_and_what_the_review_wrote(
+    client: TestClient, ctx: AppContext, visited: dict
+) -> None:
+    """The return reason the phone gave, the supervisor's decision and what they asked to be done
+    again, and the phone's answer to it: all written about the visit, all blanked."""
+    from backend.review.models import RedoRequest, ReviewItem
+
+    phone, order_id = visited["phone"], visited["order_id"]
+    phone.enqueue("work_order.return_request", {"work_order_id": order_id, "reason": f"{RESIDENT}拒绝入户"})
+    assert phone.push().rejected == 0, phone.pending()
+    now = ctx.clock.now()
+    supervisor = principal(ctx, "supervisor1").user_id
+    with ctx.db.session() as session:
+        item = ReviewItem(
+            id=new_id(),
+            company_id=_company(ctx),
+            order_id=uuid.UUID(order_id),
+            kind="inspection",
+            status="redo_answered",
+            entered_at=now,
+            queued_at=now,
+            decision_reason=f"{RESIDENT}的签名不清",
+        )
+        session.add(item)
+        session.flush()
+        session.add(
+            RedoRequest(
+                id=new_id(),
+                company_id=item.company_id,
+                order_id=item.order_id,
+                review_item_id=item.id,
+                requested_by=supervisor,
+                assignee_id=principal(ctx, "inspector1").user_id,
+                items=[{"kind": "other", "text": f"请{RESIDENT}重签"}, {"kind": "photo", "purpose": "after"}],
+                due_at=now,
+                status="answered",
+                response={"note": f"{RESIDENT}已重签", "photos": []},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    erased = erase(client, visited["household_id"], admin(client)).json()
+    assert erased["fields_blanked"] >= 8
+    with ctx.db.session(readonly=True) as session:
+        (order,) = [o for o in personal_data(client, visited["household_id"], admin(client)).json()["orders"]]
+        assert order["return_reason"] == "[erased]"
+        reviewed = session.get(ReviewItem, item.id)
+        assert reviewed is not None and reviewed.decision_reason == "[erased]"
+        (redo,) = session.exec(select(RedoRequest).where(RedoRequest.review_item_id == item.id)).all()
+        assert redo.items == [{"kind": "other", "text": "[erased]"}, {"kind": "photo", "purpose": "after"}]
+        assert redo.response == {"note": "[erased]", "photos": []}
+
+
+def _company(ctx: AppContext) -> uuid.UUID:
     return principal(ctx, "admin").company_id
 
 
