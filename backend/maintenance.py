@@ -16,7 +16,8 @@ Categories (see docs/ARCHITECTURE.md, "Data lifecycle"):
 - ``console_sessions``: console sign-ins that can no longer be used (idle, past their lifetime,
   or their auth session ended); an auth session still open is ended with them;
 - ``unfinished_uploads``: partials past ``HEATCREW_UPLOAD_EXPIRY`` (as ``heatcrew blobs sweep``);
-- ``photo_originals``: originals of photos on orders closed longer ago than the company's retention;
+- ``photo_originals``: originals of photos on orders closed longer ago than the company's retention,
+  and of photos taken before their resident's erasure that arrived after it (queued offline);
 - ``audit_log``: through :func:`prune_audit_log`, the audit log's own ``prune_before``;
 
 Not a retention rule, so not a category: a real run then folds the KPI rollup's delta rows into
@@ -38,8 +39,8 @@ from backend import audit
 from backend.auth.models import AuthSession, LoginAttempt, RateCounter
 from backend.console.models import ConsoleSession
 from backend.context import AppContext
-from backend.evidence.models import Blob, MeterReading, Photo, Signature
-from backend.org.models import Company
+from backend.evidence.models import Blob, Measurement, MeterReading, Photo, Signature
+from backend.org.models import Company, Household
 from backend.sync import changes, live
 from backend.sync.models import ChangeLog, SyncAction, SyncDevice
 from backend.work_orders.models import WorkOrder
@@ -378,26 +379,44 @@ def _photo_originals(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
     for company in _companies(ctx):
         days = company.photo_original_retention_days
         days = default_days if days is None else days
-        if not days:
-            continue
-        closed_before = now - timedelta(days=days)
         with ctx.db.session(readonly=True) as session:
-            photo_ids = list(
-                session.execute(
-                    sa.select(Photo.id)
-                    .join(WorkOrder, col(WorkOrder.id) == Photo.order_id)
-                    .where(
-                        col(Photo.company_id) == company.id,
-                        col(Photo.original_removed_at).is_(None),
-                        col(WorkOrder.closed_at).is_not(None),
-                        col(WorkOrder.closed_at) < closed_before,
-                    )
-                ).scalars()
-            )
-        rows, size = remove_photo_originals(ctx, company_id=company.id, photo_ids=photo_ids, dry_run=dry_run)
+            photo_ids = set(session.execute(_ERASED_RESIDENTS_PHOTOS, {"company_id": company.id}).scalars())
+            if days:
+                closed_before = now - timedelta(days=days)
+                photo_ids.update(
+                    session.execute(
+                        sa.select(Photo.id)
+                        .join(WorkOrder, col(WorkOrder.id) == Photo.order_id)
+                        .where(
+                            col(Photo.company_id) == company.id,
+                            col(Photo.original_removed_at).is_(None),
+                            col(WorkOrder.closed_at).is_not(None),
+                            col(WorkOrder.closed_at) < closed_before,
+                        )
+                    ).scalars()
+                )
+        rows, size = remove_photo_originals(
+            ctx, company_id=company.id, photo_ids=sorted(photo_ids), dry_run=dry_run
+        )
         removed.rows += rows
         removed.bytes += size
     return removed
+
+
+# A photo taken before its resident's erasure that reached the server after it (queued offline):
+# its original goes as the erasure's own would have, whatever the company's retention.
+_ERASED_RESIDENTS_PHOTOS = (
+    sa.select(Photo.id)
+    .outerjoin(WorkOrder, col(WorkOrder.id) == Photo.order_id)
+    .outerjoin(Measurement, col(Measurement.id) == Photo.measurement_id)
+    .join(Household, col(Household.id) == sa.func.coalesce(WorkOrder.household_id, Measurement.household_id))
+    .where(
+        col(Photo.company_id) == sa.bindparam("company_id"),
+        col(Photo.original_removed_at).is_(None),
+        col(Household.erased_at).is_not(None),
+        col(Photo.corrected_at) <= Household.erased_at,
+    )
+)
 
 
 def remove_photo_originals(

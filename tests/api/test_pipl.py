@@ -306,6 +306,38 @@ def test_actions_queued_offline_across_the_erasure_arrive_blanked(
     assert again.duplicates == again.sent > 0 and again.rejected == 0
 
 
+def test_a_photo_taken_before_the_erasure_loses_its_original_at_the_next_maintenance(
+    client: TestClient, ctx: AppContext, clock: ManualClock, visited: dict
+) -> None:
+    """Its GPS and EXIF go as the erasure's would have; the retention of the company's other
+    photos is not touched, and a photo of a visit after the erasure keeps its original."""
+    from backend import maintenance
+
+    phone, order_id = visited["phone"], visited["order_id"]
+    queued = phone.attach_file(jpeg(color=(200, 10, 10)))
+    phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": queued, "purpose": "after"})
+    clock.advance(minutes=30)
+    assert erase(client, visited["household_id"], admin(client)).status_code == 200
+    clock.advance(minutes=30)
+    later = phone.attach_file(jpeg(color=(10, 200, 10)))
+    phone.enqueue("evidence.photo", {"work_order_id": order_id, "blob": later, "purpose": "damage"})
+    assert phone.push().rejected == 0, phone.pending()
+    assert ctx.blobs.exists(queued) and ctx.blobs.exists(later)
+
+    assert maintenance.run(ctx, dry_run=True).category("photo_originals").rows == 1
+    assert ctx.blobs.exists(queued)
+    assert maintenance.run(ctx).category("photo_originals").rows == 1
+    assert not ctx.blobs.exists(queued) and ctx.blobs.exists(later)
+    photos = {
+        p["blob_sha256"]: p
+        for p in personal_data(client, visited["household_id"], admin(client)).json()["photos"]
+    }
+    assert photos[queued]["original_removed_at"] and set(photos[queued]["copies"]) == {"thumb", "display"}
+    assert all(ctx.blobs.exists(copy) for copy in photos[queued]["copies"].values())
+    assert photos[later]["original_removed_at"] is None
+    assert maintenance.run(ctx).category("photo_originals").rows == 0
+
+
 def test_erasure_blanks_reasons_and_what_the_review_wrote(
     client: TestClient, ctx: AppContext, visited: dict
 ) -> None:
