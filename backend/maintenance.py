@@ -404,18 +404,26 @@ def _photo_originals(ctx: AppContext, now: datetime, dry_run: bool) -> Removed:
 
 
 # A photo taken before its resident's erasure that reached the server after it (queued offline):
-# its original goes as the erasure's own would have, whatever the company's retention.
-_ERASED_RESIDENTS_PHOTOS = (
-    sa.select(Photo.id)
-    .outerjoin(WorkOrder, col(WorkOrder.id) == Photo.order_id)
-    .outerjoin(Measurement, col(Measurement.id) == Photo.measurement_id)
-    .join(Household, col(Household.id) == sa.func.coalesce(WorkOrder.household_id, Measurement.household_id))
-    .where(
-        col(Photo.company_id) == sa.bindparam("company_id"),
-        col(Photo.original_removed_at).is_(None),
-        col(Household.erased_at).is_not(None),
-        col(Photo.corrected_at) <= Household.erased_at,
+# its original goes as the erasure's own would have, whatever the company's retention. From the
+# company's erased households (few) to their orders' and measurements' photos, by their indexes.
+def _erased_residents_photos(through: Any, key: Any) -> sa.Select[Any]:
+    return (
+        sa.select(Photo.id)
+        .select_from(Household)
+        .join(through, through.household_id == Household.id)
+        .join(Photo, key == through.id)
+        .where(
+            col(Household.company_id) == sa.bindparam("company_id"),
+            col(Household.erased_at).is_not(None),
+            col(Photo.original_removed_at).is_(None),
+            col(Photo.corrected_at) <= Household.erased_at,
+        )
     )
+
+
+_ERASED_RESIDENTS_PHOTOS = sa.union(
+    _erased_residents_photos(WorkOrder, Photo.order_id),
+    _erased_residents_photos(Measurement, Photo.measurement_id),
 )
 
 

@@ -23,7 +23,10 @@ Erasure is idempotent (a second call changes nothing and says so) and recorded o
 """
 
 import json
+import logging
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -57,14 +60,21 @@ from backend.work_orders.models import Appointment, Revisit, WorkOrder, WorkOrde
 __all__ = ("ERASED", "audit_erasure", "erase", "export", "get_household")
 
 _Record = TypeVar("_Record", bound=msgspec.Struct)
+_Result = TypeVar("_Result")
+
+log = logging.getLogger("heatcrew.pipl")
+
+# A deadlock or a serialisation failure ends a transaction that may simply run again.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+_TRIES = 3
 
 ERASED = "[erased]"
 """What a blanked free-text field says, so that a reader sees why it is empty."""
 
 ERASED_PAYLOAD = '{"erased":"personal data erased on the resident\'s request"}'
 """What an action's stored payload becomes (``sync_action.payload``); still JSON, so a resend is
-answered as before: by its seq from the counter (never applied again), or, under a new seq, as
-``action_id_reused``."""
+answered as before: by its seq from the counter (never applied again), or, under a new seq, as a
+duplicate when its type, version and time match its first delivery's."""
 
 # Ids per statement when looking for the household's actions in the action log.
 _IDS_PER_STATEMENT = 50
@@ -297,25 +307,37 @@ def erase(
     if not reason:
         raise InvalidInput("Give the reason for the erasure (the resident's request).", code="invalid_input")
     now = ctx.clock.now()
-    with ctx.db.session() as session:
-        household = get_household(session, company_id=company_id, household_id=household_id)
-        already = household.erased_at is not None
-        if not already:
-            household.erased_at = now
-            household.erased_by = principal.user_id if principal else None
-            household.erase_reason = reason[:500]
-        blanked, photo_ids, kept = _erase_in(session, household, newly=not already)
-        erased_at = household.erased_at or now
-        audit_erasure(
-            session, principal=principal, company_id=company_id, household_id=household.id, repeated=already
-        )
-    # A push that read the household before that commit and locked its orders after it (it waited
-    # for them) applied its actions with the household as it was. Taking the orders' locks again
-    # waits for such a push to commit; what it wrote is blanked now. Any later push reads
-    # ``erased_at`` and blanks what was queued before it (``sync.handlers.Applying.text``).
-    with ctx.db.session() as session:
-        household = get_household(session, company_id=company_id, household_id=household_id)
-        blanked += _erase_in(session, household, newly=False)[0]
+
+    def first_pass() -> tuple[bool, int, list[uuid.UUID], int, datetime]:
+        with ctx.db.session() as session:
+            household = get_household(session, company_id=company_id, household_id=household_id)
+            already = household.erased_at is not None
+            if not already:
+                household.erased_at = now
+                household.erased_by = principal.user_id if principal else None
+                household.erase_reason = reason[:500]
+            blanked, photo_ids, kept = _erase_in(session, household, newly=not already)
+            audit_erasure(
+                session,
+                principal=principal,
+                company_id=company_id,
+                household_id=household.id,
+                repeated=already,
+            )
+            return already, blanked, photo_ids, kept, household.erased_at or now
+
+    def second_pass() -> int:
+        # A push that read the household before the first pass committed and locked its orders
+        # after it (it waited for them) applied its actions with the household as it was. Taking
+        # the orders' locks again waits for such a push to commit; what it wrote is blanked now.
+        # Any later push reads ``erased_at`` and blanks what was queued before it
+        # (``sync.handlers.Applying.text``).
+        with ctx.db.session() as session:
+            household = get_household(session, company_id=company_id, household_id=household_id)
+            return _erase_in(session, household, newly=False)[0]
+
+    already, blanked, photo_ids, kept, erased_at = _retrying(first_pass)
+    blanked += _retrying(second_pass)
     # Outside the transactions: the blob store is no database (see remove_photo_originals).
     from backend.maintenance import remove_photo_originals
 
@@ -328,6 +350,20 @@ def erase(
         photo_originals_removed=originals,
         kept_signed_documents=kept,
     )
+
+
+def _retrying(transaction: Callable[[], _Result]) -> _Result:
+    """Run ``transaction`` again when the database ends it to break a deadlock or a serialisation
+    conflict: a push may lock one of the household's orders late in its batch (a signature, a
+    revisit), after another. The erasure is idempotent, so running it again is safe."""
+    for attempt in range(1, _TRIES + 1):
+        try:
+            return transaction()
+        except sa.exc.DBAPIError as exc:
+            if attempt == _TRIES or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                raise
+            log.warning("erasure retried after %s", getattr(exc.orig, "sqlstate", None))
+    raise AssertionError("unreachable")
 
 
 def _erase_in(session: Session, household: Household, *, newly: bool) -> tuple[int, list[uuid.UUID], int]:

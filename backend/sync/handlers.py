@@ -8,7 +8,7 @@ so a refusal leaves only its answer behind.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -67,10 +67,13 @@ class Applying:
             service.require_field_involvement(self.session, order, self.actor)
         except Forbidden:
             raise NotFound("No such work order.") from None
-        erased_at = locking.place(self.session, order.household_id).erased_at
+        self.took_place_before(locking.place(self.session, order.household_id).erased_at)
+        return order
+
+    def took_place_before(self, erased_at: datetime | None) -> None:
+        """Note a household the action is about (by its ``erased_at``): see ``before_erasure``."""
         if erased_at is not None and self.when.corrected_at <= erased_at:
             self.before_erasure = True
-        return order
 
     def text(self, value: _Text) -> _Text:
         """Free text the phone wrote about the visit (notes, reasons), as it is to be kept: blanked
@@ -260,6 +263,7 @@ def _photo(ap: Applying, p: a.PhotoV1) -> None:
         ):
             # Only its inspector, or whoever holds its order now, adds photos to a measurement.
             raise NotFound("No such measurement: record it before its photos.", code="unknown_measurement")
+        ap.took_place_before(_erased_at(ap, measurement.household_id))
         flags = []
     record = ap.record()
     record["flags"] = [*record["flags"], *flags]
@@ -286,6 +290,7 @@ def _measurement(ap: Applying, p: a.MeasurementV1) -> None:
     household = ap.session.get(Household, p.household_id)
     if household is None or household.company_id != ap.actor.company_id:
         raise NotFound("No such household.", code="unknown_household")
+    ap.took_place_before(household.erased_at)
     if p.work_order_id is not None:
         order = _involved_order(ap, p.work_order_id)
         if order.household_id != p.household_id:
@@ -383,10 +388,16 @@ def _signature(ap: Applying, p: a.SignatureV1) -> None:
         and service.has_order_at(ap.session, actor=ap.actor, household_id=document.household_id)
     ):
         raise NotFound("No such document: issue it before it is signed.", code="unknown_document")
+    ap.took_place_before(_erased_at(ap, document.household_id))
     documents.sign(ap.session, actor=ap.actor, record=ap.record(), document=document, payload=p)
     if document.order_id is not None:
         order = ap.order(document.order_id)
         review_entry.after_fact(ap.session, order=order, at=ap.when.received_at)
+
+
+def _erased_at(ap: Applying, household_id: uuid.UUID | None) -> datetime | None:
+    household = ap.session.get(Household, household_id) if household_id is not None else None
+    return household.erased_at if household is not None else None
 
 
 def _meter_reading(ap: Applying, p: a.MeterReadingV1) -> None:

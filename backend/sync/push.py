@@ -32,12 +32,14 @@ from backend.errors import AuthError, Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
 from backend.nul_guard import has_nul
+from backend.org.models import Household
 from backend.org.pipl import ERASED_PAYLOAD
 from backend.review import entry as review_entry
 from backend.sync import changes, retirement
 from backend.sync.handlers import CATALOGUE, Applying, Handler, blobs_of, known_versions, order_id_of
 from backend.sync.models import SyncAction, SyncCounter, SyncDevice
 from backend.work_orders import locking, service
+from backend.work_orders.models import WorkOrder
 from backend.work_orders.service import FieldTime
 from backend.work_orders.states import State, allowed_moves
 from mobile_contract.sync import ActionEnvelope, ActionResult, OrderNow, PushRequest, PushResponse, Status
@@ -86,6 +88,8 @@ class _Decoded:
     handler: Handler | None = None
     payload: Any = None
     error: ActionResult | None = None
+    erased: bool = False
+    """Queued offline across its resident's erasure: the action log keeps ``ERASED_PAYLOAD``."""
 
 
 @dataclass(slots=True)
@@ -324,6 +328,9 @@ class _Run:
             careful = self.scopes.covers(envelope.seq)
             result = _apply_one(self.session, self.batch, decoded, when, careful=careful)
         # 6. answer
+        if result.status is Status.rejected and not decoded.erased:
+            # Refused before its handler looked at the order: its resident's erasure still counts.
+            decoded.erased = _erased_after(self.session, self.batch.actor.company_id, decoded, when)
         _remember(self.session, self.batch, decoded, result, when)
         self.firsts[envelope.id] = _First.of(envelope, decoded.raw, result)
         self.expected += 1
@@ -333,8 +340,6 @@ class _Run:
             buffer.send_rows(self.session)
         return result
 
-
-_ERASED_RAW = ERASED_PAYLOAD.encode()
 
 # The statements every push runs are built once, with parameters: building a select and its
 # cache key on every call costs more than running it.
@@ -363,6 +368,14 @@ _LOCK_DEVICE = (
     sa.select(DEVICES.c.last_applied_seq)
     .where(DEVICES.c.device_id == sa.bindparam("device_id"))
     .with_for_update()
+)
+# The latest erasure of the household a refused action names, by its order or by itself.
+_ERASED_AT = sa.select(sa.func.max(Household.erased_at)).where(
+    Household.company_id == sa.bindparam("company_id"),
+    sa.or_(
+        Household.id == sa.bindparam("household_id"),
+        Household.id.in_(sa.select(WorkOrder.household_id).where(WorkOrder.id == sa.bindparam("order_id"))),
+    ),
 )
 # ``current`` is JSON null for all but conflicts: left unparsed, a replay costs half as much.
 _CURRENT = sa.case((sa.cast(ANSWERS.c.current, sa.Text) == "null", sa.null()), else_=ANSWERS.c.current).label(
@@ -556,7 +569,10 @@ def _sent_again(envelope: ActionEnvelope, raw: bytes, first: _First) -> ActionRe
         first.type == envelope.type
         and first.v == envelope.v
         and first.occurred_at == envelope.occurred_at
-        and msgspec.json.decode(first.payload) == msgspec.json.decode(raw)
+        # An erasure blanked what the first delivery carried: the rest has to do.
+        and (
+            first.payload == ERASED_PAYLOAD or msgspec.json.decode(first.payload) == msgspec.json.decode(raw)
+        )
     )
     if not same:
         return _result(
@@ -727,10 +743,9 @@ def _apply_one(
     try:
         return _run_handler(session, batch, decoded, applying, careful=careful)
     finally:
-        if applying.before_erasure:
-            # Queued offline across the resident's erasure: the action log keeps no more of it
-            # than the erasure left of the actions it found there.
-            decoded.raw = _ERASED_RAW
+        # Queued offline across the resident's erasure: the action log keeps no more of it than
+        # the erasure left of the actions it found there.
+        decoded.erased = applying.before_erasure
 
 
 def _run_handler(
@@ -794,6 +809,28 @@ def _current(session: Session, decoded: _Decoded, batch: _Batch) -> dict[str, An
     return msgspec.to_builtins(now)
 
 
+def _erased_after(session: Session, company_id: uuid.UUID, decoded: _Decoded, when: FieldTime) -> bool:
+    """Whether the order or household a refused action names (as decoded, or as sent when it did
+    not decode) had its resident erased after the action took place."""
+    sent = decoded.envelope.payload if isinstance(decoded.envelope.payload, dict) else {}
+    order_id = (
+        order_id_of(decoded.payload) if decoded.payload is not None else _uuid(sent.get("work_order_id"))
+    )
+    household_id = getattr(decoded.payload, "household_id", None) or _uuid(sent.get("household_id"))
+    if order_id is None and household_id is None:
+        return False
+    params = {"company_id": company_id, "order_id": order_id, "household_id": household_id}
+    erased_at = session.execute(_ERASED_AT, params).scalar()
+    return erased_at is not None and when.corrected_at <= erased_at
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _remember(
     session: Session, batch: _Batch, decoded: _Decoded, result: ActionResult, when: FieldTime
 ) -> None:
@@ -812,7 +849,7 @@ def _remember(
             "code": result.code,
             "message": result.message,
             "current": result.current,
-            "payload": decoded.raw.decode(),
+            "payload": ERASED_PAYLOAD if decoded.erased else decoded.raw.decode(),
             "occurred_at": envelope.occurred_at,
             "received_at": batch.received_at,
             "corrected_at": when.corrected_at,

@@ -306,6 +306,59 @@ def test_actions_queued_offline_across_the_erasure_arrive_blanked(
     assert again.duplicates == again.sent > 0 and again.rejected == 0
 
 
+def test_a_blanked_action_sent_again_under_another_seq_is_still_a_duplicate(
+    client: TestClient, ctx: AppContext, clock: ManualClock, visited: dict
+) -> None:
+    """A phone that queued one note twice (in one batch, then once more later): the erasure blanked
+    what the first delivery carried, and the resends are answered as the same action, not as an
+    id used for something else."""
+    phone, order_id = visited["phone"], visited["order_id"]
+    occurred = phone.clock().isoformat()
+    clock.advance(minutes=10)
+    assert erase(client, visited["household_id"], admin(client)).status_code == 200
+    clock.advance(minutes=10)
+    seq, action_id = phone.last_applied_seq + 1, str(uuid.uuid4())
+    note = {"work_order_id": order_id, "text": f"{RESIDENT}说卧室冷"}
+
+    def push(*seqs: int) -> list[tuple[str, str | None]]:
+        actions = [
+            {
+                "id": action_id,
+                "seq": n,
+                "type": "work_order.note",
+                "v": 1,
+                "occurred_at": occurred,
+                "payload": note,
+            }
+            for n in seqs
+        ]
+        body = {"device_id": phone.device_id, "sent_at": phone.clock().isoformat(), "actions": actions}
+        response = phone._send("POST", "/api/v1/sync/push", json=body)
+        assert response.status_code == 200, response.text
+        return [(r["status"], r.get("code")) for r in response.json()["results"]]
+
+    assert push(seq, seq + 1) == [("applied", None), ("duplicate", None)]
+    assert push(seq + 2) == [("duplicate", None)]
+    assert not any(RESIDENT in payload for payload in _payloads(ctx))
+
+
+def test_actions_refused_across_the_erasure_keep_no_personal_text(
+    client: TestClient, ctx: AppContext, clock: ManualClock, visited: dict
+) -> None:
+    """Refused before any handler looked at them (an outdated app, a payload that does not fit), or
+    about a household rather than an order: the action log keeps none of their text."""
+    phone, order_id, household_id = visited["phone"], visited["order_id"], visited["household_id"]
+    phone.enqueue("work_order.note", {"work_order_id": order_id, "text": RESIDENT + "冷" * 2001})
+    record = {**visited["record"], "measurement_id": str(uuid.uuid4()), "work_order_id": None}
+    phone.enqueue("measurement.record", {**record, "note": f"{RESIDENT}家卧室冷"})
+    clock.advance(minutes=10)
+    assert erase(client, household_id, admin(client)).status_code == 200
+    clock.advance(minutes=10)
+    report = phone.push()
+    assert report.rejected == 1 and report.applied == 1, phone.pending()
+    assert not any(RESIDENT in payload for payload in _payloads(ctx))
+
+
 def test_a_photo_taken_before_the_erasure_loses_its_original_at_the_next_maintenance(
     client: TestClient, ctx: AppContext, clock: ManualClock, visited: dict
 ) -> None:
