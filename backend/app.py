@@ -37,7 +37,7 @@ from backend.evidence.controllers import (
 from backend.evidence.pdf import check_font
 from backend.health import HealthController
 from backend.logs import configure_logging
-from backend.metrics import MetricsController, instrument_pool, mark_worker_gone
+from backend.metrics import MetricsController, instrument_pool, mark_worker_gone, watch_devices
 from backend.org.controllers import AdminHouseholdController
 from backend.reports.controllers import ReportController
 from backend.request_guard import guard_request
@@ -143,6 +143,7 @@ def create_app(
     )
     app_ref.append(app)
     instrument_pool(ctx.db.engine)
+    watch_devices(ctx.db.engine)
     # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204;
     # around it the request id, the request's log line and its duration.
     app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))

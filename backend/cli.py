@@ -86,7 +86,7 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from backend.logs import configure_logging
-    from backend.metrics import serve_on_port
+    from backend.metrics import serve_on_port, watch_devices
 
     configure_logging(settings)
     if settings.auto_migrate:
@@ -107,6 +107,10 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     port = port or settings.port
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
     if settings.metrics_port:
+        if workers > 1:
+            # This process serves the metrics port and builds no app: its scrapes read the
+            # devices' waiting actions through an engine of their own (one worker's app sets it).
+            watch_devices(build_context(settings).db.engine)
         serve_on_port(host, settings.metrics_port)
         click.echo(f"metrics on http://{host}:{settings.metrics_port}/metrics")
     uvicorn.run(

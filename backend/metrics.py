@@ -14,8 +14,10 @@ a memory-mapped file in multiprocess mode): ``bench/sync_bench.py`` shows it bes
 """
 
 import hmac
+import logging
 import os
 from collections import Counter as Tally
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,14 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlmodel import col
 
+from backend.auth.models import Device, User
 from backend.errors import AuthError
-from mobile_contract.sync import PullResponse, PushRequest, PushResponse, Status
+from backend.org.models import Company
+from backend.sync.models import SyncDevice
+from mobile_contract.sync import PullResponse, PushRequest, PushResponse
 
 __all__ = (
     "HTTP_DURATION_BUCKETS",
@@ -50,7 +57,10 @@ __all__ = (
     "prepare_multiprocess",
     "scrape",
     "serve_on_port",
+    "watch_devices",
 )
+
+log = logging.getLogger("heatcrew.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # OpenTelemetry's advice for http.server.request.duration (seconds).
@@ -70,13 +80,6 @@ SYNC_ACTIONS = Counter(
     "heatcrew_sync_actions",
     "Pushed actions by type and by the status answered (applied, duplicate, rejected, ...).",
     ["type", "status"],
-)
-SYNC_WAITING = Gauge(
-    "heatcrew_sync_waiting_actions",
-    "Actions a device's last push left waiting for an upload (blob_missing) and those queued behind "
-    "them; sum over devices for the queue depth, 0 once the device's queue moves again.",
-    ["device_id"],
-    multiprocess_mode="mostrecent",
 )
 PUSH_BATCH = Histogram("heatcrew_sync_push_batch_actions", "Actions per push.", buckets=PUSH_BATCH_BUCKETS)
 PULL_CHANGES = Histogram(
@@ -103,7 +106,8 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def observe_push(request: PushRequest, response: PushResponse) -> None:
-    """One push: its size, each answer by type and status, and how much of the queue waits."""
+    """One push: its size and each answer by type and status. How much of the phones' queues waits
+    for uploads is read from the database at each scrape (:class:`WaitingCollector`)."""
     PUSH_BATCH.observe(len(request.actions))
     types = {envelope.seq: envelope.type for envelope in request.actions}
     results = response.results
@@ -114,10 +118,6 @@ def observe_push(request: PushRequest, response: PushResponse) -> None:
     tally = Tally(zip(map(types.get, [result.seq for result in results]), statuses, strict=True))
     for (action_type, status), count in tally.items():
         SYNC_ACTIONS.labels(action_type or "unknown", status).inc(count)
-    held = statuses.count(Status.waiting.value)
-    if held:
-        held += statuses.count(Status.out_of_order.value)
-    SYNC_WAITING.labels(request.device_id).set(held)
 
 
 def observe_pull(response: PullResponse) -> None:
@@ -146,11 +146,73 @@ def instrument_pool(engine: sa.Engine) -> None:
 # --- scraping -----------------------------------------------------------------------------------
 
 
+class WaitingCollector:
+    """Phones' queues held up by uploads, by company, read from the devices' counter rows
+    (``sync_device.waiting_actions``, written by every push with its counter) when scraped.
+
+    Right with any number of workers and of devices: one series per company, never one per device
+    (a device id is the phone's own string, and there may be thousands). A scrape while the database
+    is down leaves these two out and says so in ``heatcrew_sync_waiting_scrape_ok``."""
+
+    def __init__(self) -> None:
+        self.engine: sa.Engine | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.engine is None:
+            return
+        devices = GaugeMetricFamily(
+            "heatcrew_sync_waiting_devices",
+            "Devices whose last push stopped at an action waiting for its upload (blob_missing).",
+            labels=["company"],
+        )
+        actions = GaugeMetricFamily(
+            "heatcrew_sync_waiting_actions",
+            "Actions those pushes left waiting for an upload, with those queued behind them.",
+            labels=["company"],
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_WAITING_BY_COMPANY).all()
+        except sa.exc.SQLAlchemyError:
+            log.warning("metrics: the devices' waiting actions could not be read")
+            yield GaugeMetricFamily("heatcrew_sync_waiting_scrape_ok", _SCRAPE_OK_HELP, value=0)
+            return
+        for company, count, waiting in rows:
+            devices.add_metric([company], count)
+            actions.add_metric([company], waiting)
+        yield devices
+        yield actions
+        yield GaugeMetricFamily("heatcrew_sync_waiting_scrape_ok", _SCRAPE_OK_HELP, value=1)
+
+
+_SCRAPE_OK_HELP = "1 when the devices' waiting actions were read at this scrape, 0 when the database failed."
+_DEVICES = SyncDevice.__table__
+_WAITING_BY_COMPANY = (
+    sa.select(Company.code, sa.func.count(), sa.func.sum(_DEVICES.c.waiting_actions))
+    .select_from(_DEVICES)
+    .join(Device, col(Device.id) == _DEVICES.c.device_id)
+    .join(User, col(User.id) == Device.user_id)
+    .join(Company, col(Company.id) == User.company_id)
+    .where(_DEVICES.c.waiting_actions > 0)
+    .group_by(Company.code)
+    .order_by(Company.code)
+)
+WAITING = WaitingCollector()
+REGISTRY.register(WAITING)
+
+
+def watch_devices(engine: sa.Engine) -> None:
+    """Scrapes read the devices' waiting actions from this database (the app's, at its start)."""
+    WAITING.engine = engine
+
+
 def _registry() -> Any:
-    """Every worker's samples in multiprocess mode; this process's otherwise."""
+    """Every worker's samples in multiprocess mode; this process's otherwise. The waiting actions
+    come from the database either way."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(WAITING)
         return registry
     return REGISTRY
 
@@ -185,7 +247,8 @@ def serve_on_port(host: str, port: int) -> Any:
 class MetricsController(Controller):
     """``GET /metrics`` on the API port, registered only when a token is configured."""
 
-    @get("/metrics", opt={"exclude_from_auth": True}, include_in_schema=False, sync_to_thread=False)
+    # In a thread: a scrape reads the database (``WaitingCollector``).
+    @get("/metrics", opt={"exclude_from_auth": True}, include_in_schema=False, sync_to_thread=True)
     def metrics(self, request: Request) -> Response[bytes]:
         expected = request.app.state.ctx.settings.metrics_token
         given = request.headers.get("authorization", "")

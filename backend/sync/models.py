@@ -33,6 +33,12 @@ class SyncDevice(SQLModel, table=True):
         description="Answers (sync_action) below this seq were removed by retention; always at or "
         "below last_applied_seq, so such a seq is answered duplicate, never applied again.",
     )
+    waiting_actions: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Actions the device's last push left waiting for an upload (blob_missing), with "
+        "those queued behind them; 0 once its queue moves again (the metrics sum it by company).",
+    )
 
 
 class SyncAction(SQLModel, table=True):

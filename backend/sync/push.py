@@ -221,23 +221,33 @@ def _apply(ctx: AppContext, batch: _Batch, *, scopes: _Scopes) -> tuple[int, str
             batch.results.append(run.answer(envelope))
         # The counter goes with the batch's other writes, in their round trip at the commit (it is
         # tracked only now: an action scope's rollback before this drops what the buffer tracks).
-        device = _DeviceRow(batch.device_id, last, None, batch.answers_pruned_below)  # updated_at: unread
+        device = _DeviceRow(batch.device_id, last, None, batch.answers_pruned_below)  # unread: None
         buffer.track(session, DEVICES, [device])
         device.last_applied_seq = run.expected - 1
         device.updated_at = batch.received_at
+        device.waiting_actions = _waiting(batch.results)
     return run.expected - 1, epoch
 
 
 class _DeviceRow:
     """The device's counter row (locked by the batch's first statement), written back at the commit."""
 
-    __slots__ = ("answers_pruned_below", "device_id", "last_applied_seq", "updated_at")
+    __slots__ = ("answers_pruned_below", "device_id", "last_applied_seq", "updated_at", "waiting_actions")
 
     def __init__(self, device_id: str, last: int, updated_at: datetime | None, pruned_below: int) -> None:
         self.device_id = device_id
         self.last_applied_seq = last
         self.updated_at = updated_at
         self.answers_pruned_below = pruned_below
+        self.waiting_actions: int | None = None
+
+
+def _waiting(results: list[ActionResult]) -> int:
+    """The action waiting for its upload and those behind it (0 when none waits)."""
+    statuses = [result.status for result in results]
+    if Status.waiting not in statuses:
+        return 0
+    return statuses.count(Status.waiting) + statuses.count(Status.out_of_order)
 
 
 @dataclass(slots=True)

@@ -10,17 +10,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend import metrics
+from backend.demo import DEMO_COMPANY_CODE
 from tests.api.helpers import assert_error, auth, login
 from tests.fixtures.live_server import free_port, start_server, stop_server
 
 TOKEN = "scrape-token-for-the-tests-0123456789"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
 Samples = dict[tuple[str, frozenset], float]
+COMPANY = DEMO_COMPANY_CODE
 
 
 def parse(text: str) -> Samples:
@@ -131,10 +134,14 @@ def test_traffic_is_counted_exactly(make_client: Callable[..., TestClient]) -> N
     assert added(actions, type="evidence.photo", status="applied") == 1
     assert added(actions, type="evidence.photo", status="duplicate") == 1
     assert added(actions, type="work_order.note", status="duplicate") == 1
-    # The waiting photo and the note behind it, until the next push moves the queue.
-    gauge = "heatcrew_sync_waiting_actions"
-    assert value(waiting, gauge, device_id="metrics-phone") == 2
-    assert value(after, gauge, device_id="metrics-phone") == 0
+    # The waiting photo and the note behind it, until the next push moves the queue: by company,
+    # read from the devices' rows, and never labelled with a device id.
+    assert value(waiting, "heatcrew_sync_waiting_actions", company=COMPANY) == 2
+    assert value(waiting, "heatcrew_sync_waiting_devices", company=COMPANY) == 1
+    assert value(waiting, "heatcrew_sync_waiting_scrape_ok") == 1
+    assert value(after, "heatcrew_sync_waiting_actions", company=COMPANY) == 0
+    assert value(after, "heatcrew_sync_waiting_devices", company=COMPANY) == 0
+    assert not any("device_id" in dict(labels) or "metrics-phone" in str(labels) for _, labels in waiting)
     assert added("heatcrew_sync_push_batch_actions_count") == 3
     assert added("heatcrew_sync_push_batch_actions_sum") == 4 + 2 + 2
     assert added("heatcrew_sync_push_batch_actions_bucket", le="2.0") == 2
@@ -225,6 +232,27 @@ def test_several_workers_are_added_up(tmp_path: Path) -> None:
     assert logins == 12
     # The workers wrote their samples to files (multiprocess mode), one set per process.
     assert list((tmp_path / "var" / "prometheus").glob("counter_*.db"))
+    # The process serving the port builds no app: it reads the devices' waiting actions itself.
+    assert value(samples, "heatcrew_sync_waiting_scrape_ok") == 1
+
+
+@pytest.mark.usefixtures("demo")
+def test_a_scrape_while_the_database_is_gone_still_answers(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = make_client(metrics_token=TOKEN)
+    engine = client.app.state.ctx.db.engine
+    gone = sa.create_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'heatcrew.db'}")
+    metrics.watch_devices(gone)
+    try:
+        samples = scrape(client)
+    finally:
+        metrics.watch_devices(engine)
+        gone.dispose()
+    assert value(samples, "heatcrew_sync_waiting_scrape_ok") == 0
+    assert not any(name.startswith("heatcrew_sync_waiting_actions") for name, _ in samples)
+    assert value(samples, "heatcrew_db_pool_connections_max") > 0  # the rest is there
+    assert value(scrape(client), "heatcrew_sync_waiting_scrape_ok") == 1
 
 
 @pytest.mark.usefixtures("demo")
