@@ -193,7 +193,8 @@ _WAITING_BY_COMPANY = (
     .join(Device, col(Device.id) == _DEVICES.c.device_id)
     .join(User, col(User.id) == Device.user_id)
     .join(Company, col(Company.id) == User.company_id)
-    .where(_DEVICES.c.waiting_actions > 0)
+    # A revoked device or a disabled user's never pushes again: its queue is no longer waiting.
+    .where(_DEVICES.c.waiting_actions > 0, col(Device.revoked_at).is_(None), col(User.is_active))
     .group_by(Company.code)
     .order_by(Company.code)
 )

@@ -179,6 +179,28 @@ def test_traffic_is_counted_exactly(make_client: Callable[..., TestClient]) -> N
 
 
 @pytest.mark.usefixtures("demo")
+def test_a_revoked_phone_no_longer_counts_as_waiting(make_client: Callable[..., TestClient]) -> None:
+    """Its queue will never move again: the office sees the phones that can still catch up."""
+    client = make_client(metrics_token=TOKEN)
+    tokens = login(client, "tech1", device_id="lost-phone")
+    pulled = client.get("/api/v1/sync/pull", headers=auth(tokens)).json()
+    order_id = next(change["id"] for change in pulled["changes"] if change["entity"] == "work_order")
+    sha = hashlib.sha256(b"never uploaded").hexdigest()
+    batch = [envelope(1, "evidence.photo", {"work_order_id": order_id, "blob": sha, "purpose": "before"})]
+    body = {"device_id": "lost-phone", "sent_at": "2026-12-07T00:36:00+00:00", "actions": batch}
+    pushed = client.post("/api/v1/sync/push", json=body, headers=auth(tokens)).json()
+    assert [r["status"] for r in pushed["results"]] == ["waiting"]
+    assert value(scrape(client), "heatcrew_sync_waiting_devices", company=COMPANY) == 1
+    revoked = client.post(
+        "/api/v1/devices/lost-phone/revoke", json={"reason": "lost"}, headers=auth(login(client, "admin"))
+    )
+    assert revoked.status_code == 200, revoked.text
+    samples = scrape(client)
+    assert value(samples, "heatcrew_sync_waiting_devices", company=COMPANY) == 0
+    assert value(samples, "heatcrew_sync_waiting_actions", company=COMPANY) == 0
+
+
+@pytest.mark.usefixtures("demo")
 def test_the_metrics_port_serves_the_metrics(client: TestClient) -> None:
     client.get("/health")
     port = free_port()
