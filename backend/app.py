@@ -143,7 +143,7 @@ def create_app(
     )
     app_ref.append(app)
     instrument_pool(ctx.db.engine)
-    watch_devices(ctx.db.engine)
+    watch_devices(ctx.db.engine.url.render_as_string(hide_password=False), ctx.clock)
     # CORS outside everything, as ``cors_config`` would be, but a refused preflight answers 204;
     # around it the request id, the request's log line and its duration.
     app.asgi_handler = with_telemetry(with_cors(app.asgi_handler, cors_config(settings)))

@@ -85,6 +85,7 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
         prepare_multiprocess(settings.var_dir)
     import uvicorn
 
+    from backend.clock import SystemClock
     from backend.logs import configure_logging
     from backend.metrics import serve_on_port, watch_devices
 
@@ -108,9 +109,9 @@ def _serve(*, host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"HeatCrew on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
     if settings.metrics_port:
         if workers > 1:
-            # This process serves the metrics port and builds no app: its scrapes read the
-            # devices' waiting actions through an engine of their own (one worker's app sets it).
-            watch_devices(build_context(settings).db.engine)
+            # This process serves the metrics port and builds no app (with one worker, the app
+            # in this process tells the collector): the devices' waiting actions are read here.
+            watch_devices(settings.effective_database_url, SystemClock())
         serve_on_port(host, settings.metrics_port)
         click.echo(f"metrics on http://{host}:{settings.metrics_port}/metrics")
     uvicorn.run(

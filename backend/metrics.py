@@ -16,8 +16,11 @@ a memory-mapped file in multiprocess mode): ``bench/sync_bench.py`` shows it bes
 import hmac
 import logging
 import os
+import threading
 from collections import Counter as Tally
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlmodel import col
 
 from backend.auth.models import Device, User
+from backend.clock import Clock, SystemClock
+from backend.db.engine import make_engine
 from backend.errors import AuthError
 from backend.org.models import Company
 from backend.sync.models import SyncDevice
@@ -151,60 +156,117 @@ class WaitingCollector:
     (``sync_device.waiting_actions``, written by every push with its counter) when scraped.
 
     Right with any number of workers and of devices: one series per company, never one per device
-    (a device id is the phone's own string, and there may be thousands). A scrape while the database
-    is down leaves these two out and says so in ``heatcrew_sync_waiting_scrape_ok``."""
+    (a device id is the phone's own string, and there may be thousands). Every worker and replica
+    reads the same rows, so aggregate with ``max by (company)``, never ``sum``.
+
+    The read must not take the metrics down with the database: it runs on an engine of its own
+    (one connection, short timeouts, a reader on SQLite), in a thread of its own, one read at a
+    time; a scrape waits for it at most ``READ_BUDGET_SECONDS``. A read that failed or did not
+    answer in time leaves the two gauges out and says so in ``heatcrew_sync_waiting_scrape_ok``."""
+
+    READ_BUDGET_SECONDS = 2.0
 
     def __init__(self) -> None:
         self.engine: sa.Engine | None = None
+        self.clock: Clock = SystemClock()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="heatcrew-metrics")
+        self._lock = threading.Lock()
+        self._reading: Future[list[Any]] | None = None
+
+    def watch(self, url: str, clock: Clock) -> None:
+        engine = make_engine(
+            url, connect_timeout=2, statement_timeout=2, pool_timeout=1, pool_size=1, max_overflow=0
+        ).execution_options(readonly=True)
+        old, self.engine, self.clock = self.engine, engine, clock
+        if old is not None:
+            old.dispose()
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        if self.engine is None:
+        engine = self.engine
+        if engine is None:
             return
-        devices = GaugeMetricFamily(
-            "heatcrew_sync_waiting_devices",
-            "Devices whose last push stopped at an action waiting for its upload (blob_missing).",
-            labels=["company"],
-        )
-        actions = GaugeMetricFamily(
-            "heatcrew_sync_waiting_actions",
-            "Actions those pushes left waiting for an upload, with those queued behind them.",
-            labels=["company"],
-        )
+        with self._lock:
+            if self._reading is None or self._reading.done():
+                since = self.clock.now() - QUIET_AFTER
+                self._reading = self._reader.submit(_read_waiting, engine, since)
+            reading = self._reading
         try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(_WAITING_BY_COMPANY).all()
-        except sa.exc.SQLAlchemyError:
-            log.warning("metrics: the devices' waiting actions could not be read")
+            rows = reading.result(timeout=self.READ_BUDGET_SECONDS)
+        except Exception as exc:  # the database's trouble, or no answer in time: never the scrape's
+            log.warning("metrics: the devices' waiting actions could not be read (%s)", type(exc).__name__)
             yield GaugeMetricFamily("heatcrew_sync_waiting_scrape_ok", _SCRAPE_OK_HELP, value=0)
             return
+        devices, actions, ok = self._families()
         for company, count, waiting in rows:
             devices.add_metric([company], count)
             actions.add_metric([company], waiting)
-        yield devices
-        yield actions
-        yield GaugeMetricFamily("heatcrew_sync_waiting_scrape_ok", _SCRAPE_OK_HELP, value=1)
+        ok.add_metric([], 1)
+        yield from (devices, actions, ok)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "heatcrew_sync_waiting_devices",
+                "Devices whose last push stopped at an action waiting for its upload (blob_missing).",
+                labels=["company"],
+            ),
+            GaugeMetricFamily(
+                "heatcrew_sync_waiting_actions",
+                "Actions those pushes left waiting for an upload, with those queued behind them.",
+                labels=["company"],
+            ),
+            GaugeMetricFamily("heatcrew_sync_waiting_scrape_ok", _SCRAPE_OK_HELP),
+        )
 
 
-_SCRAPE_OK_HELP = "1 when the devices' waiting actions were read at this scrape, 0 when the database failed."
+QUIET_AFTER = timedelta(days=14)
+"""A device that has not pushed for this long (as long as phones keep answered actions) no longer
+counts: it was replaced or lost, and its queue will not move."""
+_SCRAPE_OK_HELP = "1 when the devices' waiting actions were read at this scrape, 0 when that failed."
 _DEVICES = SyncDevice.__table__
-_WAITING_BY_COMPANY = (
-    sa.select(Company.code, sa.func.count(), sa.func.sum(_DEVICES.c.waiting_actions))
+# Every company, 0 where nothing waits; a revoked device or a disabled user's never pushes again.
+_WAITING = (
+    sa.select(User.company_id, _DEVICES.c.waiting_actions)
     .select_from(_DEVICES)
     .join(Device, col(Device.id) == _DEVICES.c.device_id)
     .join(User, col(User.id) == Device.user_id)
-    .join(Company, col(Company.id) == User.company_id)
-    # A revoked device or a disabled user's never pushes again: its queue is no longer waiting.
-    .where(_DEVICES.c.waiting_actions > 0, col(Device.revoked_at).is_(None), col(User.is_active))
+    .where(
+        _DEVICES.c.waiting_actions > 0,
+        _DEVICES.c.updated_at >= sa.bindparam("since"),
+        col(Device.revoked_at).is_(None),
+        col(User.is_active),
+    )
+    .subquery()
+)
+_WAITING_BY_COMPANY = (
+    sa.select(
+        Company.code,
+        sa.func.count(_WAITING.c.waiting_actions),
+        sa.func.coalesce(sa.func.sum(_WAITING.c.waiting_actions), 0),
+    )
+    .select_from(Company)
+    .outerjoin(_WAITING, _WAITING.c.company_id == Company.id)
     .group_by(Company.code)
     .order_by(Company.code)
 )
+
+
+def _read_waiting(engine: sa.Engine, since: datetime) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(_WAITING_BY_COMPANY, {"since": since}).all())
+
+
 WAITING = WaitingCollector()
 REGISTRY.register(WAITING)
 
 
-def watch_devices(engine: sa.Engine) -> None:
-    """Scrapes read the devices' waiting actions from this database (the app's, at its start)."""
-    WAITING.engine = engine
+def watch_devices(url: str, clock: Clock) -> None:
+    """Scrapes read the devices' waiting actions from this database, by this clock."""
+    WAITING.watch(url, clock)
 
 
 def _registry() -> Any:

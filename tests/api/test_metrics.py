@@ -3,6 +3,7 @@ reachable only with its token on the API port, or on its own port, and adds up s
 
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -259,22 +260,50 @@ def test_several_workers_are_added_up(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("demo")
-def test_a_scrape_while_the_database_is_gone_still_answers(
-    make_client: Callable[..., TestClient], tmp_path: Path
-) -> None:
+def test_a_scrape_while_the_database_is_gone_still_answers(make_client: Callable[..., TestClient]) -> None:
     client = make_client(metrics_token=TOKEN)
-    engine = client.app.state.ctx.db.engine
-    gone = sa.create_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'heatcrew.db'}")
-    metrics.watch_devices(gone)
+    ctx = client.app.state.ctx
+    metrics.watch_devices("postgresql+psycopg://postgres@127.0.0.1:1/nothing-listens-here", ctx.clock)
     try:
         samples = scrape(client)
     finally:
-        metrics.watch_devices(engine)
-        gone.dispose()
+        metrics.watch_devices(ctx.db.engine.url.render_as_string(hide_password=False), ctx.clock)
     assert value(samples, "heatcrew_sync_waiting_scrape_ok") == 0
     assert not any(name.startswith("heatcrew_sync_waiting_actions") for name, _ in samples)
     assert value(samples, "heatcrew_db_pool_connections_max") > 0  # the rest is there
     assert value(scrape(client), "heatcrew_sync_waiting_scrape_ok") == 1
+
+
+@pytest.mark.usefixtures("demo")
+def test_a_scrape_does_not_wait_for_the_pushes(make_client: Callable[..., TestClient]) -> None:
+    """A writer holding the database: on SQLite the scrape reads beside it (it takes no write lock,
+    so it never holds a push up either); on PostgreSQL a table locked for good costs the scrape
+    its waiting figures after the read's budget, not the scrape itself, and one read at a time."""
+    client = make_client(metrics_token=TOKEN)
+    engine = client.app.state.ctx.db.engine
+    with engine.connect() as writer:
+        if engine.dialect.name == "sqlite":
+            writer.execute(sa.text("UPDATE sync_device SET waiting_actions = waiting_actions"))
+            started = time.monotonic()
+            samples = scrape(client)
+            assert time.monotonic() - started < 1
+            assert value(samples, "heatcrew_sync_waiting_scrape_ok") == 1
+            assert value(samples, "heatcrew_sync_waiting_devices", company=COMPANY) == 0
+            return
+        writer.execute(sa.text("LOCK TABLE sync_device IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        first = scrape(client)
+        waited = time.monotonic() - started
+        second = scrape(client)  # the first read still waits: no second one starts
+        writer.rollback()
+    assert metrics.WaitingCollector.READ_BUDGET_SECONDS <= waited < 4
+    assert value(first, "heatcrew_sync_waiting_scrape_ok") == 0
+    assert value(second, "heatcrew_sync_waiting_scrape_ok") == 0
+    assert value(first, "heatcrew_db_pool_connections_max") > 0  # the rest of the scrape is there
+    deadline = time.monotonic() + 10
+    while value(scrape(client), "heatcrew_sync_waiting_scrape_ok") != 1:
+        assert time.monotonic() < deadline, "the scrape never read the devices again"
+    assert value(scrape(client), "heatcrew_sync_waiting_devices", company=COMPANY) == 0
 
 
 @pytest.mark.usefixtures("demo")
