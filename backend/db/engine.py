@@ -197,6 +197,16 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A read-only transaction on a plain connection, as ``session(readonly=True)`` has but
+        without the ORM session around it (a pull builds no ORM objects): one snapshot for every
+        statement on PostgreSQL, a deferred reader beside the writer on SQLite. It ends with the
+        block (rolled back: it wrote nothing); ``conn.rollback()`` inside starts a new snapshot at
+        the next statement."""
+        with self._readonly_engine.connect() as conn:
+            yield conn
+
     def fetch_one(self, statement: sa.Executable, params: dict[str, Any]) -> sa.Row[Any] | None:
         """One read-only statement, its first row: one round trip on PostgreSQL, no transaction."""
         if self._point_engine is None:

@@ -76,9 +76,9 @@ _OPEN_FOR = (
 )
 
 
-def open_for(session: Session, user_id: uuid.UUID) -> list[RedoRequestView]:
+def open_for(conn: sa.Connection, user_id: uuid.UUID) -> list[RedoRequestView]:
     """The open redo requests of a user: their phone's ``redo_request`` entities."""
-    return [view(row) for row in session.connection().execute(_OPEN_FOR, {"user_id": user_id})]
+    return [view(row) for row in conn.execute(_OPEN_FOR, {"user_id": user_id})]
 
 
 def view(row: Any) -> RedoRequestView:
