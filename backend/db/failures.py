@@ -11,10 +11,13 @@ import sqlite3
 import psycopg
 import sqlalchemy as sa
 
-__all__ = ("RETRY_AFTER_SECONDS", "is_unavailable")
+__all__ = ("RETRYABLE_SQLSTATES", "RETRY_AFTER_SECONDS", "is_unavailable")
 
 RETRY_AFTER_SECONDS = 5
 """What a 503 ``database_unavailable`` tells the client to wait (``Retry-After``)."""
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+"""A serialisation failure or a deadlock: PostgreSQL ended the transaction, which may simply run
+again (a push batch, an erasure)."""
 
 # SQLSTATE classes of psycopg's OperationalError that say "not now": connection exception (08),
 # transaction rollback (40: serialisation, deadlock), insufficient resources (53), operator

@@ -36,6 +36,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.auth.principal import Principal
 from backend.context import AppContext
+from backend.db.failures import RETRYABLE_SQLSTATES
 from backend.errors import InvalidInput, NotFound
 from backend.evidence.models import Blob, Document, Measurement, Photo, Signature
 from backend.org.models import Building, Household
@@ -64,8 +65,6 @@ _Result = TypeVar("_Result")
 
 log = logging.getLogger("heatcrew.pipl")
 
-# A deadlock or a serialisation failure ends a transaction that may simply run again.
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _TRIES = 3
 
 ERASED = "[erased]"
@@ -360,7 +359,7 @@ def _retrying(transaction: Callable[[], _Result]) -> _Result:
         try:
             return transaction()
         except sa.exc.DBAPIError as exc:
-            if attempt == _TRIES or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+            if attempt == _TRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
                 raise
             log.warning("erasure retried after %s", getattr(exc.orig, "sqlstate", None))
     raise AssertionError("unreachable")

@@ -27,7 +27,7 @@ from backend.auth.principal import Principal
 from backend.auth.tokens import AccessClaims
 from backend.context import AppContext
 from backend.db import buffer, direct
-from backend.db.failures import is_unavailable
+from backend.db.failures import RETRYABLE_SQLSTATES, is_unavailable
 from backend.errors import AuthError, Conflict, HeatCrewError, NotFound
 from backend.evidence.agreement import ContentDisagrees
 from backend.evidence.models import Blob, BlobUploader
@@ -61,7 +61,6 @@ SKEW_STORED_LIMIT = 2**31 - 1
 DB_RETRIES = 3
 # Refusals in a batch that each cost a run, before every action from the first one gets a scope.
 MAX_CAREFUL_RUNS = 3
-RETRYABLE_SQLSTATES = {"40001", "40P01"}
 ANSWERS = SyncAction.__table__
 COUNTERS = SyncCounter.__table__
 DEVICES = SyncDevice.__table__
